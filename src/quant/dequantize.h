@@ -1,0 +1,20 @@
+// Reference (scalar, obviously correct) decoders and dot products for every QuantType.
+// Backends test their packed kernels against these.
+#pragma once
+
+#include <cstdint>
+
+#include "quant/quant_type.h"
+
+namespace ge {
+
+// Decodes `n` consecutive elements of a row-blocked encoding (n a multiple of the block).
+void dequantize_blocks(QuantType type, const void* src, int64_t n, float* dst);
+
+// Decodes row `row` of w into dst[0..cols).
+void dequantize_row(const QuantWeight& w, int64_t row, float* dst);
+
+// Σ_k w[row, k] · x[k], computed in fp32 from the dequantized row.
+float dot_row(const QuantWeight& w, int64_t row, const float* x);
+
+}  // namespace ge
