@@ -1,0 +1,163 @@
+// The op interface every backend implements: coarse, Gemma-shaped ops on fp32 activations that live
+// in backend memory (host RAM for the CPU, device memory for CUDA). The model (src/model) is written
+// once against this interface; backends never re-implement the model.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "quant/quant_type.h"
+
+namespace ge {
+
+class Backend;
+
+// Backend-owned memory (RAII). Pointers into it are only dereferenced by the owning backend.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(Backend* owner, void* ptr, size_t bytes) : owner_(owner), ptr_(ptr), bytes_(bytes) {}
+  ~DeviceBuffer();  // defined below Backend
+  DeviceBuffer(DeviceBuffer&& o) noexcept { swap(o); }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    DeviceBuffer tmp(std::move(o));
+    swap(tmp);
+    return *this;
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  void* data() const { return ptr_; }
+  float* f32() const { return static_cast<float*>(ptr_); }
+  int32_t* i32() const { return static_cast<int32_t*>(ptr_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void swap(DeviceBuffer& o) noexcept {
+    std::swap(owner_, o.owner_);
+    std::swap(ptr_, o.ptr_);
+    std::swap(bytes_, o.bytes_);
+  }
+  Backend* owner_ = nullptr;
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// A weight matrix [rows, cols] repacked into the backend's own layout at load time. Packing is
+// lossless: the packed form dequantizes to exactly what the source QuantWeight dequantizes to.
+class PackedWeight {
+ public:
+  virtual ~PackedWeight() = default;
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  QuantType source_type() const { return source_type_; }
+  // Bytes held by the packed form (weights + scales), for memory reports.
+  virtual size_t bytes() const = 0;
+
+ protected:
+  PackedWeight(int64_t rows, int64_t cols, QuantType type) : rows_(rows), cols_(cols), source_type_(type) {}
+
+ private:
+  int64_t rows_;
+  int64_t cols_;
+  QuantType source_type_;
+};
+
+// Geometry of one layer's KV cache. Sliding layers keep a ring of `capacity` slots
+// (window + largest prefill chunk), full layers keep `capacity` = the context length.
+struct KvLayerSpec {
+  int32_t n_kv_heads = 0;
+  int32_t head_dim = 0;
+  int32_t capacity = 0;        // slots; position p lives in slot p % capacity
+  int32_t sliding_window = 0;  // 0 = full attention; else keys with q - k < window are visible
+};
+
+class KvCache {
+ public:
+  virtual ~KvCache() = default;
+  virtual size_t bytes() const = 0;
+};
+
+// Parameters of one attention call.
+struct AttentionParams {
+  int32_t n_heads = 0;     // query heads
+  int32_t n_kv_heads = 0;  // query head h reads KV head h / (n_heads / n_kv_heads)
+  int32_t head_dim = 0;
+  int32_t sliding_window = 0;  // 0 = causal over everything cached
+  float scale = 1.0f;          // applied to q·k
+  float logit_softcap = 0.0f;  // 0 = none; else s = cap * tanh(s / cap)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // ---- memory ----
+  virtual Result<DeviceBuffer> alloc(size_t bytes) = 0;
+  virtual void free_memory(void* ptr) = 0;
+  virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
+  // Waits for queued work; reports errors a device raised asynchronously.
+  virtual Status synchronize() = 0;
+
+  // ---- load time ----
+  virtual Result<std::unique_ptr<PackedWeight>> pack_weight(const QuantWeight& w) = 0;
+  virtual Result<std::unique_ptr<KvCache>> create_kv_cache(const std::vector<KvLayerSpec>& layers) = 0;
+
+  // ---- ops (shapes in brackets; all activations fp32, row-major) ----
+  // out[t, :] = table[tokens[t], :] * scale. tokens: [n_tokens] in backend memory.
+  virtual void embed(const int32_t* tokens, int64_t n_tokens, const PackedWeight& table, float scale,
+                     float* out /* [n_tokens, table.cols] */) = 0;
+  // y[m, n] = Σ_k x[m, k] · w[n, k]   (y = x · wᵀ)
+  virtual void matmul(const float* x /* [m, w.cols] */, int64_t m, const PackedWeight& w,
+                      float* y /* [m, w.rows] */) = 0;
+  // Per row of length n: y = x / sqrt(mean(x²) + eps) * (w ? w : 1). y may alias x.
+  virtual void rms_norm(const float* x /* [rows, n] */, const float* w /* [n] or null */, int64_t rows,
+                        int64_t n, float eps, float* y) = 0;
+  // x += rms_norm(a) * w over rows of length n (post-norm then residual add, Gemma's sandwich).
+  virtual void add_rms_norm(float* x /* [rows, n] */, const float* a /* [rows, n] */, const float* w,
+                            int64_t rows, int64_t n, float eps);
+  // NeoX ("rotate half") RoPE in place: dim j pairs with j + d/2; angle = positions[t] * inv_freq[j].
+  // inv_freq [head_dim/2] is in backend memory; zero entries leave their pair unrotated.
+  virtual void rope(float* x /* [n_tokens, n_heads, head_dim] */, int64_t n_tokens, int64_t n_heads,
+                    int64_t head_dim, const int32_t* positions /* [n_tokens] */, const float* inv_freq) = 0;
+  // out = gelu_tanh(gate) * up, elementwise.
+  virtual void gelu_tanh_mul(const float* gate, const float* up, int64_t n, float* out) = 0;
+  virtual void add(const float* a, const float* b, int64_t n, float* out) = 0;
+  virtual void scale(float* x, int64_t n, float s) = 0;
+  // x = cap * tanh(x / cap)
+  virtual void softcap(float* x, int64_t n, float cap) = 0;
+
+  // Writes K and V of n_tokens consecutive positions into layer `layer` of the cache.
+  virtual void kv_store(KvCache& cache, int32_t layer, const float* k /* [n_tokens, n_kv, d] */,
+                        const float* v /* [n_tokens, n_kv, d] */, int64_t n_tokens,
+                        const int32_t* positions) = 0;
+  // Causal (optionally sliding-window) attention of n_tokens queries at `positions` over everything
+  // cached in `layer` up to each query's own position (its K/V must already be stored).
+  virtual void attention(const KvCache& cache, int32_t layer, const float* q /* [n_tokens, n_heads, d] */,
+                         int64_t n_tokens, const int32_t* positions, const AttentionParams& p,
+                         float* out /* [n_tokens, n_heads, d] */) = 0;
+};
+
+inline DeviceBuffer::~DeviceBuffer() {
+  if (owner_ != nullptr && ptr_ != nullptr) owner_->free_memory(ptr_);
+}
+
+inline void Backend::add_rms_norm(float* x, const float* a, const float* w, int64_t rows, int64_t n,
+                                  float eps) {
+  // Default composition; backends override it with a fused kernel. Needs scratch for norm(a).
+  Result<DeviceBuffer> tmp = alloc(static_cast<size_t>(rows * n) * sizeof(float));
+  GE_CHECK_MSG(tmp.is_ok(), tmp.status().to_string());
+  rms_norm(a, w, rows, n, eps, tmp->f32());
+  add(x, tmp->f32(), rows * n, x);
+}
+
+// Creates a backend by name: "cpu" (always), "cuda" (when built with GE_CUDA).
+Result<std::unique_ptr<Backend>> create_backend(const std::string& name, int n_threads);
+
+}  // namespace ge
