@@ -63,4 +63,14 @@ struct QuantWeight {
 // Validates shape/group invariants of a weight view (does not read the data).
 Status validate_weight(const QuantWeight& w);
 
+// Bytes each buffer of a weight view must hold: data, scale and zero (0 where the type has none
+// or the pointer is null). Loaders compare these with the bytes present before building the view.
+struct WeightBytes {
+  uint64_t data = 0;
+  uint64_t scale = 0;
+  uint64_t zero = 0;
+};
+// Checked like validate_weight (shape, group invariants, overflow); pointers are not required.
+Result<WeightBytes> weight_bytes(const QuantWeight& w);
+
 }  // namespace ge
