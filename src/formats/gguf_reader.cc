@@ -157,34 +157,47 @@ class GgufFile::Parser {
  private:
   uint64_t remaining() const { return size_ - pos_; }
 
-  Status need(uint64_t n, const std::string& what) const {
+  // What is being read, for error messages; only turned into text when something is wrong
+  // (the happy path reads 262144-entry vocab arrays through here).
+  struct What {
+    const char* field;                 // "array count"
+    std::string_view subject = {};     // key or tensor name, if known
+    const char* subject_kind = "key";  // "key" or "tensor"
+    std::string text() const {
+      std::string s = field;
+      if (!subject.empty()) s += std::string(" of ") + subject_kind + " " + quoted(subject);
+      return s;
+    }
+  };
+
+  Status need(uint64_t n, const What& what) const {
     if (n > remaining()) {
-      return format_error("gguf: truncated file: " + what + " needs " + u64s(n) + " bytes at offset " +
+      return format_error("gguf: truncated file: " + what.text() + " needs " + u64s(n) + " bytes at offset " +
                           u64s(pos_) + ", only " + u64s(remaining()) + " remain (size " + u64s(size_) + ")");
     }
     return Status::ok();
   }
   template <typename T>
-  Status read(T* out, const std::string& what) {
+  Status read(T* out, const What& what) {
     GE_RETURN_IF_ERROR(need(sizeof(T), what));
     *out = load<T>(data_ + pos_);
     pos_ += sizeof(T);
     return Status::ok();
   }
-  Status skip(uint64_t n, const std::string& what) {
+  Status skip(uint64_t n, const What& what) {
     GE_RETURN_IF_ERROR(need(n, what));
     pos_ += n;
     return Status::ok();
   }
   // Reads a u64 length and returns a view of that many bytes.
-  Status read_string(std::string_view* out, const std::string& what) {
+  Status read_string(std::string_view* out, const What& what) {
     uint64_t len;
-    GE_RETURN_IF_ERROR(read(&len, what + " length"));
+    GE_RETURN_IF_ERROR(read(&len, what));
     if (len > kMaxStringBytes) {
-      return format_error("gguf: " + what + " length " + u64s(len) + " exceeds the limit of " +
+      return format_error("gguf: " + what.text() + ": length " + u64s(len) + " exceeds the limit of " +
                           u64s(kMaxStringBytes) + " bytes");
     }
-    GE_RETURN_IF_ERROR(need(len, what + " (length " + u64s(len) + ")"));
+    GE_RETURN_IF_ERROR(need(len, what));
     *out = std::string_view(reinterpret_cast<const char*>(data_ + pos_), len);
     pos_ += len;
     return Status::ok();
@@ -198,7 +211,7 @@ class GgufFile::Parser {
     }
     pos_ = 4;
     uint32_t version;
-    GE_RETURN_IF_ERROR(read(&version, "header version"));
+    GE_RETURN_IF_ERROR(read(&version, {"header version"}));
     if (version == 1) {
       return unsupported("gguf: version 1 files are not supported (only v2 and v3); re-convert the model");
     }
@@ -210,8 +223,8 @@ class GgufFile::Parser {
       return unsupported("gguf: version " + u64s(version) + " is not supported (only v2 and v3)");
     }
     f_->version_ = version;
-    GE_RETURN_IF_ERROR(read(&n_tensors_, "header tensor count"));
-    GE_RETURN_IF_ERROR(read(&n_kv_, "header key/value count"));
+    GE_RETURN_IF_ERROR(read(&n_tensors_, {"header tensor count"}));
+    GE_RETURN_IF_ERROR(read(&n_kv_, {"header key/value count"}));
     if (n_kv_ > kMaxKeyValues) {
       return format_error("gguf: key/value count " + u64s(n_kv_) + " exceeds the limit of " + u64s(kMaxKeyValues));
     }
@@ -229,15 +242,14 @@ class GgufFile::Parser {
   Status parse_key_values() {
     f_->entries_.reserve(n_kv_);
     for (uint64_t i = 0; i < n_kv_; ++i) {
-      const std::string where = "key/value #" + u64s(i);
       std::string_view key;
-      GE_RETURN_IF_ERROR(read_string(&key, where + " key"));
-      if (key.empty()) return format_error("gguf: " + where + " has an empty key");
+      GE_RETURN_IF_ERROR(read_string(&key, {"key string"}));
+      if (key.empty()) return format_error("gguf: key/value #" + u64s(i) + " has an empty key");
       if (f_->entry_index_.find(key) != f_->entry_index_.end()) {
         return format_error("gguf: duplicate key " + quoted(key));
       }
       uint32_t raw_type;
-      GE_RETURN_IF_ERROR(read(&raw_type, "type of key " + quoted(key)));
+      GE_RETURN_IF_ERROR(read(&raw_type, {"value type", key}));
       if (raw_type > kMaxValueType) {
         return format_error("gguf: key " + quoted(key) + " has unknown value type " + u64s(raw_type));
       }
@@ -262,30 +274,30 @@ class GgufFile::Parser {
   Status skip_value(ValueType type, int level, std::string_view key) {
     const uint64_t fixed = scalar_size(type);
     if (type == ValueType::kBool) {
-      GE_RETURN_IF_ERROR(need(1, "bool value of key " + quoted(key)));
+      GE_RETURN_IF_ERROR(need(1, {"bool value", key}));
       if (data_[pos_] > 1) {
         return format_error("gguf: key " + quoted(key) + " has bool byte " + u64s(data_[pos_]) + " (must be 0 or 1)");
       }
       pos_ += 1;
       return Status::ok();
     }
-    if (fixed != 0) return skip(fixed, std::string(value_type_name(type)) + " value of key " + quoted(key));
+    if (fixed != 0) return skip(fixed, {"scalar value", key});
     if (type == ValueType::kString) {
       std::string_view s;
-      return read_string(&s, "string value of key " + quoted(key));
+      return read_string(&s, {"string value", key});
     }
     // Array: element type, count, elements.
     if (level > kMaxArrayDepth) {
       return format_error("gguf: key " + quoted(key) + " nests arrays deeper than " + u64s(kMaxArrayDepth) + " levels");
     }
     uint32_t raw_elem;
-    GE_RETURN_IF_ERROR(read(&raw_elem, "array element type of key " + quoted(key)));
+    GE_RETURN_IF_ERROR(read(&raw_elem, {"array element type", key}));
     if (raw_elem > kMaxValueType) {
       return format_error("gguf: key " + quoted(key) + " has unknown array element type " + u64s(raw_elem));
     }
     const ValueType elem = static_cast<ValueType>(raw_elem);
     uint64_t count;
-    GE_RETURN_IF_ERROR(read(&count, "array count of key " + quoted(key)));
+    GE_RETURN_IF_ERROR(read(&count, {"array count", key}));
     if (count > kMaxArrayElements) {
       return format_error("gguf: key " + quoted(key) + " array count " + u64s(count) + " exceeds the limit of " +
                           u64s(kMaxArrayElements));
@@ -327,10 +339,9 @@ class GgufFile::Parser {
   Status parse_tensor_infos() {
     f_->tensors_.reserve(n_tensors_);
     for (uint64_t i = 0; i < n_tensors_; ++i) {
-      const std::string where = "tensor info #" + u64s(i);
       std::string_view name;
-      GE_RETURN_IF_ERROR(read_string(&name, where + " name"));
-      if (name.empty()) return format_error("gguf: " + where + " has an empty name");
+      GE_RETURN_IF_ERROR(read_string(&name, {"tensor name"}));
+      if (name.empty()) return format_error("gguf: tensor info #" + u64s(i) + " has an empty name");
       if (name.size() > kMaxTensorNameBytes) {
         return format_error("gguf: tensor name " + quoted(name) + " is " + u64s(name.size()) +
                             " bytes long (limit " + u64s(kMaxTensorNameBytes) + ")");
@@ -340,7 +351,7 @@ class GgufFile::Parser {
       }
       const std::string tname = "tensor " + quoted(name);
       uint32_t n_dims;
-      GE_RETURN_IF_ERROR(read(&n_dims, tname + " n_dims"));
+      GE_RETURN_IF_ERROR(read(&n_dims, {"n_dims", name, "tensor"}));
       if (n_dims == 0 || n_dims > static_cast<uint32_t>(kGgmlMaxDims)) {
         return format_error("gguf: " + tname + ": n_dims " + u64s(n_dims) + " is outside [1, " +
                             u64s(kGgmlMaxDims) + "]");
@@ -349,14 +360,14 @@ class GgufFile::Parser {
       t.name = std::string(name);
       t.ne.resize(n_dims);
       for (uint32_t d = 0; d < n_dims; ++d) {
-        GE_RETURN_IF_ERROR(read(&t.ne[d], tname + " ne[" + u64s(d) + "]"));
+        GE_RETURN_IF_ERROR(read(&t.ne[d], {"dims", name, "tensor"}));
         if (t.ne[d] <= 0) {
           return format_error("gguf: " + tname + ": ne[" + u64s(d) + "] = " + std::to_string(t.ne[d]) +
                               " must be positive");
         }
       }
-      GE_RETURN_IF_ERROR(read(&t.ggml_type, tname + " type"));
-      GE_RETURN_IF_ERROR(read(&t.offset, tname + " offset"));
+      GE_RETURN_IF_ERROR(read(&t.ggml_type, {"ggml type", name, "tensor"}));
+      GE_RETURN_IF_ERROR(read(&t.offset, {"data offset", name, "tensor"}));
       if (ggml_type_info(t.ggml_type) == nullptr) {
         return format_error("gguf: " + tname + ": unknown or removed ggml type id " + u64s(t.ggml_type));
       }
@@ -406,10 +417,11 @@ class GgufFile::Parser {
     for (size_t k = 1; k < order.size(); ++k) {
       const TensorInfo& prev = ts[order[k - 1]];
       const TensorInfo& cur = ts[order[k]];
-      if (cur.offset < prev.offset + prev.nbytes) {  // both in the file, so no overflow
-        return format_error("gguf: tensor " + quoted(cur.name) + ": data [" + u64s(cur.offset) + ", " +
-                            u64s(cur.offset + cur.nbytes) + ") overlaps tensor " + quoted(prev.name) + " [" +
-                            u64s(prev.offset) + ", " + u64s(prev.offset + prev.nbytes) + ")");
+      if (cur.offset < prev.offset + prev.nbytes) {  // both lie in the file, so nothing overflows
+        const uint64_t base = f_->data_offset_;
+        return format_error("gguf: tensor " + quoted(cur.name) + ": data [" + u64s(base + cur.offset) + ", " +
+                            u64s(base + cur.offset + cur.nbytes) + ") overlaps tensor " + quoted(prev.name) + " [" +
+                            u64s(base + prev.offset) + ", " + u64s(base + prev.offset + prev.nbytes) + ")");
       }
     }
     return Status::ok();
