@@ -27,6 +27,13 @@ exercised. Quantizer inputs cover normal and uniform data, all-zero rows, outlie
 (fp16 scale underflow), all-positive rows, exact rounding ties, fp16/bf16 range edges and
 constant blocks.
 
+k-quant quantizer fixtures (--ggml-src, a checkout of the ggml sources): gguf.quants cannot
+quantize Q4_K/Q6_K, so the script compiles ggml's reference quantizers (src/ggml-quants.c, with
+-ffp-contract=off and stubs for the few ggml symbols it references) into a temporary shared
+library and writes <out>/q4_k_ggml.bin and <out>/q6_k_ggml.bin in the format above, with
+quant_rows > 0 and decode rows equal to ggml's output. Without --ggml-src those two files are
+left as they are.
+
 Real-model fixture (--model, the Gemma 3 270M Q4_K_M GGUF): <out>/gemma3_270m_rows.bin
 
   0       4     magic b"GEQR"
@@ -46,9 +53,12 @@ Real-model fixture (--model, the Gemma 3 270M Q4_K_M GGUF): <out>/gemma3_270m_ro
 """
 
 import argparse
+import ctypes
 import os
 import struct
+import subprocess
 import sys
+import tempfile
 
 import numpy as np
 from gguf import GGMLQuantizationType as T
@@ -187,6 +197,50 @@ def write_block_fixture(path: str, qtype: T, rng: np.random.Generator) -> int:
     return os.path.getsize(path)
 
 
+GGML_STUBS = r"""
+#include <stdint.h>
+#include <stdlib.h>
+void ggml_abort(const char* file, int line, const char* fmt, ...) { (void)file; (void)line; (void)fmt; abort(); }
+void ggml_log_internal(int level, const char* fmt, ...) { (void)level; (void)fmt; }
+size_t ggml_row_size(int type, int64_t ne) { (void)type; (void)ne; abort(); }
+size_t ggml_type_size(int type) { (void)type; abort(); }
+const char* ggml_type_name(int type) { (void)type; return "?"; }
+"""
+
+
+def build_ggml_quants(ggml_src: str, workdir: str) -> ctypes.CDLL:
+    stubs = os.path.join(workdir, "stubs.c")
+    with open(stubs, "w") as f:
+        f.write(GGML_STUBS)
+    lib = os.path.join(workdir, "libggml_quants_ref.so")
+    subprocess.run(["cc", "-O2", "-ffp-contract=off", "-std=gnu11", "-shared", "-fPIC",
+                    "-I", os.path.join(ggml_src, "include"), "-I", os.path.join(ggml_src, "src"),
+                    os.path.join(ggml_src, "src", "ggml-quants.c"), stubs, "-o", lib, "-lm"],
+                   check=True)
+    return ctypes.CDLL(lib)
+
+
+def write_ggml_kquant_fixture(path: str, qtype: T, lib: ctypes.CDLL, rng: np.random.Generator) -> int:
+    block_elems, block_bytes = GGML_QUANT_SIZES[qtype]
+    row_bytes = COLS // block_elems * block_bytes
+    fn = {T.Q4_K: lib.quantize_row_q4_K_ref, T.Q6_K: lib.quantize_row_q6_K_ref}[qtype]
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    fn.restype = None
+    inputs = np.ascontiguousarray(quantizer_inputs(rng))
+    quantized = np.zeros((len(inputs), row_bytes), np.uint8)
+    for r in range(len(inputs)):
+        fn(inputs[r].ctypes.data, quantized[r].ctypes.data, COLS)
+    expected = np.asarray(quants.dequantize(quantized.copy(), qtype), dtype=np.float32)
+    with open(path, "wb") as f:
+        f.write(b"GEQF")
+        f.write(struct.pack("<7I", 1, int(qtype), COLS, len(inputs), len(inputs), row_bytes, 0))
+        f.write(quantized.tobytes())
+        f.write(expected.reshape(len(inputs), COLS).astype("<f4").tobytes())
+        f.write(inputs.astype("<f4").tobytes())
+        f.write(quantized.tobytes())
+    return os.path.getsize(path)
+
+
 def fnv1a64(data: bytes) -> int:
     h = 0xCBF29CE484222325
     for b in data:
@@ -226,6 +280,7 @@ def main() -> int:
     parser.add_argument("--out", default=os.path.join(root, "tests", "data", "quant"))
     parser.add_argument("--model", default=os.environ.get("GE_TEST_MODEL"),
                         help="Gemma 3 270M Q4_K_M GGUF for the real-model fixture (optional)")
+    parser.add_argument("--ggml-src", help="ggml source checkout for the Q4_K/Q6_K quantizer fixtures")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     total = 0
@@ -233,6 +288,12 @@ def main() -> int:
         # One generator per type so adding a type does not change the others' fixtures.
         rng = np.random.default_rng([SEED, int(qtype)])
         total += write_block_fixture(os.path.join(args.out, f"{name}.bin"), qtype, rng)
+    if args.ggml_src:
+        with tempfile.TemporaryDirectory() as tmp:
+            lib = build_ggml_quants(args.ggml_src, tmp)
+            for name, qtype in [("q4_k_ggml", T.Q4_K), ("q6_k_ggml", T.Q6_K)]:
+                rng = np.random.default_rng([SEED, int(qtype), 1])
+                total += write_ggml_kquant_fixture(os.path.join(args.out, f"{name}.bin"), qtype, lib, rng)
     if args.model:
         total += write_model_fixture(os.path.join(args.out, "gemma3_270m_rows.bin"), args.model)
     else:

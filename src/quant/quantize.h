@@ -13,7 +13,7 @@ namespace ge {
 // rows × cols fp32 (row-major) → rows × row_bytes(type, cols) bytes at dst.
 //   F32, F16, BF16: plain conversion (round to nearest even; fp16 overflow becomes ±inf).
 //   Q8_0, Q4_0, Q5_0: ggml's reference quantizers, bit for bit (gguf.quants produces the same).
-//   Q4_K, Q6_K: ggml's reference (non-imatrix) search for sub-block scales and mins.
+//   Q4_K, Q6_K: ggml's reference (non-imatrix) search for sub-block scales and mins, bit for bit.
 // Integer encodings reject non-finite input; Q5_K is not supported.
 Status quantize_rows(QuantType type, const float* src, int64_t rows, int64_t cols, uint8_t* dst);
 

@@ -99,7 +99,8 @@ TEST_P(BlockDecode, DotRowMatchesDequantizedRow) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, BlockDecode,
                          ::testing::Values("q4_0.bin", "q5_0.bin", "q8_0.bin", "q4_k.bin", "q5_k.bin",
-                                           "q6_k.bin", "f16.bin", "bf16.bin"),
+                                           "q6_k.bin", "f16.bin", "bf16.bin", "q4_k_ggml.bin",
+                                           "q6_k_ggml.bin"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string name = info.param;
                            return name.substr(0, name.find('.'));

@@ -67,6 +67,7 @@ class ByteCursor {
       ok_ = false;
       return out;
     }
+    if (count == 0) return out;
     out.resize(count);
     if (const uint8_t* p = take(count * sizeof(T))) std::memcpy(out.data(), p, count * sizeof(T));
     return out;

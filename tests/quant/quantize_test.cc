@@ -1,5 +1,5 @@
-// Quantizers: bit-identical to gguf.quants where it can quantize, round-trip bounds for the
-// k-quants and the torchao int4/int8 group layouts, and argument errors.
+// Quantizers: bit-identical to gguf.quants (and, for Q4_K/Q6_K, to ggml's reference quantizers),
+// round-trip bounds for the k-quants and the torchao int4/int8 group layouts, and argument errors.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,7 +22,7 @@ using testing::load_block_fixture;
 
 class QuantizeFixture : public ::testing::TestWithParam<const char*> {};
 
-TEST_P(QuantizeFixture, BitIdenticalToGguf) {
+TEST_P(QuantizeFixture, BitIdenticalToReference) {
   BlockFixture fx;
   ASSERT_EQ(load_block_fixture(GetParam(), &fx), "");
   ASSERT_GT(fx.quant_rows, 0u) << "fixture has no quantizer section";
@@ -35,7 +35,7 @@ TEST_P(QuantizeFixture, BitIdenticalToGguf) {
     for (uint32_t b = 0; b < fx.row_bytes; ++b) {
       if (got[b] != want[b]) {
         ADD_FAILURE() << GetParam() << " row " << r << " byte " << b << ": got " << int{got[b]}
-                      << ", gguf " << int{want[b]};
+                      << ", reference " << int{want[b]};
         break;
       }
     }
@@ -43,7 +43,9 @@ TEST_P(QuantizeFixture, BitIdenticalToGguf) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, QuantizeFixture,
-                         ::testing::Values("q4_0.bin", "q5_0.bin", "q8_0.bin", "f16.bin", "bf16.bin"),
+                         // *_ggml.bin: bytes from ggml's own reference k-quantizers (gguf.quants has none).
+                         ::testing::Values("q4_0.bin", "q5_0.bin", "q8_0.bin", "f16.bin", "bf16.bin",
+                                           "q4_k_ggml.bin", "q6_k_ggml.bin"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string name = info.param;
                            return name.substr(0, name.find('.'));
