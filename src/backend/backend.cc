@@ -10,6 +10,7 @@ namespace ge {
 
 Result<std::unique_ptr<Backend>> create_backend(const std::string& name, int n_threads) {
   if (name == "cpu") return std::unique_ptr<Backend>(create_cpu_backend(n_threads));
+  if (name == "cpu-ref") return std::unique_ptr<Backend>(create_cpu_reference_backend(n_threads));
 #ifdef GE_HAVE_CUDA
   if (name == "cuda") return create_cuda_backend();
 #endif

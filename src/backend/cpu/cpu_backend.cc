@@ -1,191 +1,121 @@
-// Reference CPU backend. Each op is the obvious loop, parallelised over independent rows/heads with
-// the thread pool; accumulation is fp32 with several partial sums so the compiler can vectorise.
+// The "cpu" backend: weights repacked into 8-row SIMD tiles at load, activations quantized to int8
+// per block of 32 once per matmul, tiles split over the thread pool; vector ops and attention use
+// the run-time selected kernel table. Memory, KV cache and kv_store are the reference backend's.
 #include "backend/cpu/cpu_backend.h"
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
-#include <new>
 #include <vector>
 
-#include "core/thread_pool.h"
-#include "quant/dequantize.h"
+#include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_packed_weight.h"
+#include "backend/cpu/cpu_reference_backend.h"
 
 namespace ge {
 namespace {
 
-float dot_f32(const float* a, const float* b, int64_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  float s = 0.0f;
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
+using cpu::CpuPackedWeight;
+using cpu::kBlock;
+using cpu::kRowTile;
 
-// A weight kept as its source view: packing for the reference is the identity.
-class CpuWeight final : public PackedWeight {
+// Elementwise ops below this size run on the calling thread (waking the pool costs more).
+constexpr int64_t kParallelElems = 1 << 15;
+
+class CpuBackend final : public CpuReferenceBackend {
  public:
-  explicit CpuWeight(const QuantWeight& w) : PackedWeight(w.rows, w.cols, w.type), w_(w) {}
-  size_t bytes() const override { return 0; }  // lives in the mapped file
-  const QuantWeight& view() const { return w_; }
-
- private:
-  QuantWeight w_;
-};
-
-class CpuKvCache final : public KvCache {
- public:
-  explicit CpuKvCache(const std::vector<KvLayerSpec>& specs) : specs_(specs) {
-    for (const auto& s : specs_) {
-      size_t n = static_cast<size_t>(s.capacity) * static_cast<size_t>(s.n_kv_heads) *
-                 static_cast<size_t>(s.head_dim);
-      k_.emplace_back(n, 0.0f);
-      v_.emplace_back(n, 0.0f);
-      bytes_ += 2 * n * sizeof(float);
-    }
-  }
-  size_t bytes() const override { return bytes_; }
-  const KvLayerSpec& spec(int32_t l) const { return specs_[static_cast<size_t>(l)]; }
-  float* k(int32_t l) { return k_[static_cast<size_t>(l)].data(); }
-  float* v(int32_t l) { return v_[static_cast<size_t>(l)].data(); }
-  const float* k(int32_t l) const { return k_[static_cast<size_t>(l)].data(); }
-  const float* v(int32_t l) const { return v_[static_cast<size_t>(l)].data(); }
-
- private:
-  std::vector<KvLayerSpec> specs_;
-  std::vector<std::vector<float>> k_, v_;
-  size_t bytes_ = 0;
-};
-
-class CpuBackend final : public Backend {
- public:
-  explicit CpuBackend(int n_threads) : pool_(n_threads) {}
+  CpuBackend(int n_threads, cpu::CpuIsa isa) : CpuReferenceBackend(n_threads), k_(cpu::kernels_for(isa)) {}
   std::string name() const override { return "cpu"; }
 
-  Result<DeviceBuffer> alloc(size_t bytes) override {
-    void* p = std::aligned_alloc(64, std::max<size_t>(64, (bytes + 63) / 64 * 64));
-    if (p == nullptr) return out_of_memory("cpu: cannot allocate " + std::to_string(bytes) + " bytes");
-    return DeviceBuffer(this, p, bytes);
-  }
-  void free_memory(void* ptr) override { std::free(ptr); }
-  void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
-  void download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
-  Status synchronize() override { return Status::ok(); }
-
   Result<std::unique_ptr<PackedWeight>> pack_weight(const QuantWeight& w) override {
-    GE_RETURN_IF_ERROR(validate_weight(w));
-    return std::unique_ptr<PackedWeight>(new CpuWeight(w));
-  }
-
-  Result<std::unique_ptr<KvCache>> create_kv_cache(const std::vector<KvLayerSpec>& layers) override {
-    uint64_t total = 0;
-    for (const auto& s : layers) {
-      if (s.n_kv_heads <= 0 || s.head_dim <= 0 || s.capacity <= 0)
-        return invalid_argument("cpu: invalid KV cache layer geometry");
-      total += 2ull * static_cast<uint64_t>(s.capacity) * static_cast<uint64_t>(s.n_kv_heads) *
-               static_cast<uint64_t>(s.head_dim) * sizeof(float);
-    }
-    try {
-      return std::unique_ptr<KvCache>(new CpuKvCache(layers));
-    } catch (const std::bad_alloc&) {
-      return out_of_memory("cpu: KV cache needs " + std::to_string(total >> 20) +
-                           " MiB; lower the context length (--ctx)");
-    }
+    GE_ASSIGN_OR_RETURN(std::unique_ptr<CpuPackedWeight> p, cpu::pack_cpu_weight(w));
+    return std::unique_ptr<PackedWeight>(std::move(p));
   }
 
   void embed(const int32_t* tokens, int64_t n_tokens, const PackedWeight& table, float scale,
              float* out) override {
-    const QuantWeight& w = static_cast<const CpuWeight&>(table).view();
+    const auto& w = static_cast<const CpuPackedWeight&>(table);
     for (int64_t t = 0; t < n_tokens; ++t) {
-      GE_CHECK(tokens[t] >= 0 && tokens[t] < w.rows);
-      float* row = out + t * w.cols;
-      dequantize_row(w, tokens[t], row);
-      for (int64_t i = 0; i < w.cols; ++i) row[i] *= scale;
+      GE_CHECK(tokens[t] >= 0 && tokens[t] < w.rows());
+      float* row = out + t * w.cols();
+      w.dequantize_row(tokens[t], row);
+      k_.scale(row, w.cols(), scale);
     }
   }
 
   void matmul(const float* x, int64_t m, const PackedWeight& pw, float* y) override {
-    const QuantWeight& w = static_cast<const CpuWeight&>(pw).view();
-    const int64_t n = w.rows, k = w.cols;
-    pool_.parallel_for(n, 8, [&](int64_t begin, int64_t end) {
-      std::vector<float> row(static_cast<size_t>(k));
-      for (int64_t r = begin; r < end; ++r) {
-        dequantize_row(w, r, row.data());  // decode once, reuse for every token
-        for (int64_t i = 0; i < m; ++i) y[i * n + r] = dot_f32(x + i * k, row.data(), k);
-      }
-    });
+    const auto& w = static_cast<const CpuPackedWeight&>(pw);
+    const int64_t n = w.rows(), k = w.cols(), tiles = w.tiles();
+    if (m <= 0) return;
+    // Enough tiles per chunk to amortise the wake-up, few enough to balance two threads.
+    const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(64, tiles / (4 * pool_.size())));
+    if (w.kind() == cpu::PackedKind::kF32) {
+      const float* wd = reinterpret_cast<const float*>(w.data());
+      pool_.parallel_for(tiles, grain, [&](int64_t b, int64_t e) { k_.gemm_f32(wd, n, k, x, m, b, e, y, n); });
+      return;
+    }
+    const cpu::QStreamLayout& l = w.layout();
+    const int64_t nb = l.blocks;
+    q_.resize(static_cast<size_t>(m * nb * kBlock));
+    d_.resize(static_cast<size_t>(m * nb));
+    dsum_.resize(static_cast<size_t>(m * nb));
+    sum16_.resize(static_cast<size_t>(m * nb * 2));
+    if (m * k >= kParallelElems) {
+      pool_.parallel_for(m, 1, [&](int64_t b, int64_t e) {
+        k_.quantize_acts(x + b * k, e - b, nb, q_.data() + b * nb * kBlock, d_.data() + b * nb,
+                         dsum_.data() + b * nb, sum16_.data() + b * nb * 2);
+      });
+    } else {
+      k_.quantize_acts(x, m, nb, q_.data(), d_.data(), dsum_.data(), sum16_.data());
+    }
+    cpu::QuantizedActs a{q_.data(), d_.data(), dsum_.data(), sum16_.data(), m, nb};
+    pool_.parallel_for(tiles, grain, [&](int64_t b, int64_t e) { k_.gemm_q(l, w.data(), n, a, b, e, y, n); });
   }
 
-  void rms_norm(const float* x, const float* w, int64_t rows, int64_t n, float eps,
-                float* y) override {
-    pool_.parallel_for(rows, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) norm_row(x + r * n, w, n, eps, y + r * n);
-    });
+  void rms_norm(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* y) override {
+    rows_op(rows, n, [&](int64_t r) { k_.rms_norm_row(x + r * n, w, n, eps, nullptr, y + r * n); });
   }
 
-  void add_rms_norm(float* x, const float* a, const float* w, int64_t rows, int64_t n,
-                    float eps) override {
-    pool_.parallel_for(rows, 16, [&](int64_t begin, int64_t end) {
-      std::vector<float> tmp(static_cast<size_t>(n));
-      for (int64_t r = begin; r < end; ++r) {
-        norm_row(a + r * n, w, n, eps, tmp.data());
-        for (int64_t i = 0; i < n; ++i) x[r * n + i] += tmp[static_cast<size_t>(i)];
-      }
-    });
+  void add_rms_norm(float* x, const float* a, const float* w, int64_t rows, int64_t n, float eps) override {
+    rows_op(rows, n, [&](int64_t r) { k_.rms_norm_row(a + r * n, w, n, eps, x + r * n, x + r * n); });
   }
 
   void rope(float* x, int64_t n_tokens, int64_t n_heads, int64_t head_dim, const int32_t* positions,
             const float* inv_freq) override {
     const int64_t half = head_dim / 2;
-    for (int64_t t = 0; t < n_tokens; ++t) {
+    rows_op(n_tokens, n_heads * head_dim, [&](int64_t t) {
+      // cos/sin once per token and pair (the same fp32 angle and libm calls as the reference),
+      // then contiguous, vectorisable passes over each head.
+      std::vector<float> cs(static_cast<size_t>(2 * half));
+      float* c = cs.data();
+      float* s = c + half;
       for (int64_t j = 0; j < half; ++j) {
-        if (inv_freq[j] == 0.0f) continue;  // proportional RoPE: this pair does not rotate
-        // Angles in fp32 as the reference computes them (positions up to 2^24 are exact).
         const float angle = static_cast<float>(positions[t]) * inv_freq[j];
-        const float c = std::cos(angle), s = std::sin(angle);
-        for (int64_t h = 0; h < n_heads; ++h) {
-          float* v = x + (t * n_heads + h) * head_dim;
-          const float a = v[j], b = v[j + half];
-          v[j] = a * c - b * s;
-          v[j + half] = b * c + a * s;
+        c[j] = inv_freq[j] == 0.0f ? 1.0f : std::cos(angle);
+        s[j] = inv_freq[j] == 0.0f ? 0.0f : std::sin(angle);
+      }
+      for (int64_t h = 0; h < n_heads; ++h) {
+        float* v = x + (t * n_heads + h) * head_dim;
+        float* v2 = v + half;
+        for (int64_t j = 0; j < half; ++j) {
+          const float a = v[j], b = v2[j];
+          v[j] = a * c[j] - b * s[j];
+          v2[j] = b * c[j] + a * s[j];
         }
       }
-    }
+    });
   }
 
   void gelu_tanh_mul(const float* gate, const float* up, int64_t n, float* out) override {
-    const float k0 = 0.7978845608028654f;  // sqrt(2/pi)
-    for (int64_t i = 0; i < n; ++i) {
-      const float g = gate[i];
-      const float gelu = 0.5f * g * (1.0f + std::tanh(k0 * (g + 0.044715f * g * g * g)));
-      out[i] = gelu * up[i];
-    }
+    elems_op(n, [&](int64_t b, int64_t e) { k_.gelu_tanh_mul(gate + b, up + b, e - b, out + b); });
   }
-
   void add(const float* a, const float* b, int64_t n, float* out) override {
-    for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+    elems_op(n, [&](int64_t s, int64_t e) { k_.add(a + s, b + s, e - s, out + s); });
   }
   void scale(float* x, int64_t n, float s) override {
-    for (int64_t i = 0; i < n; ++i) x[i] *= s;
+    elems_op(n, [&](int64_t b, int64_t e) { k_.scale(x + b, e - b, s); });
   }
   void softcap(float* x, int64_t n, float cap) override {
-    for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
-  }
-
-  void kv_store(KvCache& cache, int32_t layer, const float* k, const float* v, int64_t n_tokens,
-                const int32_t* positions) override {
-    auto& c = static_cast<CpuKvCache&>(cache);
-    const KvLayerSpec& s = c.spec(layer);
-    const int64_t row = static_cast<int64_t>(s.n_kv_heads) * s.head_dim;
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      GE_CHECK(positions[t] >= 0);
-      const int64_t slot = positions[t] % s.capacity;
-      std::memcpy(c.k(layer) + slot * row, k + t * row, static_cast<size_t>(row) * sizeof(float));
-      std::memcpy(c.v(layer) + slot * row, v + t * row, static_cast<size_t>(row) * sizeof(float));
-    }
+    elems_op(n, [&](int64_t b, int64_t e) { k_.softcap(x + b, e - b, cap); });
   }
 
   void attention(const KvCache& cache, int32_t layer, const float* q, int64_t n_tokens,
@@ -195,54 +125,70 @@ class CpuBackend final : public Backend {
     GE_CHECK(p.n_kv_heads == s.n_kv_heads && p.head_dim == s.head_dim && p.n_heads % p.n_kv_heads == 0);
     const int64_t d = p.head_dim, group = p.n_heads / p.n_kv_heads;
     const int64_t kv_row = static_cast<int64_t>(s.n_kv_heads) * d;
+    const float* kc = c.k(layer);
+    const float* vc = c.v(layer);
     pool_.parallel_for(n_tokens * p.n_heads, 1, [&](int64_t begin, int64_t end) {
       std::vector<float> scores;
       for (int64_t idx = begin; idx < end; ++idx) {
         const int64_t t = idx / p.n_heads, h = idx % p.n_heads, g = h / group;
         const int64_t pos = positions[t];
-        int64_t lo = 0;
-        if (p.sliding_window > 0) lo = std::max<int64_t>(0, pos - p.sliding_window + 1);
-        // Every visible key must still be cached: the ring holds `capacity` positions.
+        GE_CHECK(pos >= 0);
+        const int64_t lo = p.sliding_window > 0 ? std::max<int64_t>(0, pos - p.sliding_window + 1) : 0;
         GE_CHECK(pos - lo + 1 <= s.capacity);
         const float* qv = q + (t * p.n_heads + h) * d;
-        scores.resize(static_cast<size_t>(pos - lo + 1));
-        float mx = -INFINITY;
+        const int64_t n_keys = pos - lo + 1;
+        scores.resize(static_cast<size_t>(n_keys));
+        float* sc = scores.data();
         for (int64_t kp = lo; kp <= pos; ++kp) {
-          const float* kv = c.k(layer) + (kp % s.capacity) * kv_row + g * d;
-          float sc = dot_f32(qv, kv, d) * p.scale;
-          if (p.logit_softcap > 0.0f) sc = p.logit_softcap * std::tanh(sc / p.logit_softcap);
-          scores[static_cast<size_t>(kp - lo)] = sc;
-          mx = std::max(mx, sc);
+          sc[kp - lo] = k_.dot(qv, kc + (kp % s.capacity) * kv_row + g * d, d);
         }
-        float sum = 0.0f;
-        for (float& sc : scores) {
-          sc = std::exp(sc - mx);
-          sum += sc;
-        }
+        k_.scale(sc, n_keys, p.scale);
+        if (p.logit_softcap > 0.0f) k_.softcap(sc, n_keys, p.logit_softcap);
+        float mx = -INFINITY;
+        for (int64_t i = 0; i < n_keys; ++i) mx = std::max(mx, sc[i]);
+        const float inv = 1.0f / k_.exp_sum(sc, n_keys, mx);
         float* o = out + (t * p.n_heads + h) * d;
         std::fill(o, o + d, 0.0f);
         for (int64_t kp = lo; kp <= pos; ++kp) {
-          const float pr = scores[static_cast<size_t>(kp - lo)] / sum;
-          const float* vv = c.v(layer) + (kp % s.capacity) * kv_row + g * d;
-          for (int64_t i = 0; i < d; ++i) o[i] += pr * vv[i];
+          k_.axpy(sc[kp - lo] * inv, vc + (kp % s.capacity) * kv_row + g * d, d, o);
         }
       }
     });
   }
 
  private:
-  static void norm_row(const float* x, const float* w, int64_t n, float eps, float* y) {
-    double ss = 0.0;
-    for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-    const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv * (w ? w[i] : 1.0f);
+  // fn(r) for each of `rows` rows of `n` elements, over the pool when the rows are large enough.
+  template <typename Fn>
+  void rows_op(int64_t rows, int64_t n, const Fn& fn) {
+    if (rows * n < kParallelElems || rows < 2) {
+      for (int64_t r = 0; r < rows; ++r) fn(r);
+      return;
+    }
+    pool_.parallel_for(rows, 1, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) fn(r);
+    });
+  }
+  template <typename Fn>
+  void elems_op(int64_t n, const Fn& fn) {
+    if (n < kParallelElems) {
+      fn(0, n);
+      return;
+    }
+    pool_.parallel_for(n, 1024, fn);
   }
 
-  ThreadPool pool_;
+  const cpu::CpuKernels& k_;
+  // Activation quantization scratch, reused across calls: [m][blocks][32] int8 and per block d,
+  // d·Σq and the two half sums. One backend serves one caller at a time (the pool does too).
+  std::vector<int8_t> q_;
+  std::vector<float> d_, dsum_;
+  std::vector<int32_t> sum16_;
 };
 
 }  // namespace
 
-Backend* create_cpu_backend(int n_threads) { return new CpuBackend(n_threads); }
+Backend* create_cpu_backend_isa(int n_threads, cpu::CpuIsa isa) { return new CpuBackend(n_threads, isa); }
+
+Backend* create_cpu_backend(int n_threads) { return create_cpu_backend_isa(n_threads, cpu::detect_cpu_isa()); }
 
 }  // namespace ge

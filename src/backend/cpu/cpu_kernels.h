@@ -1,0 +1,67 @@
+// The CPU backend's kernel table: one implementation per instruction set (portable C++, AVX2,
+// AVX-512 VNNI), chosen at run time from what the processor reports, so one build runs anywhere.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/cpu/cpu_packed_weight.h"
+
+namespace ge::cpu {
+
+enum class CpuIsa : uint8_t {
+  kPortable,    // plain C++ (any x86-64 or other architecture)
+  kAvx2,        // AVX2 + FMA + F16C: int8 dots with vpmaddubsw
+  kAvx512Vnni,  // AVX-512 F/BW/VL + VNNI: int8 dots with vpdpbusd, 32 vector registers
+};
+
+const char* cpu_isa_name(CpuIsa isa);
+// The best instruction set this processor (and operating system) supports.
+CpuIsa detect_cpu_isa();
+// Whether kernels for `isa` may run here.
+bool cpu_isa_supported(CpuIsa isa);
+
+// Activations quantized to int8 per block of 32 (as ggml's Q8_0 activations, with an fp32 scale):
+// x[t, 32b + i] ≈ d[t, b] · q[t, 32b + i], q in −127..127.
+struct QuantizedActs {
+  const int8_t* q = nullptr;      // [m][blocks · 32]
+  const float* d = nullptr;       // [m][blocks]
+  const float* dsum = nullptr;    // [m][blocks]: d · Σ q over the block (for weight mins)
+  const int32_t* sum16 = nullptr; // [m][blocks][2]: Σ q over columns 0..15 and 16..31
+  int64_t m = 0;
+  int64_t blocks = 0;
+};
+
+struct CpuKernels {
+  CpuIsa isa;
+  // Quantizes x [m, 32·blocks] into the buffers of `out` (each sized for m × blocks).
+  void (*quantize_acts)(const float* x, int64_t m, int64_t blocks, int8_t* q, float* d, float* dsum,
+                        int32_t* sum16);
+  // y[t, r] (row stride ldy) for rows of tiles [tile_begin, tile_end) of a quant stream.
+  void (*gemm_q)(const QStreamLayout& l, const uint8_t* data, int64_t rows, const QuantizedActs& a,
+                 int64_t tile_begin, int64_t tile_end, float* y, int64_t ldy);
+  // Same for an fp32 tile stream [tiles][k][8] and fp32 activations x [m, k].
+  void (*gemm_f32)(const float* w, int64_t rows, int64_t k, const float* x, int64_t m,
+                   int64_t tile_begin, int64_t tile_end, float* y, int64_t ldy);
+
+  // ---- vector ops (rows of fp32) ----
+  float (*dot)(const float* a, const float* b, int64_t n);
+  // y += s · x
+  void (*axpy)(float s, const float* x, int64_t n, float* y);
+  // Per row: y = x / sqrt(mean(x²) + eps) · (w ? w : 1); then y += base when base is non-null.
+  void (*rms_norm_row)(const float* x, const float* w, int64_t n, float eps, const float* base,
+                       float* y);
+  void (*gelu_tanh_mul)(const float* gate, const float* up, int64_t n, float* out);
+  void (*add)(const float* a, const float* b, int64_t n, float* out);
+  void (*scale)(float* x, int64_t n, float s);
+  void (*softcap)(float* x, int64_t n, float cap);
+  // x[i] = exp(x[i] − mx); returns Σ x[i].
+  float (*exp_sum)(float* x, int64_t n, float mx);
+};
+
+const CpuKernels& portable_kernels();
+const CpuKernels& avx2_kernels();
+const CpuKernels& avx512_vnni_kernels();
+// The table for `isa` (which must be supported).
+const CpuKernels& kernels_for(CpuIsa isa);
+
+}  // namespace ge::cpu

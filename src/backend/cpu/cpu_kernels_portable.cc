@@ -1,0 +1,147 @@
+// Portable C++ kernels: the same integer math as the SIMD kernels (int8 activations, exact int32
+// block dots), used where the processor has no AVX2, and as a second opinion in the kernel tests.
+#include <algorithm>
+#include <cmath>
+
+#include "backend/cpu/cpu_kernels.h"
+
+namespace ge::cpu {
+namespace {
+
+void quantize_acts(const float* x, int64_t m, int64_t blocks, int8_t* q, float* d, float* dsum,
+                   int32_t* sum16) {
+  for (int64_t t = 0; t < m; ++t) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float* xb = x + (t * blocks + b) * kBlock;
+      int8_t* qb = q + (t * blocks + b) * kBlock;
+      float amax = 0.0f;
+      for (int i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(xb[i]));
+      const float db = amax / 127.0f;
+      const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      int32_t s[2] = {0, 0};
+      for (int i = 0; i < kBlock; ++i) {
+        const int v = static_cast<int>(std::nearbyint(xb[i] * inv));
+        qb[i] = static_cast<int8_t>(v);
+        s[i / 16] += v;
+      }
+      d[t * blocks + b] = db;
+      dsum[t * blocks + b] = db * static_cast<float>(s[0] + s[1]);
+      sum16[(t * blocks + b) * 2] = s[0];
+      sum16[(t * blocks + b) * 2 + 1] = s[1];
+    }
+  }
+}
+
+int quant_at(const QStreamLayout& l, const uint8_t* blk, int64_t rr, int k) {
+  if (l.bits == 4) {
+    const int kk = k % 16;
+    const uint8_t byte = blk[(kk / 4) * 32 + 4 * rr + kk % 4];
+    return k < 16 ? (byte & 0x0f) : (byte >> 4);
+  }
+  return static_cast<int8_t>(blk[(k / 4) * 32 + 4 * rr + k % 4]);
+}
+
+void gemm_q(const QStreamLayout& l, const uint8_t* data, int64_t rows, const QuantizedActs& a,
+            int64_t tile_begin, int64_t tile_end, float* y, int64_t ldy) {
+  for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+    const uint8_t* base = data + tile * l.tile_stride;
+    const int64_t n_rr = std::min<int64_t>(kRowTile, rows - tile * kRowTile);
+    for (int64_t t = 0; t < a.m; ++t) {
+      for (int64_t rr = 0; rr < n_rr; ++rr) {
+        float acc = 0.0f;
+        for (int64_t b = 0; b < l.blocks; ++b) {
+          const uint8_t* blk = base + b * l.block_stride;
+          const int8_t* qa = a.q + (t * a.blocks + b) * kBlock;
+          int32_t s[2] = {0, 0};
+          for (int k = 0; k < kBlock; ++k) s[k / 16] += (quant_at(l, blk, rr, k) - l.zero_point) * qa[k];
+          const float* sc = reinterpret_cast<const float*>(blk + l.scale_offset());
+          const float da = a.d[t * a.blocks + b];
+          if (l.split_scale) {
+            acc += static_cast<float>(s[0]) * (sc[rr] * da) + static_cast<float>(s[1]) * (sc[kRowTile + rr] * da);
+          } else {
+            acc += static_cast<float>(s[0] + s[1]) * (sc[rr] * da);
+          }
+          if (l.has_min) {
+            acc -= reinterpret_cast<const float*>(blk + l.min_offset())[rr] * a.dsum[t * a.blocks + b];
+          }
+        }
+        y[t * ldy + tile * kRowTile + rr] = acc;
+      }
+    }
+  }
+}
+
+void gemm_f32(const float* w, int64_t rows, int64_t k, const float* x, int64_t m, int64_t tile_begin,
+              int64_t tile_end, float* y, int64_t ldy) {
+  for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+    const float* wt = w + tile * k * kRowTile;
+    const int64_t n_rr = std::min<int64_t>(kRowTile, rows - tile * kRowTile);
+    for (int64_t t = 0; t < m; ++t) {
+      float acc[kRowTile] = {};
+      for (int64_t i = 0; i < k; ++i) {
+        for (int rr = 0; rr < kRowTile; ++rr) acc[rr] += wt[i * kRowTile + rr] * x[t * k + i];
+      }
+      for (int64_t rr = 0; rr < n_rr; ++rr) y[t * ldy + tile * kRowTile + rr] = acc[rr];
+    }
+  }
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  float acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  float s = 0.0f;
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+void axpy(float s, const float* x, int64_t n, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += s * x[i];
+}
+
+void rms_norm_row(const float* x, const float* w, int64_t n, float eps, const float* base, float* y) {
+  double ss = 0.0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i] * inv * (w ? w[i] : 1.0f);
+    y[i] = base ? base[i] + v : v;
+  }
+}
+
+void gelu_tanh_mul(const float* gate, const float* up, int64_t n, float* out) {
+  const float k0 = 0.7978845608028654f;  // sqrt(2/pi)
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = 0.5f * g * (1.0f + std::tanh(k0 * (g + 0.044715f * g * g * g))) * up[i];
+  }
+}
+
+void add(const float* a, const float* b, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+void scale(float* x, int64_t n, float s) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= s;
+}
+void softcap(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+float exp_sum(float* x, int64_t n, float mx) {
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    s += x[i];
+  }
+  return s;
+}
+
+}  // namespace
+
+const CpuKernels& portable_kernels() {
+  static const CpuKernels k{CpuIsa::kPortable, quantize_acts, gemm_q, gemm_f32, dot, axpy,
+                            rms_norm_row, gelu_tanh_mul, add, scale, softcap, exp_sum};
+  return k;
+}
+
+}  // namespace ge::cpu
