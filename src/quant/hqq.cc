@@ -33,8 +33,9 @@ Result<Int4GroupData> quantize_int4_group_hqq(const float* src, int64_t rows, in
                                               int64_t group_size, const HqqOptions& options) {
   if (!(options.beta > 0.0f) || !(options.kappa > 0.0f) || !(options.lp_norm > 0.0f) ||
       options.iters < 0) {
-    return invalid_argument("quantize_int4_group_hqq: beta, kappa and lp_norm must be positive and "
-                            "iters non-negative");
+    return invalid_argument(
+        "quantize_int4_group_hqq: beta, kappa and lp_norm must be positive and "
+        "iters non-negative");
   }
   // Validates the arguments, allocates the output and gives the min-max start in one go.
   GE_ASSIGN_OR_RETURN(Int4GroupData out, quantize_int4_group_minmax(src, rows, cols, group_size));

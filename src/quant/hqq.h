@@ -12,9 +12,9 @@ namespace ge {
 
 // torchao's defaults (optimize_weights_proximal_legacy).
 struct HqqOptions {
-  float lp_norm = 0.7f;   // p of the l_p error the shrinkage step minimises
-  float beta = 10.0f;     // initial penalty; the shrink threshold is 1/beta
-  float kappa = 1.01f;    // beta grows by this factor each step
+  float lp_norm = 0.7f;  // p of the l_p error the shrinkage step minimises
+  float beta = 10.0f;    // initial penalty; the shrink threshold is 1/beta
+  float kappa = 1.01f;   // beta grows by this factor each step
   int iters = 20;
   bool early_stop = true;  // stop once the tensor-wide mean |error| stops falling
 };

@@ -100,8 +100,9 @@ Result<WeightBytes> weight_bytes(const QuantWeight& w) {
     return out;
   }
   if (w.group_size <= 0 || w.cols % w.group_size != 0) {
-    return invalid_argument("weight_bytes: " + describe(w) + " needs a positive group size dividing " +
-                            "the row length, got group_size " + std::to_string(w.group_size));
+    return invalid_argument("weight_bytes: " + describe(w) +
+                            " needs a positive group size dividing the row length, got " +
+                            std::to_string(w.group_size));
   }
   const uint64_t groups = cols / static_cast<uint64_t>(w.group_size);
   uint64_t n_groups = 0;
@@ -110,8 +111,8 @@ Result<WeightBytes> weight_bytes(const QuantWeight& w) {
   }
   if (w.type == QuantType::kInt4Group) {
     if (cols % 2 != 0) {
-      return invalid_argument("weight_bytes: " + describe(w) + " packs two values a byte and needs an " +
-                              "even row length");
+      return invalid_argument("weight_bytes: " + describe(w) +
+                              " packs two values a byte and needs an even row length");
     }
     if (!mul_ok(rows, cols / 2, &out.data)) {
       return invalid_argument("weight_bytes: byte size of " + describe(w) + " overflows");
@@ -132,7 +133,8 @@ Status validate_weight(const QuantWeight& w) {
                             std::to_string(static_cast<int>(w.type)));
   }
   if (w.rows <= 0 || w.cols <= 0) {
-    return invalid_argument("validate_weight: " + describe(w) + " must have at least one row and column");
+    return invalid_argument("validate_weight: " + describe(w) +
+                            " must have at least one row and column");
   }
   if (w.data == nullptr) {
     return invalid_argument("validate_weight: " + describe(w) + " has no data pointer");

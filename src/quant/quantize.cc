@@ -75,7 +75,8 @@ void quantize_block_q8_0(const float* x, uint8_t* out) {
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   store_fp16(out, d);
   for (int j = 0; j < 32; ++j) {
-    out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(round_away_clamped(x[j] * id, -127, 127)));
+    out[2 + j] =
+        static_cast<uint8_t>(static_cast<int8_t>(round_away_clamped(x[j] * id, -127, 127)));
   }
 }
 
@@ -171,9 +172,7 @@ Status quantize_rows(QuantType type, const float* src, int64_t rows, int64_t col
                             std::to_string(cols) + "] overflows");
   }
   switch (type) {
-    case QuantType::kF32:
-      std::memcpy(dst, src, n * 4);
-      return Status::ok();
+    case QuantType::kF32: std::memcpy(dst, src, n * 4); return Status::ok();
     case QuantType::kF16:
       for (uint64_t i = 0; i < n; ++i) store_fp16(dst + 2 * i, src[i]);
       return Status::ok();
@@ -244,8 +243,8 @@ Result<Int4GroupData> quantize_int4_group_minmax(const float* src, int64_t rows,
 
 Result<Int8GroupData> quantize_int8_group_symmetric(const float* src, int64_t rows, int64_t cols,
                                                     int64_t group_size) {
-  GE_ASSIGN_OR_RETURN(uint64_t n,
-                      check_group_args("quantize_int8_group_symmetric", src, rows, cols, group_size));
+  GE_ASSIGN_OR_RETURN(
+      uint64_t n, check_group_args("quantize_int8_group_symmetric", src, rows, cols, group_size));
   const int64_t groups = cols / group_size;
   Int8GroupData out;
   out.group_size = group_size;

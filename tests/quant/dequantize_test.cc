@@ -1,5 +1,7 @@
 // Reference decoders vs gguf.quants (fixtures from scripts/gen_quant_fixtures.py), the torchao
 // group layouts built by hand, and dot_row vs the dequantized row.
+#include "quant/dequantize.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +10,6 @@
 #include <vector>
 
 #include "core/dtype.h"
-#include "quant/dequantize.h"
 #include "quant_fixture.h"
 
 namespace ge {
@@ -92,15 +93,16 @@ TEST_P(BlockDecode, DotRowMatchesDequantizedRow) {
   for (uint32_t k : {0u, 31u, 255u, fx.cols - 1}) {
     one_hot[k] = 1.0f;
     const float got = dot_row(w, 1, one_hot.data());
-    EXPECT_EQ(float_bits(got), float_bits(fx.decoded[fx.cols + k] + 0.0f)) << GetParam() << " k " << k;
+    EXPECT_EQ(float_bits(got), float_bits(fx.decoded[fx.cols + k] + 0.0f))
+        << GetParam() << " k " << k;
     one_hot[k] = 0.0f;
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, BlockDecode,
-                         ::testing::Values("q4_0.bin", "q5_0.bin", "q8_0.bin", "q4_k.bin", "q5_k.bin",
-                                           "q6_k.bin", "f16.bin", "bf16.bin", "q4_k_ggml.bin",
-                                           "q6_k_ggml.bin"),
+                         ::testing::Values("q4_0.bin", "q5_0.bin", "q8_0.bin", "q4_k.bin",
+                                           "q5_k.bin", "q6_k.bin", "f16.bin", "bf16.bin",
+                                           "q4_k_ggml.bin", "q6_k_ggml.bin"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string name = info.param;
                            return name.substr(0, name.find('.'));
@@ -206,14 +208,16 @@ TEST(Dequantize, Int8GroupLayout) {
     dequantize_row(w, r, out);
     for (int64_t k = 0; k < cols; ++k) {
       const int64_t gi = r * groups + k / group;
-      const float expected = static_cast<float>(qdata[r * cols + k] - zero[gi]) * bf16_to_f32(scale[gi]);
+      const float expected =
+          static_cast<float>(qdata[r * cols + k] - zero[gi]) * bf16_to_f32(scale[gi]);
       EXPECT_EQ(out[k], expected) << "r " << r << " k " << k;
     }
   }
   w.zero = nullptr;
   dequantize_row(w, 2, out);
   for (int64_t k = 0; k < cols; ++k) {
-    EXPECT_EQ(out[k], static_cast<float>(qdata[2 * cols + k]) * bf16_to_f32(scale[2 * groups + k / group]));
+    EXPECT_EQ(out[k],
+              static_cast<float>(qdata[2 * cols + k]) * bf16_to_f32(scale[2 * groups + k / group]));
   }
 }
 

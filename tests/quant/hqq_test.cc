@@ -1,5 +1,7 @@
 // HQQ int4 quantization: valid kInt4Group output, lower reconstruction error than min-max on
 // weight-like data, and the documented starting point when no iterations run.
+#include "quant/hqq.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +10,6 @@
 
 #include "core/dtype.h"
 #include "quant/dequantize.h"
-#include "quant/hqq.h"
 
 namespace ge {
 namespace {

@@ -1,4 +1,6 @@
 // Tests for QuantType metadata: names, block layouts, checked row sizes and weight-view validation.
+#include "quant/quant_type.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -6,14 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "quant/quant_type.h"
-
 namespace ge {
 namespace {
 
 const QuantType kAllTypes[] = {
-    QuantType::kF32,  QuantType::kF16,  QuantType::kBF16, QuantType::kQ4_0,
-    QuantType::kQ5_0, QuantType::kQ8_0, QuantType::kQ4_K, QuantType::kQ5_K,
+    QuantType::kF32,  QuantType::kF16,       QuantType::kBF16,      QuantType::kQ4_0,
+    QuantType::kQ5_0, QuantType::kQ8_0,      QuantType::kQ4_K,      QuantType::kQ5_K,
     QuantType::kQ6_K, QuantType::kInt4Group, QuantType::kInt8Group,
 };
 
@@ -60,7 +60,8 @@ TEST(QuantType, RowBytesRejectsBadColumns) {
   Result<uint64_t> partial = row_bytes(QuantType::kQ4_K, 100);
   ASSERT_FALSE(partial.is_ok());
   EXPECT_EQ(partial.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(partial.status().message().find("256"), std::string::npos) << partial.status().message();
+  EXPECT_NE(partial.status().message().find("256"), std::string::npos)
+      << partial.status().message();
   EXPECT_FALSE(row_bytes(QuantType::kQ8_0, 33).is_ok());
   EXPECT_FALSE(row_bytes(QuantType::kF16, -2).is_ok());
   EXPECT_FALSE(row_bytes(QuantType::kInt4Group, 64).is_ok());

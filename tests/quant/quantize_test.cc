@@ -1,5 +1,7 @@
 // Quantizers: bit-identical to gguf.quants (and, for Q4_K/Q6_K, to ggml's reference quantizers),
 // round-trip bounds for the k-quants and the torchao int4/int8 group layouts, and argument errors.
+#include "quant/quantize.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,7 +13,6 @@
 
 #include "core/dtype.h"
 #include "quant/dequantize.h"
-#include "quant/quantize.h"
 #include "quant_fixture.h"
 
 namespace ge {
@@ -42,14 +43,15 @@ TEST_P(QuantizeFixture, BitIdenticalToReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, QuantizeFixture,
-                         // *_ggml.bin: bytes from ggml's own reference k-quantizers (gguf.quants has none).
-                         ::testing::Values("q4_0.bin", "q5_0.bin", "q8_0.bin", "f16.bin", "bf16.bin",
-                                           "q4_k_ggml.bin", "q6_k_ggml.bin"),
-                         [](const ::testing::TestParamInfo<const char*>& info) {
-                           std::string name = info.param;
-                           return name.substr(0, name.find('.'));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, QuantizeFixture,
+    // *_ggml.bin: bytes from ggml's own reference k-quantizers (gguf.quants has none).
+    ::testing::Values("q4_0.bin", "q5_0.bin", "q8_0.bin", "f16.bin", "bf16.bin", "q4_k_ggml.bin",
+                      "q6_k_ggml.bin"),
+    [](const ::testing::TestParamInfo<const char*>& info) {
+      std::string name = info.param;
+      return name.substr(0, name.find('.'));
+    });
 
 std::vector<float> normal_data(int64_t n, uint32_t seed, float sigma = 1.0f, float mean = 0.0f) {
   std::mt19937 rng(seed);
@@ -132,14 +134,16 @@ TEST(QuantizeRows, RejectsBadArguments) {
     return quantize_rows(t, s, rows, cols, d).code();
   };
   EXPECT_EQ(code(QuantType::kQ5_K, src.data(), 1, 256, dst.data()), StatusCode::kUnsupported);
-  EXPECT_EQ(code(QuantType::kInt4Group, src.data(), 1, 256, dst.data()), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(QuantType::kInt4Group, src.data(), 1, 256, dst.data()),
+            StatusCode::kInvalidArgument);
   EXPECT_EQ(code(QuantType::kQ8_0, src.data(), 1, 48, dst.data()), StatusCode::kInvalidArgument);
   EXPECT_EQ(code(QuantType::kQ8_0, nullptr, 1, 32, dst.data()), StatusCode::kInvalidArgument);
   EXPECT_EQ(code(QuantType::kQ8_0, src.data(), 1, 32, nullptr), StatusCode::kInvalidArgument);
   EXPECT_EQ(code(QuantType::kQ8_0, src.data(), 0, 32, dst.data()), StatusCode::kInvalidArgument);
   EXPECT_EQ(code(QuantType::kF32, src.data(), std::numeric_limits<int64_t>::max(), 256, dst.data()),
             StatusCode::kInvalidArgument);
-  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+  for (float bad :
+       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
     src[40] = bad;
     Status s = quantize_rows(QuantType::kQ4_0, src.data(), 1, 64, dst.data());
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);

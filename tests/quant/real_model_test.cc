@@ -49,13 +49,15 @@ std::string load_model_fixture(uint64_t* file_size, std::vector<SampledTensor>* 
     SampledTensor st;
     const uint8_t* name = cur.take(64);
     if (name == nullptr) return path + ": truncated";
-    st.name.assign(reinterpret_cast<const char*>(name), strnlen(reinterpret_cast<const char*>(name), 64));
+    st.name.assign(reinterpret_cast<const char*>(name),
+                   strnlen(reinterpret_cast<const char*>(name), 64));
     const auto type = testing::quant_type_from_ggml(cur.read<uint32_t>());
     st.rows = cur.read<uint32_t>();
     st.cols = cur.read<uint32_t>();
     const uint32_t n_samples = cur.read<uint32_t>();
     st.offset = cur.read<uint64_t>();
-    if (!cur.ok() || !type || n_samples > 16 || st.cols > (1u << 20)) return path + ": bad entry " + st.name;
+    if (!cur.ok() || !type || n_samples > 16 || st.cols > (1u << 20))
+      return path + ": bad entry " + st.name;
     st.type = *type;
     st.samples.resize(n_samples);
     for (SampledRow& s : st.samples) {
