@@ -8,15 +8,49 @@
 
 namespace ge::tokenizer_internal {
 
+uint64_t PieceIndex::hash(std::string_view s) {
+  // FNV-1a with a final mix; pieces are short, so a simple byte loop is fast enough.
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : s) h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ull;
+  h ^= h >> 29;
+  h *= 0xbf58476d1ce4e5b9ull;
+  return h ^ (h >> 32);
+}
+
 void PieceIndex::build(const std::vector<std::string_view>& pieces) {
-  map_.clear();
-  map_.reserve(pieces.size());
-  for (size_t i = 0; i < pieces.size(); ++i) map_.insert_or_assign(pieces[i], static_cast<int32_t>(i));
+  pieces_ = pieces;
+  size_t cap = 16;
+  while (cap < 2 * pieces.size()) cap *= 2;
+  slots_.assign(cap, Slot{});
+  mask_ = cap - 1;
+  for (size_t id = 0; id < pieces.size(); ++id) {
+    const uint64_t h = hash(pieces[id]);
+    const auto tag = static_cast<uint32_t>(h >> 32);
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      Slot& s = slots_[i];
+      if (s.id < 0 || (s.tag == tag && pieces_[s.id] == pieces[id])) {
+        s = Slot{static_cast<int32_t>(id), tag};
+        break;
+      }
+    }
+  }
+}
+
+int32_t PieceIndex::find(std::string_view piece) const {
+  if (slots_.empty()) return -1;
+  const uint64_t h = hash(piece);
+  const auto tag = static_cast<uint32_t>(h >> 32);
+  for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+    const Slot& s = slots_[i];
+    if (s.id < 0) return -1;
+    if (s.tag == tag && pieces_[s.id] == piece) return s.id;
+  }
 }
 
 void MergeTable::reserve(size_t n) {
+  // Load factor at most 0.7: linear probing stays short, and the table (16 bytes a slot) small.
   size_t cap = 16;
-  while (cap < 2 * n) cap *= 2;
+  while (cap * 7 < n * 10) cap *= 2;
   if (cap <= slots_.size()) return;
   std::vector<Slot> old = std::move(slots_);
   slots_.assign(cap, Slot{});
@@ -30,10 +64,10 @@ void MergeTable::reserve(size_t n) {
   }
 }
 
-void MergeTable::grow() { reserve(std::max<size_t>(16, slots_.size())); }
+void MergeTable::grow() { reserve(std::max<size_t>(16, slots_.size())); }  // doubles the capacity
 
 void MergeTable::insert_or_assign(int32_t left, int32_t right, Merge merge) {
-  if (2 * (size_ + 1) > slots_.size()) grow();
+  if ((size_ + 1) * 10 > slots_.size() * 7) grow();
   const uint64_t key = pack(left, right);
   for (size_t i = slot_of(key);; i = (i + 1) & mask_) {
     Slot& s = slots_[i];

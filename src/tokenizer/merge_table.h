@@ -7,7 +7,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "core/status.h"
@@ -38,6 +37,13 @@ class MergeTable {
     }
   }
   size_t size() const { return size_; }
+  // Calls fn(left, right, merge) for every entry, in no particular order.
+  template <typename Fn>
+  void for_each(Fn&& fn) const {
+    for (const Slot& s : slots_) {
+      if (s.key != kEmpty) fn(static_cast<int32_t>(s.key >> 32), static_cast<int32_t>(s.key & 0xFFFFFFFFu), s.merge);
+    }
+  }
 
  private:
   static constexpr uint64_t kEmpty = ~0ull;  // ids are non-negative int32, so no real key is all ones
@@ -59,18 +65,23 @@ class MergeTable {
   size_t size_ = 0;
 };
 
-// Exact text -> id. Views point into storage owned by the caller. Where two tokens share a text
-// the later id wins (a vocabulary read as a JSON object or Python dict behaves the same).
+// Exact text -> id, as an open-addressing table of ids (the texts stay in the caller's storage,
+// which must outlive the index and not move). Where two tokens share a text the later id wins
+// (a vocabulary read as a JSON object or Python dict behaves the same).
 class PieceIndex {
  public:
   void build(const std::vector<std::string_view>& pieces);
-  int32_t find(std::string_view piece) const {  // -1 when absent
-    auto it = map_.find(piece);
-    return it == map_.end() ? -1 : it->second;
-  }
+  int32_t find(std::string_view piece) const;  // -1 when absent
 
  private:
-  std::unordered_map<std::string_view, int32_t> map_;
+  static uint64_t hash(std::string_view s);
+  struct Slot {
+    int32_t id = -1;   // token id, -1 when empty
+    uint32_t tag = 0;  // high hash bits: most misses are settled without touching the text
+  };
+  std::vector<std::string_view> pieces_;
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
 };
 
 // SentencePiece BPE: every split of a token into two vocabulary pieces is a merge. SentencePiece

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <unordered_map>
 
 #include "tokenizer/literal_matcher.h"
@@ -23,6 +24,12 @@ constexpr std::string_view kSpaceEscape = "\xE2\x96\x81";  // U+2581 "▁"
 constexpr char32_t kSpaceEscapeCp = 0x2581;
 // Deriving SentencePiece merges costs O(len^2) per token; real pieces are under 100 bytes.
 constexpr size_t kMaxMergeablePieceBytes = 1024;
+// Symbol indices are int32; a run of this many symbols with no chunk boundary (a 1G-character
+// "word") is merged in slices, the one case where the result may differ from HF.
+constexpr size_t kMaxChunkSymbols = size_t{1} << 30;
+// Per-call memo of chunk results: only short chunks, and a bounded number of them.
+constexpr size_t kMaxMemoSymbols = 32;
+constexpr size_t kMaxMemoEntries = 1u << 16;
 
 bool is_mergeable_type(TokenType t) {
   return t == TokenType::kNormal || t == TokenType::kUserDefined || t == TokenType::kUndefined;
@@ -74,6 +81,15 @@ std::string piece_to_text(std::string_view piece) {
   return out;
 }
 
+char32_t last_code_point(std::string_view s) {
+  if (s.empty()) return 0;
+  size_t i = s.size() - 1;
+  while (i > 0 && s.size() - i < 4 && (static_cast<uint8_t>(s[i]) & 0xC0) == 0x80) --i;
+  const utf8::Decoded d = utf8::decode(s.substr(i));
+  return d.kind == utf8::Decoded::Kind::kValid ? d.cp : static_cast<uint8_t>(s.back()) | 0x80000000u;
+}
+
+
 Status check_special_id(const char* name, int32_t id, size_t n_vocab) {
   if (id < -1 || (id >= 0 && static_cast<size_t>(id) >= n_vocab)) {
     return invalid_argument(std::string("tokenizer: ") + name + " " + std::to_string(id) +
@@ -83,6 +99,43 @@ Status check_special_id(const char* name, int32_t id, size_t n_vocab) {
 }
 
 }  // namespace
+
+namespace tokenizer_internal {
+
+struct Symbol {
+  int32_t id;     // -1 once merged into its left neighbour
+  int32_t prev;   // index of the previous live symbol in the chunk, -1 at the start
+  int32_t next;   // index of the next live symbol in the chunk, -1 at the end
+};
+
+struct Candidate {
+  int32_t rank;
+  int32_t result;
+  int32_t pos;  // left symbol
+};
+
+// Min-heap order: lowest rank first, then leftmost.
+struct CandidateAfter {
+  bool operator()(const Candidate& a, const Candidate& b) const {
+    return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos;
+  }
+};
+
+// Scratch space for one encode call, reused across chunks. Words repeat, so the result of each
+// short chunk is remembered (keyed by its initial symbol ids); BPE of a chunk depends on nothing
+// else, so this is exact.
+struct EncodeScratch {
+  std::vector<Symbol> syms;
+  std::vector<Candidate> heap;
+  std::unordered_map<std::string, std::vector<int32_t>> memo;
+  std::string key;
+};
+
+}  // namespace tokenizer_internal
+
+using tokenizer_internal::Candidate;
+using tokenizer_internal::CandidateAfter;
+using tokenizer_internal::Symbol;
 
 struct Tokenizer::Impl {
   VocabData::Kind kind = VocabData::Kind::kSentencePiece;
@@ -105,37 +158,95 @@ struct Tokenizer::Impl {
     return it == astral_ids.end() ? -1 : it->second;
   }
 
-  void encode_segment(std::string_view seg, bool prefix, std::vector<int32_t>* out) const;
-};
-
-namespace {
-
-struct Symbol {
-  int32_t id;     // -1 once merged into its left neighbour
-  int64_t prev;   // index of the previous live symbol, -1 at the start
-  int64_t next;   // index of the next live symbol, -1 at the end
-};
-
-struct Candidate {
-  int32_t rank;
-  int32_t result;
-  int64_t pos;  // left symbol
-};
-
-// Min-heap order: lowest rank first, then leftmost.
-struct CandidateAfter {
-  bool operator()(const Candidate& a, const Candidate& b) const {
-    return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos;
+  // Id of the "▁" piece (-1 if absent) and the code points after which a "▁" may start a new
+  // chunk: those that end the left side of no merge whose right side starts with "▁". Splitting
+  // there is exact because no token can ever span the boundary.
+  int32_t space_id = -1;
+  std::vector<char32_t> joins_space;  // sorted: last code points of left pieces merging with "▁..."
+  bool split_before_space(int32_t prev_id) const {
+    const char32_t cp = last_code_point(pieces[prev_id]);
+    return !std::binary_search(joins_space.begin(), joins_space.end(), cp);
   }
+
+  void encode_segment(std::string_view seg, bool prefix, tokenizer_internal::EncodeScratch* scratch,
+                      std::vector<int32_t>* out) const;
+  void merge_chunk(tokenizer_internal::EncodeScratch* scratch, std::vector<int32_t>* out) const;
 };
 
-}  // namespace
 
-void Tokenizer::Impl::encode_segment(std::string_view seg, bool prefix, std::vector<int32_t>* out) const {
-  std::vector<Symbol> syms;
-  syms.reserve(seg.size() + 1);
+// BPE over one chunk of symbols, exactly as HF's BPE::merge_word: repeatedly apply the queued pair
+// with the lowest (rank, position). Appends the final ids to `out`.
+void Tokenizer::Impl::merge_chunk(tokenizer_internal::EncodeScratch* scratch, std::vector<int32_t>* out) const {
+  std::vector<Symbol>& syms = scratch->syms;
+  if (syms.size() == 1) {
+    out->push_back(syms[0].id);
+    return;
+  }
+  std::vector<int32_t>* remembered = nullptr;
+  if (syms.size() <= kMaxMemoSymbols) {
+    std::string& key = scratch->key;
+    key.resize(syms.size() * sizeof(int32_t));
+    for (size_t i = 0; i < syms.size(); ++i) std::memcpy(key.data() + i * sizeof(int32_t), &syms[i].id, sizeof(int32_t));
+    auto [it, inserted] = scratch->memo.try_emplace(key);
+    if (!inserted) {
+      out->insert(out->end(), it->second.begin(), it->second.end());
+      return;
+    }
+    if (scratch->memo.size() > kMaxMemoEntries) {
+      scratch->memo.clear();
+    } else {
+      remembered = &it->second;
+    }
+  }
+  const size_t out_start = out->size();
+  std::vector<Candidate>& heap = scratch->heap;
+  heap.clear();
+  for (int32_t i = 0; i + 1 < static_cast<int32_t>(syms.size()); ++i) {
+    if (const auto* m = merges.find(syms[i].id, syms[i + 1].id)) heap.push_back(Candidate{m->rank, m->result, i});
+  }
+  std::make_heap(heap.begin(), heap.end(), CandidateAfter{});
+  auto consider = [&](int32_t left) {
+    const int32_t right = syms[left].next;
+    if (right < 0) return;
+    if (const auto* m = merges.find(syms[left].id, syms[right].id)) {
+      heap.push_back(Candidate{m->rank, m->result, left});
+      std::push_heap(heap.begin(), heap.end(), CandidateAfter{});
+    }
+  };
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), CandidateAfter{});
+    const Candidate top = heap.back();
+    heap.pop_back();
+    Symbol& left = syms[top.pos];
+    if (left.id < 0 || left.next < 0) continue;
+    // A stale candidate: the pair at this position changed since it was queued. As in HF, the
+    // entry still applies if the current pair merges into the same token.
+    const auto* m = merges.find(left.id, syms[left.next].id);
+    if (m == nullptr || m->result != top.result) continue;
+    Symbol& right = syms[left.next];
+    left.id = top.result;
+    left.next = right.next;
+    if (right.next >= 0) syms[right.next].prev = top.pos;
+    right.id = -1;
+    if (left.prev >= 0) consider(left.prev);
+    consider(top.pos);
+  }
+  for (int32_t i = 0; i >= 0; i = syms[i].next) out->push_back(syms[i].id);
+  if (remembered != nullptr) remembered->assign(out->begin() + static_cast<ptrdiff_t>(out_start), out->end());
+}
+
+void Tokenizer::Impl::encode_segment(std::string_view seg, bool prefix, tokenizer_internal::EncodeScratch* scratch,
+                                     std::vector<int32_t>* out) const {
+  std::vector<Symbol>& syms = scratch->syms;
+  // Chunks end where no merge can join the two sides (see split_before_space); each is merged on
+  // its own, which keeps the queue small and the result identical.
+  auto flush = [&] {
+    if (!syms.empty()) merge_chunk(scratch, out);
+    syms.clear();
+  };
   auto push = [&](int32_t id) {
-    const auto n = static_cast<int64_t>(syms.size());
+    if (id == space_id && !syms.empty() && split_before_space(syms.back().id)) flush();
+    const auto n = static_cast<int32_t>(syms.size());
     syms.push_back(Symbol{id, n - 1, -1});
     if (n > 0) syms[n - 1].next = n;
   };
@@ -177,44 +288,9 @@ void Tokenizer::Impl::encode_segment(std::string_view seg, bool prefix, std::vec
       push_bytes(seg.substr(i, 1));
       i += 1;
     }
+    if (syms.size() >= kMaxChunkSymbols) flush();
   }
-
-  std::vector<Candidate> heap;
-  heap.reserve(syms.size());
-  auto consider = [&](int64_t left) {
-    const int64_t right = syms[left].next;
-    if (right < 0) return;
-    if (const auto* m = merges.find(syms[left].id, syms[right].id)) {
-      heap.push_back(Candidate{m->rank, m->result, left});
-      std::push_heap(heap.begin(), heap.end(), CandidateAfter{});
-    }
-  };
-  for (int64_t i = 0; i + 1 < static_cast<int64_t>(syms.size()); ++i) {
-    if (const auto* m = merges.find(syms[i].id, syms[i + 1].id)) heap.push_back(Candidate{m->rank, m->result, i});
-  }
-  std::make_heap(heap.begin(), heap.end(), CandidateAfter{});
-
-  while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), CandidateAfter{});
-    const Candidate top = heap.back();
-    heap.pop_back();
-    Symbol& left = syms[top.pos];
-    if (left.id < 0 || left.next < 0) continue;
-    // A stale candidate: the pair at this position changed since it was queued. As in HF, the
-    // entry still applies if the current pair merges into the same token.
-    const auto* m = merges.find(left.id, syms[left.next].id);
-    if (m == nullptr || m->result != top.result) continue;
-    const int64_t right_pos = left.next;
-    Symbol& right = syms[right_pos];
-    left.id = top.result;
-    left.next = right.next;
-    if (right.next >= 0) syms[right.next].prev = top.pos;
-    right.id = -1;
-    if (left.prev >= 0) consider(left.prev);
-    consider(top.pos);
-  }
-
-  for (int64_t i = syms.empty() ? -1 : 0; i >= 0; i = syms[i].next) out->push_back(syms[i].id);
+  flush();
 }
 
 Result<Tokenizer> Tokenizer::create(VocabData data) {
@@ -312,6 +388,14 @@ Result<Tokenizer> Tokenizer::create(VocabData data) {
     }
   }
 
+  impl->space_id = impl->bmp_ids[kSpaceEscapeCp];
+  const std::vector<std::string>& pieces = impl->pieces;
+  impl->merges.for_each([&](int32_t left, int32_t right, const tokenizer_internal::Merge&) {
+    if (pieces[right].starts_with(kSpaceEscape)) impl->joins_space.push_back(last_code_point(pieces[left]));
+  });
+  std::sort(impl->joins_space.begin(), impl->joins_space.end());
+  impl->joins_space.erase(std::unique(impl->joins_space.begin(), impl->joins_space.end()), impl->joins_space.end());
+
   // Literals: control tokens (and bos/eos/pad/unk) need parse_special; user-defined always match.
   auto is_named_special = [&](int32_t id) {
     return id == impl->bos_id || id == impl->eos_id || id == impl->pad_id || id == impl->unk_id;
@@ -337,12 +421,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
   if (add_bos && im.bos_id >= 0) out.push_back(im.bos_id);
+  tokenizer_internal::EncodeScratch scratch;
   size_t pos = 0;
   while (pos < text.size()) {
     const LiteralMatcher::Match m = im.literals.find(text, pos, parse_special);
     if (m.pos > pos) {
       // The dummy prefix goes before the input's first character only when that is plain text.
-      im.encode_segment(text.substr(pos, m.pos - pos), im.add_space_prefix && pos == 0, &out);
+      im.encode_segment(text.substr(pos, m.pos - pos), im.add_space_prefix && pos == 0, &scratch, &out);
     }
     if (m.len == 0) break;
     out.push_back(m.id);

@@ -234,7 +234,9 @@ Result<Tokenizer> parse(const json& root) {
       }
     }
   }
-  return Tokenizer::create(std::move(data));
+  auto tok = Tokenizer::create(std::move(data));
+  if (!tok.is_ok()) return bad(tok.status().message());
+  return tok;
 }
 
 }  // namespace
