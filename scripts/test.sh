@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command: set up, build (Release, plus an ASan+UBSan build of the parsers), fetch the
+# default model, run every test that needs no GPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup_deps.sh
+scripts/build.sh
+export GE_TEST_MODEL="$(scripts/fetch_model.sh)"
+export PATH="$PWD/.venv/bin:$PATH"
+
+# Release build: everything except GPU tests.
+ctest --test-dir build --output-on-failure -j"$(nproc)" -LE gpu
+
+# Sanitizer build of the parts that read untrusted input (model files, tokenizer, chat).
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGE_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$(nproc)" --target ge_core_tests ge_formats_tests ge_quant_tests ge_tokenizer_tests ge_chat_tests
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -L 'core|formats|quant|tokenizer|chat'

@@ -1,0 +1,85 @@
+// Engine loading: checkpoint → backend → packed model → tokenizer → stop tokens and defaults.
+#include "runtime/engine.h"
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/mapped_file.h"
+#include "formats/gguf_reader.h"
+#include "sampling/generation_config.h"
+
+namespace ge {
+
+Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const EngineOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::unique_ptr<Engine> e(new Engine());
+  GE_ASSIGN_OR_RETURN(e->checkpoint_, Checkpoint::open(path));
+  if (opt.mlock) GE_RETURN_IF_ERROR(e->checkpoint_->lock_memory());
+  const int threads = opt.n_threads > 0 ? opt.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  GE_ASSIGN_OR_RETURN(e->backend_, create_backend(opt.backend, threads));
+  if (opt.on_progress) opt.on_progress(0.0f);
+  GE_ASSIGN_OR_RETURN(e->model_, GemmaModel::create(e->checkpoint_->config(), e->checkpoint_->weights(),
+                                                     *e->backend_, opt.max_chunk));
+  if (opt.on_progress) opt.on_progress(1.0f);
+
+  // Tokenizer: from the GGUF vocabulary, or tokenizer.json beside an HF checkpoint.
+  if (const gguf::GgufFile* g = e->checkpoint_->gguf()) {
+    GE_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::from_gguf(*g));
+    e->tokenizer_.emplace(std::move(tok));
+    if (Result<std::string> t = g->get_string("tokenizer.chat_template"); t.is_ok()) e->chat_template_ = *t;
+  } else {
+    Result<Tokenizer> tok = Tokenizer::from_hf_json(e->checkpoint_->hf_dir() + "/tokenizer.json");
+    if (!tok.is_ok())
+      return Status(tok.status().code(), "loading tokenizer.json beside the checkpoint: " + tok.status().message());
+    e->tokenizer_.emplace(std::move(tok).value());
+    const std::string dir = e->checkpoint_->hf_dir();
+    if (Result<std::string> t = read_text_file(dir + "/chat_template.jinja"); t.is_ok()) {
+      e->chat_template_ = *t;
+    } else if (Result<std::string> cfg = read_text_file(dir + "/tokenizer_config.json"); cfg.is_ok()) {
+      nlohmann::json j = nlohmann::json::parse(*cfg, nullptr, /*allow_exceptions=*/false);
+      if (j.is_object() && j.contains("chat_template") && j["chat_template"].is_string())
+        e->chat_template_ = j["chat_template"].get<std::string>();
+    }
+  }
+
+  // Stop tokens: the config's EOS ids plus the end-of-turn markers of the family's chat format.
+  const Tokenizer& tok = *e->tokenizer_;
+  auto add_stop = [&](int32_t id) {
+    if (id >= 0 && id < tok.n_vocab() && std::find(e->stop_ids_.begin(), e->stop_ids_.end(), id) == e->stop_ids_.end())
+      e->stop_ids_.push_back(id);
+  };
+  for (int32_t id : e->checkpoint_->config().eos_token_ids) add_stop(id);
+  add_stop(tok.eos_id());
+  const bool g4 = e->checkpoint_->config().family == ModelFamily::kGemma4;
+  static const std::vector<std::string> kGemma4Stops = {"<eos>", "<turn|>", "<|tool_response>"};
+  static const std::vector<std::string> kGemma3Stops = {"<eos>", "<end_of_turn>"};
+  for (const std::string& piece : g4 ? kGemma4Stops : kGemma3Stops)
+    if (auto id = tok.find_token(piece)) add_stop(*id);
+
+  // Sampling defaults: generation_config.json beside an HF checkpoint, else the documented defaults.
+  if (!e->checkpoint_->hf_dir().empty()) {
+    if (Result<std::string> text = read_text_file(e->checkpoint_->hf_dir() + "/generation_config.json"); text.is_ok()) {
+      nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_discarded()) {
+        Result<SamplingParams> p = sampling_from_generation_config(j);
+        if (p.is_ok()) e->default_sampling_ = *p;
+      }
+    }
+  }
+  GE_RETURN_IF_ERROR(e->backend_->synchronize());
+  e->load_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return e;
+}
+
+Result<std::unique_ptr<Session>> Engine::create_session(int32_t context_len) {
+  const int64_t max_pos = config().max_position_embeddings;
+  if (context_len <= 0) return invalid_argument("context length must be positive");
+  if (max_pos > 0 && context_len > max_pos)
+    return invalid_argument("context length " + std::to_string(context_len) + " exceeds the model's maximum of " +
+                            std::to_string(max_pos));
+  GE_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, model_->create_kv_cache(context_len));
+  return std::make_unique<Session>(*model_, std::move(cache), context_len);
+}
+
+}  // namespace ge

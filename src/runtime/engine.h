@@ -1,0 +1,61 @@
+// Engine: the immutable part of a loaded model — checkpoint (mapped weights), backend, packed
+// model, tokenizer and generation defaults. It creates Sessions, each with its own KV cache.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "backend/backend.h"
+#include "core/status.h"
+#include "model/checkpoint.h"
+#include "model/gemma_model.h"
+#include "runtime/session.h"
+#include "sampling/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ge {
+
+struct EngineOptions {
+  std::string backend = "cpu";
+  int n_threads = 0;           // 0 = hardware concurrency
+  int32_t max_chunk = 256;     // prefill tokens per forward call
+  bool mlock = false;
+  // Called with a fraction in [0, 1] while weights are packed (progress bar).
+  std::function<void(float)> on_progress;
+};
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> load(const std::string& model_path, const EngineOptions& options);
+
+  Result<std::unique_ptr<Session>> create_session(int32_t context_len);
+
+  const GemmaConfig& config() const { return checkpoint_->config(); }
+  const Checkpoint& checkpoint() const { return *checkpoint_; }
+  GemmaModel& model() { return *model_; }
+  Backend& backend() { return *backend_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  // Sampling defaults from generation_config.json when present, else the documented defaults.
+  const SamplingParams& default_sampling() const { return default_sampling_; }
+  // Token ids that end generation (the model's end-of-turn / end-of-sequence tokens).
+  const std::vector<int32_t>& stop_token_ids() const { return stop_ids_; }
+  // The chat template shipped with the model (GGUF tokenizer.chat_template, or chat_template.jinja /
+  // tokenizer_config.json beside an HF checkpoint). Base (pre-trained) models usually ship none.
+  const std::optional<std::string>& embedded_chat_template() const { return chat_template_; }
+  double load_ms() const { return load_ms_; }
+
+ private:
+  Engine() = default;
+  std::unique_ptr<Checkpoint> checkpoint_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<GemmaModel> model_;
+  std::optional<Tokenizer> tokenizer_;
+  SamplingParams default_sampling_;
+  std::vector<int32_t> stop_ids_;
+  std::optional<std::string> chat_template_;
+  double load_ms_ = 0;
+};
+
+}  // namespace ge

@@ -1,0 +1,49 @@
+// A Session is one sequence being generated: it owns its KV cache and position. It prefills in
+// chunks (never more than the model's max_chunk per forward, so sliding rings stay exact) and
+// decodes one token at a time; only the last position goes through the LM head.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/status.h"
+#include "model/gemma_model.h"
+
+namespace ge {
+
+class Session {
+ public:
+  Session(GemmaModel& model, std::unique_ptr<KvCache> cache, int32_t context_len)
+      : model_(model), cache_(std::move(cache)), context_len_(context_len) {}
+
+  // Appends `tokens` to the sequence. When `last_logits` is non-null it receives the logits [vocab]
+  // of the final token.
+  Status prefill(std::span<const int32_t> tokens, float* last_logits);
+  // Appends one token and writes its logits [vocab].
+  Status decode(int32_t token, float* logits);
+  // Keeps the first n tokens (prompt-prefix reuse). Fails when a sliding ring has already
+  // overwritten keys that position n still needs; then the caller re-prefills from 0.
+  Status truncate(int32_t n);
+  void reset() {
+    history_.clear();
+    high_water_ = 0;
+  }
+
+  int32_t position() const { return static_cast<int32_t>(history_.size()); }
+  int32_t context_len() const { return context_len_; }
+  const std::vector<int32_t>& history() const { return history_; }
+  // Length of the common prefix of the cached sequence and `tokens`.
+  int32_t common_prefix(std::span<const int32_t> tokens) const;
+  size_t kv_bytes() const { return cache_->bytes(); }
+  GemmaModel& model() const { return model_; }
+
+ private:
+  GemmaModel& model_;
+  std::unique_ptr<KvCache> cache_;
+  int32_t context_len_;
+  std::vector<int32_t> history_;
+  int32_t high_water_ = 0;  // one past the highest position written since reset (ring overwrite check)
+};
+
+}  // namespace ge

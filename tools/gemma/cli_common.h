@@ -1,0 +1,30 @@
+// Options and helpers shared by the gemma subcommands (model loading, sampling flags, prompts).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "chat/chat_template.h"
+#include "cli_args.h"
+#include "runtime/engine.h"
+
+namespace ge::cli {
+
+void add_model_options(Args& a);     // -m, --backend, -t, -c, --chunk, --mlock
+void add_sampling_options(Args& a);  // --temp, --top-k, --top-p, --min-p, penalties, --seed
+
+Result<std::unique_ptr<Engine>> load_engine(const Args& a, bool show_progress);
+Result<int32_t> context_length(const Args& a);
+// The engine's defaults overridden by whatever flags were given; validated.
+Result<SamplingParams> sampling_from_args(const Args& a, const SamplingParams& defaults);
+
+chat::ChatFormat chat_format_of(const Engine& e);
+// Renders a conversation with the model's chat format and tokenizes it (specials parsed, one BOS).
+Result<std::vector<int32_t>> encode_chat(const Engine& e, const std::vector<chat::Message>& messages,
+                                         const chat::ChatOptions& options);
+
+// Prints "error: <message>" to stderr and returns the exit code 1.
+int fail(const Status& s);
+
+}  // namespace ge::cli

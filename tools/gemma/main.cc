@@ -1,0 +1,37 @@
+// The gemma command: dispatches to the subcommands.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+namespace ge::cli {
+int cmd_run(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
+int cmd_inspect(int argc, char** argv);
+}  // namespace ge::cli
+
+namespace {
+
+const char* kUsage =
+    "usage: gemma <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run        generate from a prompt (streams text, then a stats line)\n"
+    "  tokenize   print the token ids of a text\n"
+    "  inspect    describe a model file: architecture, layers, tensors, memory\n"
+    "\n"
+    "Run 'gemma <command> --help' for the options of a command.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "help")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "run") return ge::cli::cmd_run(argc - 1, argv + 1);
+  if (cmd == "tokenize") return ge::cli::cmd_tokenize(argc - 1, argv + 1);
+  if (cmd == "inspect") return ge::cli::cmd_inspect(argc - 1, argv + 1);
+  std::fprintf(stderr, "error: unknown command '%s'\n%s", cmd.c_str(), kUsage);
+  return 2;
+}
