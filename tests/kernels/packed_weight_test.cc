@@ -17,14 +17,19 @@ struct PackCase {
   int64_t cols;
   int64_t group = 32;
   int zero_kind = 1;
-  cpu::PackedKind expect;
+  int expect_bits;  // quant bits of the packed stream; 0 = fp32 tiles
 };
 
 void expect_lossless(const PackCase& c, int64_t rows, std::mt19937& rng) {
   test::RandomWeight w = test::make_random_weight(c.type, rows, c.cols, rng, c.group, c.zero_kind);
   Result<std::unique_ptr<cpu::CpuPackedWeight>> p = cpu::pack_cpu_weight(w.view);
   ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-  EXPECT_EQ((*p)->kind(), c.expect);
+  if (c.expect_bits == 0) {
+    EXPECT_EQ((*p)->kind(), cpu::PackedKind::kF32);
+  } else {
+    EXPECT_EQ((*p)->kind(), cpu::PackedKind::kQuant);
+    EXPECT_EQ((*p)->layout().bits, c.expect_bits);
+  }
   EXPECT_EQ((*p)->rows(), rows);
   EXPECT_EQ((*p)->cols(), c.cols);
   std::vector<float> want(static_cast<size_t>(c.cols)), got(static_cast<size_t>(c.cols));
@@ -42,16 +47,15 @@ TEST(PackedWeight, EveryTypeDecodesBitForBit) {
   const uint32_t seed = test::test_seed();
   SCOPED_TRACE("GE_TEST_SEED=" + std::to_string(seed));
   std::mt19937 rng(seed);
-  using K = cpu::PackedKind;
   const PackCase cases[] = {
-      {QuantType::kQ4_0, 96, 32, 1, K::kQ4},        {QuantType::kQ5_0, 64, 32, 1, K::kQ8},
-      {QuantType::kQ8_0, 160, 32, 1, K::kQ8},       {QuantType::kQ4_K, 512, 32, 1, K::kQ4},
-      {QuantType::kQ5_K, 256, 32, 1, K::kQ8},       {QuantType::kQ6_K, 512, 32, 1, K::kQ8},
-      {QuantType::kF32, 37, 32, 1, K::kF32},        {QuantType::kF16, 64, 32, 1, K::kF32},
-      {QuantType::kBF16, 33, 32, 1, K::kF32},       {QuantType::kInt4Group, 128, 32, 1, K::kQ4},
-      {QuantType::kInt4Group, 256, 128, 1, K::kQ4}, {QuantType::kInt4Group, 128, 64, 0, K::kQ4},
-      {QuantType::kInt4Group, 96, 16, 1, K::kF32},  {QuantType::kInt8Group, 128, 32, 1, K::kQ8},
-      {QuantType::kInt8Group, 256, 256, 0, K::kQ8}, {QuantType::kInt8Group, 48, 16, 1, K::kF32},
+      {QuantType::kQ4_0, 96, 32, 1, 4},        {QuantType::kQ5_0, 64, 32, 1, 5},
+      {QuantType::kQ8_0, 160, 32, 1, 8},       {QuantType::kQ4_K, 512, 32, 1, 4},
+      {QuantType::kQ5_K, 256, 32, 1, 5},       {QuantType::kQ6_K, 512, 32, 1, 8},
+      {QuantType::kF32, 37, 32, 1, 0},         {QuantType::kF16, 64, 32, 1, 0},
+      {QuantType::kBF16, 33, 32, 1, 0},        {QuantType::kInt4Group, 128, 32, 1, 4},
+      {QuantType::kInt4Group, 256, 128, 1, 4}, {QuantType::kInt4Group, 128, 64, 0, 4},
+      {QuantType::kInt4Group, 96, 16, 1, 0},   {QuantType::kInt8Group, 128, 32, 1, 8},
+      {QuantType::kInt8Group, 256, 256, 0, 8}, {QuantType::kInt8Group, 48, 16, 1, 0},
   };
   for (const PackCase& c : cases) {
     for (int64_t rows : {1, 7, 8, 9, 23}) expect_lossless(c, rows, rng);

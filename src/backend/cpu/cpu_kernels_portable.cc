@@ -2,8 +2,10 @@
 // block dots), used where the processor has no AVX2, and as a second opinion in the kernel tests.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "backend/cpu/cpu_kernels.h"
+#include "core/dtype.h"
 
 namespace ge::cpu {
 namespace {
@@ -33,12 +35,18 @@ void quantize_acts(const float* x, int64_t m, int64_t blocks, int8_t* q, float* 
 }
 
 int quant_at(const QStreamLayout& l, const uint8_t* blk, int64_t rr, int k) {
-  if (l.bits == 4) {
-    const int kk = k % 16;
-    const uint8_t byte = blk[(kk / 4) * 32 + 4 * rr + kk % 4];
-    return k < 16 ? (byte & 0x0f) : (byte >> 4);
-  }
-  return static_cast<int8_t>(blk[(k / 4) * 32 + 4 * rr + k % 4]);
+  if (l.bits == 8) return static_cast<int8_t>(blk[(k / 4) * 32 + 4 * rr + k % 4]);
+  const int kk = k % 16;
+  const uint8_t byte = blk[(kk / 4) * 32 + 4 * rr + kk % 4];
+  int q = k < 16 ? (byte & 0x0f) : (byte >> 4);
+  if (l.bits == 5) q |= ((blk[128 + 4 * rr + k % 4] >> (k / 4)) & 1) << 4;
+  return q;
+}
+
+float load_f32(const uint8_t* p) {
+  float v;
+  std::memcpy(&v, p, 4);
+  return v;
 }
 
 void gemm_q(const QStreamLayout& l, const uint8_t* data, int64_t rows, const QuantizedActs& a,
@@ -54,16 +62,18 @@ void gemm_q(const QStreamLayout& l, const uint8_t* data, int64_t rows, const Qua
           const int8_t* qa = a.q + (t * a.blocks + b) * kBlock;
           int32_t s[2] = {0, 0};
           for (int k = 0; k < kBlock; ++k) s[k / 16] += (quant_at(l, blk, rr, k) - l.zero_point) * qa[k];
-          const float* sc = reinterpret_cast<const float*>(blk + l.scale_offset());
+          const uint8_t* sc = blk + l.scale_offset();
           const float da = a.d[t * a.blocks + b];
           if (l.split_scale) {
-            acc += static_cast<float>(s[0]) * (sc[rr] * da) + static_cast<float>(s[1]) * (sc[kRowTile + rr] * da);
+            acc += static_cast<float>(s[0]) * (load_f32(sc + 4 * rr) * da) +
+                   static_cast<float>(s[1]) * (load_f32(sc + 4 * (kRowTile + rr)) * da);
           } else {
-            acc += static_cast<float>(s[0] + s[1]) * (sc[rr] * da);
+            uint16_t h;
+            std::memcpy(&h, sc + 2 * rr, 2);
+            const float scale = l.scale_fp16 ? fp16_to_f32(h) : load_f32(sc + 4 * rr);
+            acc += static_cast<float>(s[0] + s[1]) * (scale * da);
           }
-          if (l.has_min) {
-            acc -= reinterpret_cast<const float*>(blk + l.min_offset())[rr] * a.dsum[t * a.blocks + b];
-          }
+          if (l.has_min) acc -= load_f32(blk + l.min_offset() + 4 * rr) * a.dsum[t * a.blocks + b];
         }
         y[t * ldy + tile * kRowTile + rr] = acc;
       }

@@ -46,8 +46,9 @@ float load_fp16(const uint8_t* p) {
 
 // One decoded block of 32 quants of one row, in the packed (kernel) convention.
 struct RawBlock {
-  int q[32];          // kQ4: 0..15, kQ8: −128..127
+  int q[32];          // bits 4: 0..15, bits 5: 0..31, bits 8: −128..127
   float scale[2];     // columns 0..15 and 16..31 (equal unless the layout splits scales)
+  uint16_t scale_fp16 = 0;  // the source's fp16 scale, where it has one
   float min = 0.0f;   // kernel min (has_min)
   float zero = 0.0f;  // dequant zero of form kQMinusZeroTimesScale (per-block zeros only)
 };
@@ -70,6 +71,7 @@ void read_block(const QuantWeight& w, uint64_t row_bytes_n, int64_t row, int64_t
     case QuantType::kQ4_0: {
       const uint8_t* blk = rowp + b * 18;
       out->scale[0] = out->scale[1] = load_fp16(blk);
+      std::memcpy(&out->scale_fp16, blk, 2);
       for (int j = 0; j < 16; ++j) {
         out->q[j] = blk[2 + j] & 0x0f;
         out->q[j + 16] = blk[2 + j] >> 4;
@@ -79,17 +81,19 @@ void read_block(const QuantWeight& w, uint64_t row_bytes_n, int64_t row, int64_t
     case QuantType::kQ5_0: {
       const uint8_t* blk = rowp + b * 22;
       out->scale[0] = out->scale[1] = load_fp16(blk);
+      std::memcpy(&out->scale_fp16, blk, 2);
       uint32_t qh;
       std::memcpy(&qh, blk + 2, 4);
       for (int j = 0; j < 16; ++j) {
-        out->q[j] = ((blk[6 + j] & 0x0f) | static_cast<int>(((qh >> j) & 1u) << 4)) - 16;
-        out->q[j + 16] = ((blk[6 + j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4)) - 16;
+        out->q[j] = (blk[6 + j] & 0x0f) | static_cast<int>(((qh >> j) & 1u) << 4);
+        out->q[j + 16] = (blk[6 + j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
       }
       return;
     }
     case QuantType::kQ8_0: {
       const uint8_t* blk = rowp + b * 34;
       out->scale[0] = out->scale[1] = load_fp16(blk);
+      std::memcpy(&out->scale_fp16, blk, 2);
       for (int j = 0; j < 32; ++j) out->q[j] = static_cast<int8_t>(blk[2 + j]);
       return;
     }
@@ -167,30 +171,46 @@ uint8_t* block_ptr(uint8_t* base, const QStreamLayout& l, int64_t row, int64_t b
 }
 
 void write_block(const QStreamLayout& l, const RawBlock& rb, int64_t rr, uint8_t* blk) {
-  if (l.bits == 4) {
+  if (l.bits == 8) {
+    for (int k = 0; k < 32; ++k) {
+      blk[(k / 4) * 32 + 4 * rr + k % 4] = static_cast<uint8_t>(static_cast<int8_t>(rb.q[k]));
+    }
+  } else {
     for (int k = 0; k < 32; ++k) {
       const int kk = k % 16, j = kk / 4, c = kk % 4;
       uint8_t& byte = blk[j * 32 + 4 * rr + c];
       byte = static_cast<uint8_t>(byte | ((rb.q[k] & 0x0f) << (k < 16 ? 0 : 4)));
-    }
-  } else {
-    for (int k = 0; k < 32; ++k) {
-      blk[(k / 4) * 32 + 4 * rr + k % 4] = static_cast<uint8_t>(static_cast<int8_t>(rb.q[k]));
+      if (l.bits == 5) {
+        uint8_t& hb = blk[128 + 4 * rr + k % 4];
+        hb = static_cast<uint8_t>(hb | (((rb.q[k] >> 4) & 1) << (k / 4)));
+      }
     }
   }
-  float* sc = reinterpret_cast<float*>(blk + l.scale_offset());
-  sc[rr] = rb.scale[0];
-  if (l.split_scale) sc[kRowTile + rr] = rb.scale[1];
-  if (l.has_min) reinterpret_cast<float*>(blk + l.min_offset())[rr] = rb.min;
+  uint8_t* sc = blk + l.scale_offset();
+  if (l.scale_fp16) {
+    std::memcpy(sc + 2 * rr, &rb.scale_fp16, 2);
+  } else {
+    std::memcpy(sc + 4 * rr, &rb.scale[0], 4);
+    if (l.split_scale) std::memcpy(sc + 4 * (kRowTile + rr), &rb.scale[1], 4);
+  }
+  if (l.has_min) std::memcpy(blk + l.min_offset() + 4 * rr, &rb.min, 4);
 }
 
 int quant_at(const QStreamLayout& l, const uint8_t* blk, int64_t rr, int k) {
-  if (l.bits == 4) {
-    const int kk = k % 16;
-    const uint8_t byte = blk[(kk / 4) * 32 + 4 * rr + kk % 4];
-    return k < 16 ? (byte & 0x0f) : (byte >> 4);
-  }
-  return static_cast<int8_t>(blk[(k / 4) * 32 + 4 * rr + k % 4]);
+  if (l.bits == 8) return static_cast<int8_t>(blk[(k / 4) * 32 + 4 * rr + k % 4]);
+  const int kk = k % 16;
+  const uint8_t byte = blk[(kk / 4) * 32 + 4 * rr + kk % 4];
+  int q = k < 16 ? (byte & 0x0f) : (byte >> 4);
+  if (l.bits == 5) q |= ((blk[128 + 4 * rr + k % 4] >> (k / 4)) & 1) << 4;
+  return q;
+}
+
+float scale_at(const QStreamLayout& l, const uint8_t* blk, int64_t rr, int k) {
+  const uint8_t* sc = blk + l.scale_offset();
+  if (l.scale_fp16) return load_fp16(sc + 2 * rr);
+  float s;
+  std::memcpy(&s, sc + 4 * ((l.split_scale && k >= 16) ? kRowTile + rr : rr), 4);
+  return s;
 }
 
 }  // namespace
@@ -206,19 +226,18 @@ void CpuPackedWeight::dequantize_row(int64_t row, float* dst) const {
   const QStreamLayout& l = layout_;
   for (int64_t b = 0; b < l.blocks; ++b) {
     const uint8_t* blk = block_ptr(data_.data(), l, row, b);
-    const float* sc = reinterpret_cast<const float*>(blk + l.scale_offset());
     float* out = dst + b * kBlock;
     if (form_ == DequantForm::kScaleTimesQMinusMin) {
-      const float s = sc[rr];
-      const float m = reinterpret_cast<const float*>(blk + l.min_offset())[rr];
+      const float s = scale_at(l, blk, rr, 0);
+      float m;
+      std::memcpy(&m, blk + l.min_offset() + 4 * rr, 4);
       for (int k = 0; k < 32; ++k) out[k] = s * static_cast<float>(quant_at(l, blk, rr, k)) - m;
       continue;
     }
     const float z = zeros_.empty() ? static_cast<float>(l.zero_point)
                                    : zeros_[static_cast<size_t>(row * l.blocks + b)];
     for (int k = 0; k < 32; ++k) {
-      const float s = (l.split_scale && k >= 16) ? sc[kRowTile + rr] : sc[rr];
-      out[k] = (static_cast<float>(quant_at(l, blk, rr, k)) - z) * s;
+      out[k] = (static_cast<float>(quant_at(l, blk, rr, k)) - z) * scale_at(l, blk, rr, k);
     }
   }
 }
@@ -241,7 +260,7 @@ Result<std::unique_ptr<CpuPackedWeight>> pack_cpu_weight(const QuantWeight& w) {
   }
   const uint64_t tiles = static_cast<uint64_t>((w.rows + kRowTile - 1) / kRowTile);
   std::unique_ptr<CpuPackedWeight> p(
-      new (std::nothrow) CpuPackedWeight(w, stream ? PackedKind::kQ8 : PackedKind::kF32));
+      new (std::nothrow) CpuPackedWeight(w, stream ? PackedKind::kQuant : PackedKind::kF32));
   if (!p) return out_of_memory(what + ": out of memory");
 
   if (!stream) {
@@ -263,9 +282,10 @@ Result<std::unique_ptr<CpuPackedWeight>> pack_cpu_weight(const QuantWeight& w) {
   QStreamLayout& l = p->layout_;
   const bool four = w.type == QuantType::kQ4_0 || w.type == QuantType::kQ4_K ||
                     w.type == QuantType::kInt4Group;
-  p->kind_ = four ? PackedKind::kQ4 : PackedKind::kQ8;
-  l.bits = four ? 4 : 8;
+  const bool five = w.type == QuantType::kQ5_0 || w.type == QuantType::kQ5_K;
+  l.bits = four ? 4 : five ? 5 : 8;
   l.split_scale = w.type == QuantType::kQ6_K;
+  l.scale_fp16 = w.type == QuantType::kQ4_0 || w.type == QuantType::kQ5_0 || w.type == QuantType::kQ8_0;
   const bool k_min = w.type == QuantType::kQ4_K || w.type == QuantType::kQ5_K;
   const bool group_zero = (w.type == QuantType::kInt4Group || w.type == QuantType::kInt8Group) &&
                           w.zero != nullptr;
@@ -274,8 +294,9 @@ Result<std::unique_ptr<CpuPackedWeight>> pack_cpu_weight(const QuantWeight& w) {
   if (w.type == QuantType::kQ4_0 || (w.type == QuantType::kInt4Group && w.zero == nullptr)) {
     l.zero_point = 8;
   }
+  if (w.type == QuantType::kQ5_0) l.zero_point = 16;
   l.blocks = w.cols / kBlock;
-  l.block_stride = l.quant_bytes() + (l.split_scale ? 64 : 32) + (l.has_min ? 32 : 0);
+  l.block_stride = l.min_offset() + (l.has_min ? 32 : 0);
   uint64_t tile_stride = 0, bytes = 0;
   if (!mul_ok(static_cast<uint64_t>(l.blocks), static_cast<uint64_t>(l.block_stride), &tile_stride) ||
       !mul_ok(tile_stride, tiles, &bytes)) {

@@ -35,9 +35,8 @@ class AlignedBytes {
 };
 
 enum class PackedKind : uint8_t {
-  kF32,  // fp32 [tiles][cols][8 rows]: one weight column of a tile is one fp32 register
-  kQ4,   // unsigned 4-bit quants 0..15
-  kQ8,   // signed 8-bit quants
+  kF32,    // fp32 [tiles][cols][8 rows]: one weight column of a tile is one fp32 register
+  kQuant,  // quant blocks (QStreamLayout)
 };
 
 // How a quant block decodes (the kernel uses the equivalent integer form).
@@ -45,26 +44,33 @@ enum class PackedKind : uint8_t {
 //   w = scale · float(q) − min         Q4_K, Q5_K (ggml evaluates d·sc·q − dmin·m this way)
 enum class DequantForm : uint8_t { kQMinusZeroTimesScale, kScaleTimesQMinusMin };
 
-// Geometry of a quantized stream. Per tile, blocks follow each other; one block is
-//   quants: kQ4: 4 × 32 B. Byte 4r + c of vector j holds row r's quant 4j + c in its low nibble
-//                and quant 16 + 4j + c in its high nibble (j = 0..3, c = 0..3).
-//           kQ8: 8 × 32 B. Byte 4r + c of vector g holds row r's quant 4g + c (g = 0..7).
-//   scales: fp32 [8 rows]; with split_scale [2][8 rows] (columns 0..15, then 16..31).
+// Geometry of a quantized stream. Per tile, blocks follow each other; one block (8 rows × 32
+// columns) is
+//   quants: bits 4: 4 × 32 B. Byte 4r + c of vector j holds row r's quant 4j + c in its low nibble
+//                   and quant 16 + 4j + c in its high nibble (j = 0..3, c = 0..3); values 0..15.
+//           bits 5: the bits-4 nibbles of the low 4 bits, then 32 B whose byte 4r + c has in bit j
+//                   the fifth bit of row r's quant 4j + c (j = 0..7); values 0..31.
+//           bits 8: 8 × 32 B. Byte 4r + c of vector g holds row r's quant 4g + c (signed).
+//   scales: fp16 [8 rows] when the source scale is fp16 (Q4_0, Q5_0, Q8_0: lossless, and as few
+//           bytes as the source), else fp32 [8 rows], or with split_scale fp32 [2][8 rows]
+//           (columns 0..15, then 16..31).
 //   mins:   fp32 [8 rows] when has_min (kernel form: Σ (scale·q − min)·a).
 // so that a broadcast of 4 activation bytes against one quant vector yields per-row partial dots.
 struct QStreamLayout {
   int bits = 8;
   bool split_scale = false;
   bool has_min = false;
-  // Integer subtracted from every quant before scaling (Q4_0: 8); folded into the kernel's
-  // int32 accumulator through the block's activation sum.
+  bool scale_fp16 = false;
+  // Integer subtracted from every quant before scaling (Q4_0: 8, Q5_0: 16); folded into the
+  // kernel's int32 accumulator through the block's activation sum.
   int32_t zero_point = 0;
   int64_t block_stride = 0;  // bytes per block of one tile
   int64_t tile_stride = 0;   // bytes per tile = blocks · block_stride
   int64_t blocks = 0;        // cols / 32
-  int64_t quant_bytes() const { return bits == 4 ? 128 : 256; }
+  int64_t quant_bytes() const { return bits == 4 ? 128 : bits == 5 ? 160 : 256; }
   int64_t scale_offset() const { return quant_bytes(); }
-  int64_t min_offset() const { return quant_bytes() + (split_scale ? 64 : 32); }
+  int64_t scale_bytes() const { return scale_fp16 ? 16 : split_scale ? 64 : 32; }
+  int64_t min_offset() const { return quant_bytes() + scale_bytes(); }
 };
 
 class CpuPackedWeight final : public PackedWeight {
