@@ -377,7 +377,8 @@ class GgufFile::Parser {
       }
       t.nbytes = nbytes.value();
       if (t.offset % f_->alignment_ != 0) {
-        return format_error("gguf: " + tname + ": data offset " + u64s(t.offset) + " is not a multiple of the alignment " +
+        return format_error("gguf: " + tname + ": data offset " + u64s(t.offset) +
+                            " is not a multiple of the alignment " +
                             u64s(f_->alignment_));
       }
       f_->tensor_index_.emplace(t.name, f_->tensors_.size());
@@ -520,7 +521,8 @@ Result<const GgufFile::Entry*> GgufFile::find_array(std::string_view key, const 
   const Entry* e = find(key);
   if (e == nullptr) return not_found("gguf: key " + quoted(key) + " not found");
   if (e->type != ValueType::kArray) {
-    return format_error("gguf: key " + quoted(key) + " has type " + value_type_name(e->type) + ", expected an array of " +
+    return format_error("gguf: key " + quoted(key) + " has type " + value_type_name(e->type) +
+                        ", expected an array of " +
                         want);
   }
   return e;

@@ -256,7 +256,9 @@ Status GgufWriter::write(const std::string& path) const {
   GE_ASSIGN_OR_RETURN(const std::vector<uint8_t> header, build_header(&align));
   std::string tmp = path + ".tmp-XXXXXX";
   const int fd = ::mkstemp(tmp.data());
-  if (fd < 0) return io_error("gguf writer: cannot create a temporary file next to '" + path + "': " + std::strerror(errno));
+  if (fd < 0) {
+    return io_error("gguf writer: cannot create a temporary file next to '" + path + "': " + std::strerror(errno));
+  }
   auto fail = [&](Status s) {
     ::close(fd);
     ::unlink(tmp.c_str());
@@ -282,7 +284,9 @@ Status GgufWriter::write(const std::string& path) const {
     pos = padded;
   }
   // mkstemp creates the file 0600; a model file is an ordinary readable file.
-  if (::fchmod(fd, 0644) != 0) return fail(io_error("gguf writer: cannot chmod '" + tmp + "': " + std::strerror(errno)));
+  if (::fchmod(fd, 0644) != 0) {
+    return fail(io_error("gguf writer: cannot chmod '" + tmp + "': " + std::strerror(errno)));
+  }
   if (::fsync(fd) != 0) return fail(io_error("gguf writer: cannot sync '" + tmp + "': " + std::strerror(errno)));
   if (::close(fd) != 0) {
     ::unlink(tmp.c_str());

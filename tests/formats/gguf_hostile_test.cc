@@ -297,7 +297,9 @@ std::vector<Case> hostile_cases() {
       "truncated");
   add("bool byte 2", [] { return with([](Spec& s) { kv(s, "x.flag").payload = {2}; }); }, "bool byte 2");
   add("array count 2^62",
-      [] { return with([](Spec& s) { kv(s, "tokenizer.ggml.scores").payload = p_arr(kF32v, uint64_t{1} << 62, {}); }); },
+      [] {
+        return with([](Spec& s) { kv(s, "tokenizer.ggml.scores").payload = p_arr(kF32v, uint64_t{1} << 62, {}); });
+      },
       "exceeds the limit");
   add("array count 2^64-1 of arrays",
       [] { return with([](Spec& s) { kv(s, "x.nested").payload = p_arr(kArr, kU64Max, {}); }); }, "exceeds the limit");
@@ -338,7 +340,12 @@ std::vector<Case> hostile_cases() {
         });
       },
       "cannot fit");
-  add("truncated in the middle of a key/value", [] { Bytes b = valid_spec().encode(); b.resize(kv_end() - 3); return b; },
+  add("truncated in the middle of a key/value",
+      [] {
+        Bytes b = valid_spec().encode();
+        b.resize(kv_end() - 3);
+        return b;
+      },
       "cannot fit");
   // general.alignment.
   add("alignment 0", [] { return with([](Spec& s) { kv(s, "general.alignment").payload = p_u32(0); }); },
@@ -366,7 +373,8 @@ std::vector<Case> hostile_cases() {
   add("n_dims 2^32-1", [] { return with([](Spec& s) { s.tensors[0].n_dims = 0xffffffffu; }); }, "n_dims 4294967295");
   add("ne negative", [] { return with([](Spec& s) { s.tensors[0].ne = {8, -4}; }); }, "ne[1] = -4 must be positive");
   add("ne zero", [] { return with([](Spec& s) { s.tensors[0].ne = {0, 4}; }); }, "ne[0] = 0 must be positive");
-  add("ne (INT64_MAX,2,1,1)", [] { return with([](Spec& s) { s.tensors[0] = ti("t", {kI64Max, 2, 1, 1}, kI8, 128); }); },
+  add("ne (INT64_MAX,2,1,1)",
+      [] { return with([](Spec& s) { s.tensors[0] = ti("t", {kI64Max, 2, 1, 1}, kI8, 128); }); },
       "element count overflows");
   add("ne (2^32,2^32) elements wrap",
       [] { return with([](Spec& s) { s.tensors[0].ne = {int64_t{1} << 32, int64_t{1} << 32}; }); }, "overflows");
@@ -383,7 +391,8 @@ std::vector<Case> hostile_cases() {
   add("type -1", [] { return with([](Spec& s) { s.tensors[0].type = 0xffffffffu; }); }, "ggml type id 4294967295");
   add("type 4 (removed Q4_2)", [] { return with([](Spec& s) { s.tensors[0].type = 4; }); }, "unknown or removed");
   add("type 31 (removed repack)", [] { return with([](Spec& s) { s.tensors[0].type = 31; }); }, "unknown or removed");
-  add("type 42 (unknown)", [] { return with([](Spec& s) { s.tensors[0].type = 42; }); }, "unknown or removed ggml type id 42");
+  add("type 42 (unknown)", [] { return with([](Spec& s) { s.tensors[0].type = 42; }); },
+      "unknown or removed ggml type id 42");
   add("truncated in tensor infos",
       [] { Bytes b = valid_spec().encode(); b.resize(kv_end() + 8 + 17 + 4 + 4); return b; }, "dims of tensor");
   // Data section.
@@ -391,7 +400,8 @@ std::vector<Case> hostile_cases() {
       [] { return with([](Spec& s) { s.tensors[1].offset = 132; }); }, "not a multiple of the alignment 32");
   add("offset overlap", [] { return with([](Spec& s) { s.tensors[1].offset = 96; }); }, "overlaps");
   add("offset overlap at same start", [] { return with([](Spec& s) { s.tensors[2].offset = 0; }); }, "overlaps");
-  add("offset beyond EOF", [] { return with([](Spec& s) { s.tensors[2].offset = 1 << 20; }); }, "extends past end of file");
+  add("offset beyond EOF", [] { return with([](Spec& s) { s.tensors[2].offset = 1 << 20; }); },
+      "extends past end of file");
   add("offset 2^64-32 wraps", [] { return with([](Spec& s) { s.tensors[2].offset = kU64Max - 31; }); }, "overflows");
   add("region too small for its shape",
       [] { return with([](Spec& s) { s.tensors[2].ne = {256, 9}; }); }, "extends past end of file");
