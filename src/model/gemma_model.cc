@@ -112,19 +112,41 @@ size_t GemmaModel::packed_weight_bytes() const {
 
 Status GemmaModel::forward(KvCache& cache, const int32_t* tokens, int32_t n, int32_t pos0, LogitsMode mode,
                            float* logits) {
-  if (n <= 0 || n > max_chunk_) return invalid_argument("forward: token count must be in 1..max_chunk");
-  if (pos0 < 0) return invalid_argument("forward: negative position");
-  for (int32_t t = 0; t < n; ++t)
-    if (tokens[t] < 0 || tokens[t] >= config_.vocab_size)
-      return invalid_argument("forward: token id " + std::to_string(tokens[t]) + " outside the vocabulary");
+  return forward_batch({SequenceChunk{&cache, tokens, n, pos0, mode}}, logits);
+}
+
+Status GemmaModel::forward_batch(const std::vector<SequenceChunk>& chunks, float* logits) {
+  if (chunks.empty()) return invalid_argument("forward: no sequences");
+  int64_t total = 0;
+  for (const SequenceChunk& ch : chunks) {
+    if (ch.cache == nullptr || ch.tokens == nullptr) return invalid_argument("forward: null cache or tokens");
+    if (ch.n <= 0) return invalid_argument("forward: every sequence needs at least one token");
+    if (ch.pos0 < 0) return invalid_argument("forward: negative position");
+    total += ch.n;
+    for (int32_t t = 0; t < ch.n; ++t)
+      if (ch.tokens[t] < 0 || ch.tokens[t] >= config_.vocab_size)
+        return invalid_argument("forward: token id " + std::to_string(ch.tokens[t]) + " outside the vocabulary");
+  }
+  if (total > max_chunk_)
+    return invalid_argument("forward: " + std::to_string(total) + " tokens exceed max_chunk " + std::to_string(max_chunk_));
   Backend& b = backend_;
   const GemmaConfig& c = config_;
-  const int64_t H = c.hidden_size, F = c.intermediate_size, T = n;
+  const int64_t H = c.hidden_size, F = c.intermediate_size, T = total;
   const float eps = c.rms_norm_eps;
 
-  std::vector<int32_t> pos(static_cast<size_t>(n));
-  for (int32_t t = 0; t < n; ++t) pos[static_cast<size_t>(t)] = pos0 + t;
-  b.upload(tokens_.data(), tokens, static_cast<size_t>(n) * sizeof(int32_t));
+  // Concatenate the sequences' tokens and positions: rows [row0, row0 + n) belong to chunk k.
+  std::vector<int32_t> tok, pos;
+  std::vector<int64_t> row0;
+  tok.reserve(static_cast<size_t>(T));
+  pos.reserve(static_cast<size_t>(T));
+  for (const SequenceChunk& ch : chunks) {
+    row0.push_back(static_cast<int64_t>(tok.size()));
+    for (int32_t t = 0; t < ch.n; ++t) {
+      tok.push_back(ch.tokens[t]);
+      pos.push_back(ch.pos0 + t);
+    }
+  }
+  b.upload(tokens_.data(), tok.data(), tok.size() * sizeof(int32_t));
   b.upload(positions_.data(), pos.data(), pos.size() * sizeof(int32_t));
   const int32_t* P = positions_.i32();
 
@@ -150,7 +172,6 @@ Status GemmaModel::forward(KvCache& cache, const int32_t* tokens, int32_t n, int
     b.rms_norm(k_.f32(), l.k_norm.f32(), T * nkv, d, eps, k_.f32());
     b.rope(q_.f32(), T, nq, d, P, l.inv_freq.f32());
     b.rope(k_.f32(), T, nkv, d, P, l.inv_freq.f32());
-    b.kv_store(cache, i, k_.f32(), v_.f32(), T, P);
     AttentionParams ap;
     ap.n_heads = static_cast<int32_t>(nq);
     ap.n_kv_heads = static_cast<int32_t>(nkv);
@@ -158,8 +179,13 @@ Status GemmaModel::forward(KvCache& cache, const int32_t* tokens, int32_t n, int
     ap.sliding_window = lc.sliding ? c.sliding_window : 0;
     ap.scale = c.query_scale;
     ap.logit_softcap = c.attn_logit_softcapping;
-    b.attention(cache, i, q_.f32(), T, P, ap, attn_.f32());  // [T, nq*d]
-    b.matmul(attn_.f32(), T, *l.o, a_.f32());                // [T, H]
+    for (size_t k = 0; k < chunks.size(); ++k) {
+      const int64_t r = row0[k];
+      const SequenceChunk& ch = chunks[k];
+      b.kv_store(*ch.cache, i, k_.f32() + r * nkv * d, v_.f32() + r * nkv * d, ch.n, P + r);
+      b.attention(*ch.cache, i, q_.f32() + r * nq * d, ch.n, P + r, ap, attn_.f32() + r * nq * d);
+    }
+    b.matmul(attn_.f32(), T, *l.o, a_.f32());  // [T, H]
     b.add_rms_norm(x, a_.f32(), l.post_attn_norm.f32(), T, H, eps);
 
     // --- MLP block ---
@@ -172,10 +198,18 @@ Status GemmaModel::forward(KvCache& cache, const int32_t* tokens, int32_t n, int
     if (c.has_layer_scalar) b.scale(x, T * H, l.layer_scalar);
   }
 
-  if (mode == LogitsMode::kNone) return b.synchronize();
-  const int64_t rows = mode == LogitsMode::kAll ? T : 1;
-  const float* xs = x + (T - rows) * H;
-  b.rms_norm(xs, final_norm_.f32(), rows, H, eps, h_.f32());
+  // Final norm of the rows whose logits are wanted, gathered contiguously into h_, then one LM-head
+  // matmul for all of them.
+  int64_t rows = 0;
+  for (size_t k = 0; k < chunks.size(); ++k) {
+    const SequenceChunk& ch = chunks[k];
+    const int64_t want = ch.mode == LogitsMode::kAll ? ch.n : ch.mode == LogitsMode::kLast ? 1 : 0;
+    if (want == 0) continue;
+    const float* src = x + (row0[k] + ch.n - want) * H;
+    b.rms_norm(src, final_norm_.f32(), want, H, eps, h_.f32() + rows * H);
+    rows += want;
+  }
+  if (rows == 0) return b.synchronize();
   const PackedWeight& head = lm_head_ ? *lm_head_ : *embed_;
   b.matmul(h_.f32(), rows, head, logits_.f32());  // [rows, V]
   const int64_t nl = rows * c.vocab_size;

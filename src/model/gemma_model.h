@@ -18,6 +18,16 @@ enum class LogitsMode {
   kNone,  // prefill of a prefix whose logits nobody reads
 };
 
+// One sequence's slice of a batched forward call: `n` tokens at positions [pos0, pos0 + n) of the
+// sequence whose KV cache is `cache`.
+struct SequenceChunk {
+  KvCache* cache = nullptr;
+  const int32_t* tokens = nullptr;
+  int32_t n = 0;
+  int32_t pos0 = 0;
+  LogitsMode mode = LogitsMode::kLast;
+};
+
 class GemmaModel {
  public:
   // Packs every weight into the backend's layout. `max_chunk` bounds the tokens of one forward call
@@ -33,6 +43,11 @@ class GemmaModel {
   // [vocab] for kLast, [n, vocab] for kAll.
   Status forward(KvCache& cache, const int32_t* tokens, int32_t n, int32_t pos0, LogitsMode mode,
                  float* logits);
+  // Several sequences in one pass (continuous batching: decode steps of running requests together
+  // with prefill chunks of new ones). Their tokens share every matmul; attention stays per sequence.
+  // Total tokens ≤ max_chunk. Logits rows are written in chunk order: kLast → 1 row, kAll → n rows,
+  // kNone → none.
+  Status forward_batch(const std::vector<SequenceChunk>& chunks, float* logits);
 
   const GemmaConfig& config() const { return config_; }
   int32_t max_chunk() const { return max_chunk_; }
