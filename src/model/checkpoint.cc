@@ -2,7 +2,12 @@
 // logical weight set of model/checkpoint.h. Weights are views into the mapped files, never copies.
 #include "model/checkpoint.h"
 
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <cmath>
 #include <optional>
@@ -111,20 +116,22 @@ Status check_shapes(const GemmaConfig& c, const ModelWeights& w) {
 
 uint64_t weight_bytes_of(const QuantWeight& w) {
   if (w.data == nullptr) return 0;
-  if (is_row_blocked(w.type)) {
-    Result<uint64_t> rb = row_bytes(w.type, w.cols);
-    return rb.is_ok() ? *rb * static_cast<uint64_t>(w.rows) : 0;
-  }
-  const uint64_t elems = static_cast<uint64_t>(w.rows) * static_cast<uint64_t>(w.cols);
-  const uint64_t meta = static_cast<uint64_t>(w.rows) * static_cast<uint64_t>(w.num_groups()) * 4;
-  return (w.type == QuantType::kInt4Group ? elems / 2 : elems) + meta;
+  Result<WeightBytes> b = weight_bytes(w);
+  return b.is_ok() ? b->data + b->scale + b->zero : 0;
+}
+
+// Every matrix of the logical set, for whole-set walks (sizes, mlock).
+std::vector<const QuantWeight*> all_matrices(const ModelWeights& w) {
+  std::vector<const QuantWeight*> out = {&w.embed_tokens, &w.lm_head};
+  for (const auto& l : w.layers)
+    for (const QuantWeight* q : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
+      out.push_back(q);
+  return out;
 }
 
 uint64_t total_weight_bytes(const ModelWeights& w) {
-  uint64_t n = weight_bytes_of(w.embed_tokens) + weight_bytes_of(w.lm_head);
-  for (const auto& l : w.layers)
-    for (const QuantWeight* q : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
-      n += weight_bytes_of(*q);
+  uint64_t n = 0;
+  for (const QuantWeight* q : all_matrices(w)) n += weight_bytes_of(*q);
   return n;
 }
 
@@ -395,7 +402,24 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& path) {
 }
 
 Status Checkpoint::lock_memory() {
-  // The mapped files own the bytes; locking is delegated to them where they expose it.
+  // Pins every weight buffer (data, scales, zeros) of the mapped files, page-aligned.
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  auto lock_range = [&](const void* p, uint64_t n) -> Status {
+    if (p == nullptr || n == 0) return Status::ok();
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+    const uintptr_t end = reinterpret_cast<uintptr_t>(p) + n;
+    if (mlock(reinterpret_cast<const void*>(begin), end - begin) != 0)
+      return io_error(std::string("mlock of the model weights failed: ") + std::strerror(errno) +
+                      "; raise the locked-memory limit (ulimit -l) or run without --mlock");
+    return Status::ok();
+  };
+  for (const QuantWeight* q : all_matrices(weights_)) {
+    if (q->data == nullptr) continue;
+    GE_ASSIGN_OR_RETURN(WeightBytes b, ::ge::weight_bytes(*q));
+    GE_RETURN_IF_ERROR(lock_range(q->data, b.data));
+    GE_RETURN_IF_ERROR(lock_range(q->scale, b.scale));
+    GE_RETURN_IF_ERROR(lock_range(q->zero, b.zero));
+  }
   return Status::ok();
 }
 
