@@ -108,22 +108,12 @@ class Backend {
   // ---- load time ----
   virtual Result<std::unique_ptr<PackedWeight>> pack_weight(const QuantWeight& w) = 0;
   virtual Result<std::unique_ptr<KvCache>> create_kv_cache(const std::vector<KvLayerSpec>& layers) = 0;
-  // Random weights of the given encoding built directly in backend memory (benchmarks of model
-  // shapes whose real weights are out of reach). Optional.
-  virtual Result<std::unique_ptr<PackedWeight>> synthesize_weight(QuantType type, int64_t rows, int64_t cols,
-                                                                  uint64_t seed) {
-    (void)type, (void)rows, (void)cols, (void)seed;
+  // Random weights built directly in backend memory (benchmarks of model shapes whose real weights
+  // are out of reach). `like` gives the encoding, shape and group size; its pointers are ignored.
+  // Optional.
+  virtual Result<std::unique_ptr<PackedWeight>> synthesize_weight(const QuantWeight& like, uint64_t seed) {
+    (void)like, (void)seed;
     return unsupported("backend '" + name() + "' cannot synthesize weights");
-  }
-  // Optional: a random weight of the given encoding built directly in backend memory (benchmarks,
-  // tests of shapes no checkpoint has). Same `seed` gives the same weight.
-  virtual Result<std::unique_ptr<PackedWeight>> synthesize_weight(QuantType type, int64_t rows, int64_t cols,
-                                                                  uint64_t seed) {
-    (void)type;
-    (void)rows;
-    (void)cols;
-    (void)seed;
-    return unsupported(name() + ": synthesize_weight is not implemented by this backend");
   }
 
   // ---- ops (shapes in brackets; all activations fp32, row-major) ----
