@@ -5,11 +5,10 @@
 
 #include <filesystem>
 #include <new>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <system_error>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
 
@@ -109,8 +108,8 @@ Result<SafetensorsModel> SafetensorsModel::open_index(const std::string& index_p
       }
       const std::string& shard_name = it->get_ref<const std::string&>();
       if (std::string why = check_shard_name(shard_name); !why.empty()) {
-        return format_error(what + ": shard name " + quote_name(shard_name) + " for tensor " +
-                            quote_name(it.key()) + " " + why + "; shards must be plain file names in the index's directory");
+        return format_error(what + ": shard name " + quote_name(shard_name) + " for tensor " + quote_name(it.key()) +
+                            " " + why + "; shards must be plain file names in the index's directory");
       }
       tensors_by_shard[shard_name].push_back(it.key());
     }

@@ -7,11 +7,10 @@
 #include <cstring>
 #include <exception>
 #include <new>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <unordered_set>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "core/checked_math.h"
 
@@ -29,11 +28,10 @@ struct DTypeEntry {
 };
 
 constexpr DTypeEntry kDTypes[] = {
-    {DType::kF64, "F64", 8},          {DType::kF32, "F32", 4},         {DType::kF16, "F16", 2},
-    {DType::kBF16, "BF16", 2},        {DType::kI64, "I64", 8},         {DType::kI32, "I32", 4},
-    {DType::kI16, "I16", 2},          {DType::kI8, "I8", 1},           {DType::kU8, "U8", 1},
-    {DType::kBool, "BOOL", 1},        {DType::kU16, "U16", 2},         {DType::kU32, "U32", 4},
-    {DType::kU64, "U64", 8},          {DType::kF8E4M3, "F8_E4M3", 1},  {DType::kF8E5M2, "F8_E5M2", 1},
+    {DType::kF64, "F64", 8}, {DType::kF32, "F32", 4},        {DType::kF16, "F16", 2},        {DType::kBF16, "BF16", 2},
+    {DType::kI64, "I64", 8}, {DType::kI32, "I32", 4},        {DType::kI16, "I16", 2},        {DType::kI8, "I8", 1},
+    {DType::kU8, "U8", 1},   {DType::kBool, "BOOL", 1},      {DType::kU16, "U16", 2},        {DType::kU32, "U32", 4},
+    {DType::kU64, "U64", 8}, {DType::kF8E4M3, "F8_E4M3", 1}, {DType::kF8E5M2, "F8_E5M2", 1},
 };
 
 // Dtypes the reference format defines but this engine does not read (sub-byte and exotic floats).
@@ -148,7 +146,8 @@ Result<ParsedEntry> parse_tensor_entry(const std::string& name, const json& v) {
   }
   if (!found) {
     for (const char* u : kKnownUnsupportedDTypes) {
-      if (dtype_str == u) return unsupported("safetensors: " + where + " has dtype " + u + ", which this engine does not read");
+      if (dtype_str == u)
+        return unsupported("safetensors: " + where + " has dtype " + u + ", which this engine does not read");
     }
     return header_error(where + " has unknown dtype " + quote_name(dtype_str));
   }
@@ -162,7 +161,8 @@ Result<ParsedEntry> parse_tensor_entry(const std::string& name, const json& v) {
   for (const json& d : *shape_it) {
     uint64_t dim;
     if (!get_u64(d, &dim)) {
-      return header_error(where + ": shape entry is " + std::string(json_kind(d)) + ", expected a non-negative integer");
+      return header_error(where + ": shape entry is " + std::string(json_kind(d)) +
+                          ", expected a non-negative integer");
     }
     // int64 is what the rest of the engine indexes with; the product check below bounds it anyway.
     if (dim > static_cast<uint64_t>(INT64_MAX) || !mul_ok(numel, dim, &numel)) {

@@ -6,11 +6,10 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "core/mapped_file.h"
 #include "core/status.h"
@@ -34,8 +33,8 @@ inline constexpr int kMaxJsonDepth = 64;
 struct TensorInfo {
   std::string name;
   DType dtype = DType::kF32;
-  std::vector<int64_t> shape;  // outermost first, row-major; [] is a scalar
-  const uint8_t* data = nullptr;  // inside the file's data region; never null-checked by callers
+  std::vector<int64_t> shape;     // outermost first, row-major; [] is a scalar
+  const uint8_t* data = nullptr;  // in the data region; only valid for nbytes (zero-size: do not read)
   uint64_t nbytes = 0;            // == product(shape) * dtype_size(dtype)
 };
 

@@ -4,11 +4,10 @@
 #include "formats/torchao_meta.h"
 
 #include <new>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string_view>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "core/checked_math.h"
 
@@ -21,8 +20,8 @@ constexpr std::string_view kInt4 = "Int4Tensor";
 constexpr std::string_view kIntx = "IntxUnpackedToInt8Tensor";
 constexpr std::string_view kPlain = "Tensor";
 // On torchao's allow-list but not readable by this engine.
-constexpr std::string_view kOtherTorchaoTypes[] = {"Float8Tensor",         "Int4TilePackedTo4dTensor", "Int8Tensor",
-                                                   "Int4PlainInt32Tensor", "MXTensor",                 "NVFP4Tensor"};
+constexpr std::string_view kOtherTorchaoTypes[] = {
+    "Float8Tensor", "Int4TilePackedTo4dTensor", "Int8Tensor", "Int4PlainInt32Tensor", "MXTensor", "NVFP4Tensor"};
 
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
@@ -47,7 +46,8 @@ class EntryChecker {
       if (required) return fail(std::string("_data has no \"") + key + "\"");
       return v;
     }
-    if (!it->is_array() || it->size() > kMaxRank) return fail(std::string("\"") + key + "\" must be a short integer list");
+    if (!it->is_array() || it->size() > kMaxRank)
+      return fail(std::string("\"") + key + "\" must be a short integer list");
     for (const json& x : *it) {
       if (!x.is_number_unsigned() || x.get<uint64_t>() == 0 || x.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
         return fail(std::string("\"") + key + "\" entries must be positive integers");
@@ -85,7 +85,8 @@ class EntryChecker {
     }
     out_->group_size = out_->block_size[1];
     if (k % out_->group_size != 0) {
-      return fail("K = " + std::to_string(k) + " is not a multiple of the group size " + std::to_string(out_->group_size));
+      return fail("K = " + std::to_string(k) + " is not a multiple of the group size " +
+                  std::to_string(out_->group_size));
     }
     return Status::ok();
   }
@@ -96,7 +97,8 @@ class EntryChecker {
     if (out_->shape.size() != 2) return unsupported_error("shape " + shape_str(out_->shape) + " is not 2-D");
     GE_ASSIGN_OR_RETURN(std::string act, torch_dtype(data, "activation_dtype"));
     if (!act.empty() && act != "bfloat16") {
-      return unsupported_error("activation_dtype " + quote_name(act) + " (only bfloat16 activations; other modes store signed nibbles)");
+      return unsupported_error("activation_dtype " + quote_name(act) +
+                               " (only bfloat16 activations; other modes store signed nibbles)");
     }
     const int64_t n = out_->shape[0], k = out_->shape[1];
     if (k % 2 != 0) return fail("K = " + std::to_string(k) + " is odd; int4 qdata packs two values per byte");
@@ -193,19 +195,24 @@ Result<std::vector<TorchaoTensor>> read_all(const SafetensorsFile& file, const s
     if (!name.is_string()) return format_error("torchao: \"tensor_names\" holds a non-string entry");
     TorchaoTensor t;
     t.fqn = name.get<std::string>();
-    if (!seen.insert(t.fqn).second) return format_error("torchao: " + quote_name(t.fqn) + " is listed twice in \"tensor_names\"");
+    if (!seen.insert(t.fqn).second)
+      return format_error("torchao: " + quote_name(t.fqn) + " is listed twice in \"tensor_names\"");
     auto m = meta.find(t.fqn);
     if (m == meta.end()) return format_error("torchao: " + quote_name(t.fqn) + " has no metadata entry");
     GE_ASSIGN_OR_RETURN(json entry, parse_json_strict(m->second, "torchao metadata for " + quote_name(t.fqn)));
     if (!entry.is_object()) return format_error("torchao: metadata for " + quote_name(t.fqn) + " is not a JSON object");
     auto type = entry.find("_type");
-    if (type == entry.end() || !type->is_string()) return format_error("torchao: " + quote_name(t.fqn) + " has no \"_type\"");
+    if (type == entry.end() || !type->is_string())
+      return format_error("torchao: " + quote_name(t.fqn) + " has no \"_type\"");
     t.type = type->get<std::string>();
     if (t.type != kInt4 && t.type != kIntx && t.type != kPlain) {
       for (std::string_view other : kOtherTorchaoTypes) {
-        if (t.type == other) return unsupported("torchao: " + quote_name(t.fqn) + " has type " + t.type + ", which this engine does not read");
+        if (t.type == other)
+          return unsupported("torchao: " + quote_name(t.fqn) + " has type " + t.type +
+                             ", which this engine does not read");
       }
-      return format_error("torchao: " + quote_name(t.fqn) + " has type " + quote_name(t.type) + ", which is not an allow-listed torchao type");
+      return format_error("torchao: " + quote_name(t.fqn) + " has type " + quote_name(t.type) +
+                          ", which is not an allow-listed torchao type");
     }
     EntryChecker checker(file, &t);
     GE_RETURN_IF_ERROR(checker.check(entry));

@@ -21,13 +21,13 @@ namespace ge::safetensors {
 //     qdata int8 [N, K] (values within `bits`), scale bf16 [N, K/gs], zero_point int8 [N, K/gs].
 //   Tensor: a plain tensor stored under its own name; parts = {"data"}.
 struct TorchaoTensor {
-  std::string fqn;   // logical name, e.g. "model.layers.0.self_attn.q_proj.weight"
-  std::string type;  // "Int4Tensor", "IntxUnpackedToInt8Tensor", "Tensor"
-  std::vector<int64_t> block_size;  // [1, gs] for the quantized types; empty for Tensor
-  std::vector<int64_t> shape;       // logical shape ([N, K] for the quantized types)
+  std::string fqn;                                 // logical name, e.g. "model.layers.0.self_attn.q_proj.weight"
+  std::string type;                                // "Int4Tensor", "IntxUnpackedToInt8Tensor", "Tensor"
+  std::vector<int64_t> block_size;                 // [1, gs] for the quantized types; empty for Tensor
+  std::vector<int64_t> shape;                      // logical shape ([N, K] for the quantized types)
   std::map<std::string, const TensorInfo*> parts;  // "qdata", "scale", "zero_point" (or "data")
-  int bits = 0;             // 4 for Int4Tensor, the target int width (1..8) for Intx, 0 for Tensor
-  int64_t group_size = 0;   // block_size[1] for the quantized types
+  int bits = 0;            // 4 for Int4Tensor, the target int width (1..8) for Intx, 0 for Tensor
+  int64_t group_size = 0;  // block_size[1] for the quantized types
 };
 
 // Reads and validates every entry of "tensor_names". Returns an empty list when the file carries

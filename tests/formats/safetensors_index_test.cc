@@ -1,12 +1,13 @@
 // Sharded safetensors checkpoints: single file, directory with model.safetensors, directory with
 // an index; the index must agree with its shards and cannot point outside its directory.
+#include "formats/safetensors_index.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <string>
 #include <vector>
 
-#include "formats/safetensors_index.h"
 #include "safetensors_test_util.h"
 
 namespace ge::safetensors {
@@ -28,8 +29,8 @@ fs::path make_sharded_dir(const std::string& tag, const std::string& weight_map_
   write_file(dir / "model-00002-of-00002.safetensors",
              write_image({{"model.layers.0.mlp.down_proj.weight", "BF16", {2, 2}, pattern_bytes(8, 3)}},
                          {{"format", "pt"}, {"shard", "2"}}));
-  write_text(dir / kIndexFileName, R"({"metadata": {"total_size": 32, "format": "pt"}, "weight_map": )" +
-                                       weight_map_json + "}");
+  write_text(dir / kIndexFileName,
+             R"({"metadata": {"total_size": 32, "format": "pt"}, "weight_map": )" + weight_map_json + "}");
   return dir;
 }
 
@@ -103,8 +104,13 @@ TEST(SafetensorsIndex, RejectsShardNamesThatLeaveTheDirectory) {
   fs::create_directories(dir / "sub");
   write_file(dir / "sub" / "model.safetensors",
              write_image({{"model.embed_tokens.weight", "BF16", {4, 2}, pattern_bytes(16, 1)}}));
-  const std::vector<std::string> names = {"../ge_st_outside.safetensors", outside.string(), "sub/model.safetensors",
-                                         "sub\\\\model.safetensors", "..", ".", "./model-00001-of-00002.safetensors"};
+  const std::vector<std::string> names = {"../ge_st_outside.safetensors",
+                                          outside.string(),
+                                          "sub/model.safetensors",
+                                          "sub\\\\model.safetensors",
+                                          "..",
+                                          ".",
+                                          "./model-00001-of-00002.safetensors"};
   for (const std::string& name : names) {
     SCOPED_TRACE(name);
     write_text(dir / kIndexFileName, R"({"weight_map": {"model.embed_tokens.weight": ")" + name + R"("}})");

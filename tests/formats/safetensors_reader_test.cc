@@ -1,6 +1,8 @@
 // safetensors reader: round trips through a small writer, a hostile corpus built in code (one
 // case per class of reliability row A5), and truncation / byte-mutation sweeps that must never
 // crash or hand out a view outside the buffer.
+#include "formats/safetensors_reader.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -8,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "formats/safetensors_reader.h"
 #include "safetensors_test_util.h"
 
 namespace ge::safetensors {
@@ -45,8 +46,8 @@ void expect_views_consistent(const SafetensorsFile& f, const uint8_t* base, uint
 
 TEST(SafetensorsReader, RoundTripsEveryDType) {
   const std::vector<std::pair<std::string, size_t>> dtypes = {
-      {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8},     {"I32", 4},     {"I16", 2}, {"I8", 1},
-      {"U8", 1},  {"BOOL", 1}, {"U16", 2}, {"U32", 4}, {"U64", 8}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
+      {"F64", 8}, {"F32", 4},  {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4},     {"I16", 2},    {"I8", 1},
+      {"U8", 1},  {"BOOL", 1}, {"U16", 2}, {"U32", 4},  {"U64", 8}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
   std::vector<TensorSpec> specs;
   for (size_t i = 0; i < dtypes.size(); ++i) {
     const std::vector<int64_t> shape = {2, static_cast<int64_t>(i + 1)};
@@ -137,7 +138,8 @@ TEST(SafetensorsReader, OpensFromDiskAndNamesThePathInErrors) {
 
 TEST(SafetensorsReader, ReadsAFileWrittenByTheReferenceWriter) {
   // Written by safetensors.torch.save_file (scripts/gen_torchao_fixture.py).
-  Result<SafetensorsFile> r = SafetensorsFile::open(std::string(GE_TEST_DATA_DIR) + "/safetensors/torchao_expected.safetensors");
+  Result<SafetensorsFile> r =
+      SafetensorsFile::open(std::string(GE_TEST_DATA_DIR) + "/safetensors/torchao_expected.safetensors");
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   const TensorInfo* t = r->find("model.layers.0.mlp.down_proj.weight");
   ASSERT_NE(t, nullptr);
@@ -185,8 +187,8 @@ std::vector<HostileCase> hostile_corpus() {
       {"trailing garbage", raw_image("{" + t4 + "}x", z4), kFmt, "invalid JSON"},
       {"comment", raw_image("{/**/" + t4 + "}", z4), kFmt, "invalid JSON"},
       {"duplicate tensor key", raw_image("{" + t4 + "," + t4 + "}", z4), kFmt, "duplicate key 't'"},
-      {"duplicate field", raw_image(one(R"({"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]})"), z4),
-       kFmt, "duplicate key 'dtype'"},
+      {"duplicate field", raw_image(one(R"({"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]})"), z4), kFmt,
+       "duplicate key 'dtype'"},
       {"deep nesting",
        raw_image(R"({"t":{"dtype":"U8","shape":[0],"data_offsets":[0,0],"x":)" + std::string(100, '[') +
                  std::string(100, ']') + "}}"),
@@ -204,12 +206,11 @@ std::vector<HostileCase> hostile_corpus() {
       {"negative shape", raw_image(one(R"({"dtype":"F32","shape":[-1],"data_offsets":[0,4]})"), z4), kFmt,
        "negative integer"},
       {"-0 shape", raw_image(one(R"({"dtype":"F32","shape":[-0],"data_offsets":[0,0]})")), kFmt, "negative integer"},
-      {"float shape", raw_image(one(R"({"dtype":"F32","shape":[1.0],"data_offsets":[0,4]})"), z4), kFmt,
-       "non-integer"},
+      {"float shape", raw_image(one(R"({"dtype":"F32","shape":[1.0],"data_offsets":[0,4]})"), z4), kFmt, "non-integer"},
       {"string shape", raw_image(one(R"({"dtype":"F32","shape":["1"],"data_offsets":[0,4]})"), z4), kFmt,
        "shape entry is a string"},
-      {"rank 64", raw_image(one(R"({"dtype":"F32","shape":)" + rank_shape(64) + R"(,"data_offsets":[0,4]})"), z4),
-       kFmt, "rank 64"},
+      {"rank 64", raw_image(one(R"({"dtype":"F32","shape":)" + rank_shape(64) + R"(,"data_offsets":[0,4]})"), z4), kFmt,
+       "rank 64"},
       {"shape product overflow",
        raw_image(one(R"({"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]})"), z4), kFmt,
        "element count overflows"},
@@ -226,21 +227,27 @@ std::vector<HostileCase> hostile_corpus() {
        "before begin"},
       {"span != dtype x shape", raw_image(one(R"({"dtype":"F32","shape":[2],"data_offsets":[0,4]})"), z4), kFmt,
        "need 8"},
-      {"gap", raw_image(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[3,5]}})",
-                        Bytes(5, 1)),
+      {"gap",
+       raw_image(
+           R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[3,5]}})",
+           Bytes(5, 1)),
        kFmt, "(gap)"},
       {"gap at start", raw_image(one(R"({"dtype":"U8","shape":[2],"data_offsets":[1,3]})"), Bytes(3, 1)), kFmt,
        "(gap)"},
-      {"overlap", raw_image(R"({"a":{"dtype":"U8","shape":[3],"data_offsets":[0,3]},"b":{"dtype":"U8","shape":[3],"data_offsets":[2,5]}})",
-                            Bytes(5, 1)),
+      {"overlap",
+       raw_image(
+           R"({"a":{"dtype":"U8","shape":[3],"data_offsets":[0,3]},"b":{"dtype":"U8","shape":[3],"data_offsets":[2,5]}})",
+           Bytes(5, 1)),
        kFmt, "(overlap)"},
       {"two names for one range",
-       raw_image(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})",
-                 Bytes(2, 1)),
+       raw_image(
+           R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})",
+           Bytes(2, 1)),
        kFmt, "(overlap)"},
       {"zero-size tensor inside another",
-       raw_image(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[0],"data_offsets":[2,2]}})",
-                 Bytes(4, 1)),
+       raw_image(
+           R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[0],"data_offsets":[2,2]}})",
+           Bytes(4, 1)),
        kFmt, "(overlap)"},
       {"trailing bytes", raw_image("{" + t4 + "}", Bytes(5, 0)), kFmt, "trailing bytes"},
       {"missing bytes", raw_image("{" + t4 + "}", Bytes(3, 0)), kFmt, "truncated"},

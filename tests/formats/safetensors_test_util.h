@@ -8,11 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace ge::safetensors::testing {
 
@@ -37,8 +36,8 @@ struct TensorSpec {
 
 // A well-formed image: tensors tiled in the given order, optional __metadata__, header padded
 // with spaces to `align` bytes as the reference writer does.
-inline Bytes write_image(const std::vector<TensorSpec>& tensors, const std::map<std::string, std::string>& metadata = {},
-                         size_t align = 8) {
+inline Bytes write_image(const std::vector<TensorSpec>& tensors,
+                         const std::map<std::string, std::string>& metadata = {}, size_t align = 8) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   Bytes data;

@@ -4,10 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/dtype.h"
 #include "formats/torchao_meta.h"
@@ -44,7 +43,7 @@ std::vector<float> dequantize(const TorchaoTensor& t) {
       if (t.type == "Int4Tensor") {
         const uint8_t byte = q->data[r * (k / 2) + c / 2];
         qv = static_cast<float>(c % 2 == 0 ? byte & 0x0f : byte >> 4);  // even k in the low nibble
-        scale = bf16_to_f32(u16_at(s->data, g * n + r));                 // [K/gs, N]
+        scale = bf16_to_f32(u16_at(s->data, g * n + r));                // [K/gs, N]
         zero = bf16_to_f32(u16_at(z->data, g * n + r));
       } else {
         qv = static_cast<float>(static_cast<int8_t>(q->data[r * k + c]));
@@ -165,8 +164,8 @@ struct Synth {
     std::erase_if(tensors, [&](const TensorSpec& t) { return t.name == name; });
   }
   Result<std::vector<TorchaoTensor>> read(Bytes* storage) const {
-    std::map<std::string, std::string> meta = {{"tensor_names", tensor_names}, {"a.weight", meta_a.dump()},
-                                               {"b.weight", meta_b.dump()}};
+    std::map<std::string, std::string> meta = {
+        {"tensor_names", tensor_names}, {"a.weight", meta_a.dump()}, {"b.weight", meta_b.dump()}};
     for (const auto& [k, v] : extra_meta) meta[k] = v;
     *storage = write_image(tensors, meta);
     Result<SafetensorsFile> f = SafetensorsFile::parse(storage->data(), storage->size());
@@ -212,8 +211,11 @@ TEST(SafetensorsTorchao, RejectsInconsistentMetadataAndLayouts) {
       {"act_pre_scale", [](Synth& s) { s.meta_a["_tensor_data_names"].push_back("act_pre_scale"); }, kUns,
        "act_pre_scale"},
       {"part listed twice", [](Synth& s) { s.meta_a["_tensor_data_names"].push_back("scale"); }, kFmt, "listed twice"},
-      {"zero_point not listed", [](Synth& s) { s.meta_a["_tensor_data_names"] = {"qdata", "scale"}; }, kFmt,
-       "no zero_point part"},
+      {"zero_point not listed",
+       [](Synth& s) {
+         s.meta_a["_tensor_data_names"] = {"qdata", "scale"};
+       },
+       kFmt, "no zero_point part"},
       {"part tensor missing", [](Synth& s) { s.drop("a._weight_zero_point"); }, kFmt, "missing from the file"},
       {"quantized name without a dot",
        [](Synth& s) {
@@ -221,35 +223,91 @@ TEST(SafetensorsTorchao, RejectsInconsistentMetadataAndLayouts) {
          s.extra_meta["aweight"] = s.meta_a.dump();
        },
        kFmt, "<module>.<attribute>"},
-      {"int4 qdata int8", [](Synth& s) { s.set("a._weight_qdata", "I8", {4, 32}); }, kFmt, "qdata is I8 [4, 32]"},
-      {"int4 qdata unpacked", [](Synth& s) { s.set("a._weight_qdata", "U8", {4, 64}); }, kFmt, "expected U8 [4, 32]"},
-      {"int4 scale not transposed", [](Synth& s) { s.set("a._weight_scale", "BF16", {4, 2}); }, kFmt,
-       "scale is BF16 [4, 2], expected BF16 [2, 4]"},
-      {"int4 zero int8", [](Synth& s) { s.set("a._weight_zero_point", "I8", {2, 4}); }, kFmt, "zero_point is I8"},
+      {"int4 qdata int8",
+       [](Synth& s) {
+         s.set("a._weight_qdata", "I8", {4, 32});
+       },
+       kFmt, "qdata is I8 [4, 32]"},
+      {"int4 qdata unpacked",
+       [](Synth& s) {
+         s.set("a._weight_qdata", "U8", {4, 64});
+       },
+       kFmt, "expected U8 [4, 32]"},
+      {"int4 scale not transposed",
+       [](Synth& s) {
+         s.set("a._weight_scale", "BF16", {4, 2});
+       },
+       kFmt, "scale is BF16 [4, 2], expected BF16 [2, 4]"},
+      {"int4 zero int8",
+       [](Synth& s) {
+         s.set("a._weight_zero_point", "I8", {2, 4});
+       },
+       kFmt, "zero_point is I8"},
       {"int4 no shape", [](Synth& s) { s.meta_a["_data"].erase("shape"); }, kFmt, "no \"shape\""},
-      {"int4 shape 3-D", [](Synth& s) { s.meta_a["_data"]["shape"] = {2, 4, 64}; }, kUns, "not 2-D"},
-      {"int4 shape negative", [](Synth& s) { s.meta_a["_data"]["shape"] = {4, -64}; }, kFmt, "positive integers"},
-      {"int4 odd K", [](Synth& s) { s.meta_a["_data"]["shape"] = {4, 63}; }, kFmt, "odd"},
-      {"group does not divide K", [](Synth& s) { s.meta_a["_data"]["block_size"] = {1, 48}; }, kFmt,
-       "not a multiple of the group size 48"},
-      {"group size zero", [](Synth& s) { s.meta_a["_data"]["block_size"] = {1, 0}; }, kFmt, "positive integers"},
-      {"block_size not per-row", [](Synth& s) { s.meta_a["_data"]["block_size"] = {2, 32}; }, kUns, "[1, gs]"},
+      {"int4 shape 3-D",
+       [](Synth& s) {
+         s.meta_a["_data"]["shape"] = {2, 4, 64};
+       },
+       kUns, "not 2-D"},
+      {"int4 shape negative",
+       [](Synth& s) {
+         s.meta_a["_data"]["shape"] = {4, -64};
+       },
+       kFmt, "positive integers"},
+      {"int4 odd K",
+       [](Synth& s) {
+         s.meta_a["_data"]["shape"] = {4, 63};
+       },
+       kFmt, "odd"},
+      {"group does not divide K",
+       [](Synth& s) {
+         s.meta_a["_data"]["block_size"] = {1, 48};
+       },
+       kFmt, "not a multiple of the group size 48"},
+      {"group size zero",
+       [](Synth& s) {
+         s.meta_a["_data"]["block_size"] = {1, 0};
+       },
+       kFmt, "positive integers"},
+      {"block_size not per-row",
+       [](Synth& s) {
+         s.meta_a["_data"]["block_size"] = {2, 32};
+       },
+       kUns, "[1, gs]"},
       {"block_size missing", [](Synth& s) { s.meta_a["_data"].erase("block_size"); }, kFmt, "no \"block_size\""},
       {"int4 fp8 activations",
-       [](Synth& s) { s.meta_a["_data"]["activation_dtype"] = {{"_type", "torch.dtype"}, {"_data", "float8_e4m3fn"}}; },
+       [](Synth& s) {
+         s.meta_a["_data"]["activation_dtype"] = {{"_type", "torch.dtype"}, {"_data", "float8_e4m3fn"}};
+       },
        kUns, "activation_dtype"},
       {"activation_dtype not a dtype", [](Synth& s) { s.meta_a["_data"]["activation_dtype"] = "bfloat16"; }, kFmt,
        "not an encoded torch.dtype"},
-      {"intx qdata uint8", [](Synth& s) { s.set("b._weight_qdata", "U8", {4, 64}); }, kFmt, "qdata is U8"},
-      {"intx scale transposed", [](Synth& s) { s.set("b._weight_scale", "BF16", {2, 4}); }, kFmt,
-       "scale is BF16 [2, 4], expected BF16 [4, 2]"},
-      {"intx zero bf16", [](Synth& s) { s.set("b._weight_zero_point", "BF16", {4, 2}); }, kFmt,
-       "zero_point is BF16 [4, 2], expected I8 [4, 2]"},
+      {"intx qdata uint8",
+       [](Synth& s) {
+         s.set("b._weight_qdata", "U8", {4, 64});
+       },
+       kFmt, "qdata is U8"},
+      {"intx scale transposed",
+       [](Synth& s) {
+         s.set("b._weight_scale", "BF16", {2, 4});
+       },
+       kFmt, "scale is BF16 [2, 4], expected BF16 [4, 2]"},
+      {"intx zero bf16",
+       [](Synth& s) {
+         s.set("b._weight_zero_point", "BF16", {4, 2});
+       },
+       kFmt, "zero_point is BF16 [4, 2], expected I8 [4, 2]"},
       {"intx qdata 1-D", [](Synth& s) { s.set("b._weight_qdata", "I8", {256}); }, kUns, "not 2-D"},
-      {"intx shape disagrees", [](Synth& s) { s.meta_b["_data"]["shape"] = {4, 32}; }, kFmt, "disagrees"},
+      {"intx shape disagrees",
+       [](Synth& s) {
+         s.meta_b["_data"]["shape"] = {4, 32};
+       },
+       kFmt, "disagrees"},
       {"intx unsigned target",
-       [](Synth& s) { s.meta_b["_data"]["target_dtype"] = {{"_type", "torch.dtype"}, {"_data", "uint4"}}; }, kUns,
-       "target_dtype"},
+       [](Synth& s) {
+         s.meta_b["_data"]["target_dtype"] = {{"_type", "torch.dtype"}, {"_data", "uint4"}};
+       },
+       kUns, "target_dtype"},
       {"intx no target", [](Synth& s) { s.meta_b["_data"].erase("target_dtype"); }, kUns, "target_dtype"},
       {"intx activation quant", [](Synth& s) { s.meta_b["_data"]["activation_quantization"] = "int8_asym_per_token"; },
        kUns, "activation_quantization"},
@@ -259,8 +317,9 @@ TEST(SafetensorsTorchao, RejectsInconsistentMetadataAndLayouts) {
          s.extra_meta["norm.weight"] = R"({"_type": "Tensor"})";
        },
        kFmt, "missing from the file"},
-      {"duplicate key in an entry", [](Synth& s) { s.extra_meta["a.weight"] = R"({"_type": "Tensor", "_type": "Int4Tensor"})"; },
-       kFmt, "duplicate key"},
+      {"duplicate key in an entry",
+       [](Synth& s) { s.extra_meta["a.weight"] = R"({"_type": "Tensor", "_type": "Int4Tensor"})"; }, kFmt,
+       "duplicate key"},
   };
   ASSERT_GE(cases.size(), 20u);
   for (const BadCase& c : cases) {
