@@ -242,6 +242,73 @@ TEST(Tokenizer, RoundTripsRandomValidUtf8) {
   }
 }
 
+// Replaces every "▁" with " " (how both HF and this tokenizer decode a typed "▁").
+std::string spaces_for_escapes(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    if (s.compare(i, 3, "\xE2\x96\x81") == 0) {
+      out.push_back(' ');
+      i += 3;
+    } else {
+      out.push_back(s[i++]);
+    }
+  }
+  return out;
+}
+
+TEST(Tokenizer, RandomBytesKeepInvariants) {
+  VocabBuilder b;
+  add_letters(&b);
+  b.add("ab");
+  b.add("\xE2\x96\x81" "a");
+  b.add("\xE2\x96\x81\xE2\x96\x81");
+  Tokenizer t = b.build();
+  const std::vector<std::string> alphabet = {"a", "b", "c", " ", "  ", "\n", "\t", "<", ">", "<start_of_turn>",
+                                             "<start_of", "<end_of_turn>", "<b>", "\xE2\x96\x81", "\xE4\xB8\xAD",
+                                             "\xF0\x9F\x98\x80", "\x80", "\xC3", "\xE2\x96", "\xFF", std::string(1, '\0')};
+  std::mt19937 rng(3);
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::string s;
+    const int len = static_cast<int>(rng() % 30);
+    for (int i = 0; i < len; ++i) s += alphabet[rng() % alphabet.size()];
+    for (bool parse_special : {true, false}) {
+      const auto ids = t.encode(s, false, parse_special);
+      for (int32_t id : ids) {
+        ASSERT_TRUE(id >= 0 && id < t.n_vocab()) << id;
+        if (!parse_special) {
+          ASSERT_NE(t.token_type(id), TokenType::kControl) << "iteration " << iter;
+        }
+      }
+      const std::string decoded = t.decode(ids, false);
+      ASSERT_TRUE(utf8::is_valid(decoded));
+      // Decoding gives back the input, with ill-formed bytes replaced exactly as a sanitizer would.
+      std::string expected;
+      utf8::append_sanitized(spaces_for_escapes(s), true, &expected);
+      ASSERT_EQ(decoded, expected) << "iteration " << iter << " parse_special " << parse_special;
+    }
+  }
+}
+
+TEST(Tokenizer, PathologicalInputsStayLinear) {
+  VocabBuilder b;
+  add_letters(&b);
+  b.add("\xE2\x96\x81\xE2\x96\x81");
+  b.add("\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81");
+  Tokenizer t = b.build();
+  const std::string spaces(1 << 20, ' ');
+  const auto space_ids = t.encode(spaces, false, false);
+  EXPECT_EQ(space_ids.size(), (1u << 20) / 4);
+  EXPECT_EQ(t.decode(space_ids, true), spaces);
+  std::string turns;
+  for (int i = 0; i < 100000; ++i) turns += "<start_of_turn>";
+  EXPECT_EQ(t.encode(turns, false, true).size(), 100000u);
+  std::string cjk;
+  for (int i = 0; i < 1 << 18; ++i) cjk += "\xE4\xB8\xAD";  // not in the vocabulary: three byte tokens each
+  const auto cjk_ids = t.encode(cjk, false, true);
+  EXPECT_EQ(cjk_ids.size(), 3u << 18);
+  EXPECT_EQ(t.decode(cjk_ids, true), cjk);
+}
+
 TEST(StreamingDetokenizer, HoldsBackSplitCharacters) {
   VocabBuilder b;
   add_letters(&b);
