@@ -93,6 +93,9 @@ def handcrafted():
     add("top_level_string", image('"hello"'))
     add("invalid_json", image('{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}', Z4))
     add("trailing_garbage", image("{" + T4 + "}x", Z4))
+    add("nul_then_garbage", image(b"{" + T4.encode() + b"}\0 garbage", Z4))
+    add("nul_in_padding", image(b"{" + T4.encode() + b"}  \0  ", Z4))
+    add("nul_inside_string", image(b'{"t\0":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}', b"x"))
     add("json_comment", image("{/*c*/" + T4 + "}", Z4))
     add("nan_literal", image('{"t":{"dtype":"F32","shape":[NaN],"data_offsets":[0,4]}}', Z4))
     add("deep_nesting_200", image('{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":'

@@ -216,6 +216,11 @@ Result<json> parse_json_strict(std::string_view text, std::string_view what) {
   if (auto bad = find_invalid_utf8(text)) {
     return format_error(prefix + "invalid UTF-8 at byte " + std::to_string(*bad));
   }
+  // nlohmann stops at a NUL byte as if the input ended there, so "{...}\0<anything>" would parse;
+  // JSON allows no raw NUL anywhere, and the reference rejects it.
+  if (const size_t nul = text.find('\0'); nul != std::string_view::npos) {
+    return format_error(prefix + "NUL byte at offset " + std::to_string(nul));
+  }
   // nlohmann silently skips a byte-order mark; the reference (serde_json) rejects it.
   if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") {
     return format_error(prefix + "starts with a byte-order mark");

@@ -185,6 +185,8 @@ std::vector<HostileCase> hostile_corpus() {
       {"not an object", raw_image("[" + t4 + "]", z4), kFmt, "does not start with '{'"},
       {"invalid JSON", raw_image("{" + t4, z4), kFmt, "invalid JSON"},
       {"trailing garbage", raw_image("{" + t4 + "}x", z4), kFmt, "invalid JSON"},
+      {"NUL then garbage", raw_image("{" + t4 + std::string("}\0 garbage", 10), z4), kFmt, "NUL byte"},
+      {"NUL inside a key", raw_image(std::string("{\"t\0\":{}}", 9)), kFmt, "NUL byte"},
       {"comment", raw_image("{/**/" + t4 + "}", z4), kFmt, "invalid JSON"},
       {"duplicate tensor key", raw_image("{" + t4 + "," + t4 + "}", z4), kFmt, "duplicate key 't'"},
       {"duplicate field", raw_image(one(R"({"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]})"), z4), kFmt,
