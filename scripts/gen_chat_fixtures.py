@@ -23,6 +23,7 @@ import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 ROOT = Path(__file__).resolve().parent.parent
+SCALE = 1  # --scale: more random cases for a local stress run (the committed file uses 1)
 DATA = ROOT / "tests" / "data" / "chat"
 TEMPLATES = {
     "gemma3": DATA / "gemma3.jinja",
@@ -378,7 +379,22 @@ def gemma4_cases():
         msg("assistant", "", tool_calls=[call("get_weather", {"city": "Oslo"}, id="id1")]),
         msg("tool", "cold", tool_call_id="other"),
     ], tools=[WEATHER_TOOL]))
-    c.extend(random_cases("gemma4", 24, seed=4))
+    def schema_tool(params):
+        return [{"type": "function", "function": {"name": "f", "description": "d",
+                                                  "parameters": params}}]
+    c.append(case("error_properties_not_a_mapping", [msg("user", "x")],
+                  tools=schema_tool({"type": "object", "properties": ["a", "b"]})))
+    c.append(case("error_items_required_not_iterable", [msg("user", "x")],
+                  tools=schema_tool({"type": "object", "properties": {
+                      "a": {"type": "array", "items": {"type": "string", "required": 5}}}})))
+    c.append(case("error_items_type_not_iterable", [msg("user", "x")],
+                  tools=schema_tool({"type": "object", "properties": {
+                      "a": {"type": "array", "items": {"type": True}}}})))
+    c.append(case("items_type_falsy_maps_to_nothing", [msg("user", "x")],
+                  tools=schema_tool({"type": "object", "properties": {
+                      "a": {"type": "array", "items": {"type": 0, "description": ""}}}})))
+    c.extend(random_cases("gemma4", 24 * SCALE, seed=4))
+    c.extend(random_schema_cases(60 * SCALE, seed=44))
     return c
 
 
@@ -412,13 +428,13 @@ def gemma3_cases():
     c.append(case("error_system_then_assistant", [msg("system", "s"), msg("assistant", "a")]))
     c.append(case("error_two_assistants", [msg("user", "a"), msg("assistant", "b"),
                                            msg("assistant", "c")]))
-    c.extend(random_cases("gemma3", 24, seed=3))
+    c.extend(random_cases("gemma3", 24 * SCALE, seed=3))
     return c
 
 
 TEXT_PIECES = ["Hello", "world", "日本", "😀", "e\u0301", "  ", "\n", "\t", "\u00a0", "\u3000",
                "<b>", "{json: 1}", "\"quoted\"", "'single'", "\\", "<|\"|>", "tab\there",
-               "\u200b", "x" * 40, "Ωμέγα", "", "\r\n"]
+               "\u200b", "x" * 40, "Ωμέγα", "", "\r\n", "Straße Ÿ", "Кириллица"]
 
 
 def random_text(rng, n_max=6):
@@ -487,6 +503,73 @@ def random_cases(fmt, count, seed):
     return out
 
 
+SCHEMA_KEYS = ["type", "description", "properties", "required", "items", "enum", "nullable",
+               "default", "title", "format", "minimum", "additionalProperties", "Zed", "anyOf"]
+TYPE_NAMES = ["string", "object", "array", "integer", "number", "boolean", "STRING", "Object",
+              "null"]
+
+
+def random_schema_value(rng, depth):
+    kind = rng.randint(0, 9 if depth < 4 else 5)
+    if kind == 0:
+        return rng.choice(TYPE_NAMES)
+    if kind == 1:
+        return random_text(rng, 2)
+    if kind == 2:
+        return rng.choice([0, 1, -3, 2.5, 1e-06, 1e17])
+    if kind == 3:
+        return rng.choice([True, False])
+    if kind == 4:
+        return None
+    if kind == 5:
+        return [rng.choice(TYPE_NAMES + ["x", 1, None]) for _ in range(rng.randint(0, 3))]
+    if kind in (6, 7):
+        return random_schema(rng, depth + 1)
+    if kind == 8:
+        return [random_schema_value(rng, depth + 1) for _ in range(rng.randint(0, 2))]
+    return {rng.choice(["a", "B", "c_d"]): random_schema_value(rng, depth + 1)
+            for _ in range(rng.randint(0, 3))}
+
+
+def random_schema(rng, depth=0):
+    schema = {}
+    if rng.random() < 0.85:
+        schema["type"] = rng.choice(TYPE_NAMES) if rng.random() < 0.9 else \
+            random_schema_value(rng, depth + 1)
+    for _ in range(rng.randint(0, 4)):
+        key = rng.choice(SCHEMA_KEYS)
+        if key == "properties" and rng.random() < 0.8:
+            schema[key] = {rng.choice(["p", "Q", "r_s", "t"]): random_schema(rng, depth + 1)
+                           for _ in range(rng.randint(0, 3))} if depth < 4 else {}
+        elif key == "items" and rng.random() < 0.7 and depth < 4:
+            schema[key] = random_schema(rng, depth + 1)
+        elif key == "required" and rng.random() < 0.7:
+            schema[key] = [rng.choice(["p", "Q", "x"]) for _ in range(rng.randint(0, 2))]
+        else:
+            schema[key] = random_schema_value(rng, depth + 1)
+    return schema
+
+
+def random_schema_cases(count, seed):
+    """Tool declarations with random (often invalid) JSON schemas: every quirk of the template's
+    format_parameters has to be reproduced, or the same error raised."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        params = {"type": "object",
+                  "properties": {f"arg{k}": random_schema(rng) for k in range(rng.randint(1, 4))}}
+        if rng.random() < 0.5:
+            params["required"] = [f"arg{k}" for k in range(rng.randint(0, 2))]
+        if rng.random() < 0.15:
+            params = random_schema_value(rng, 1)
+        function = {"name": f"tool_{i}", "description": random_text(rng, 3), "parameters": params}
+        if rng.random() < 0.3:
+            function["response"] = random_schema_value(rng, 2)
+        out.append(case(f"random_schema_{i}", [msg("user", "go")],
+                        tools=[{"type": "function", "function": function}]))
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 
 def build(fmt, cases, env, check_transformers):
@@ -520,7 +603,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check-transformers", action="store_true")
     ap.add_argument("--out", default=str(DATA / "chat_fixtures.json"))
+    ap.add_argument("--scale", type=int, default=1)
     args = ap.parse_args()
+    global SCALE
+    SCALE = args.scale
     env = make_env()
     fixtures = {
         "generator": "scripts/gen_chat_fixtures.py",

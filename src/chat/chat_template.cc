@@ -3,6 +3,8 @@
 #include "chat/chat_template.h"
 
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "chat/python_text.h"
 #include "chat/tool_call_syntax.h"
@@ -12,6 +14,22 @@ namespace ge::chat {
 namespace {
 
 using nlohmann::json;
+
+// Every recursive walk below (schema rendering, Python repr, tool value syntax) is bounded by
+// this: deeper JSON is refused up front, checked without recursion.
+constexpr size_t kMaxJsonDepth = 128;
+
+bool json_depth_within(const json& root, size_t limit) {
+  std::vector<std::pair<const json*, size_t>> stack = {{&root, 1}};
+  while (!stack.empty()) {
+    auto [node, depth] = stack.back();
+    stack.pop_back();
+    if (!node->is_structured()) continue;
+    if (depth > limit) return false;
+    for (const auto& child : *node) stack.emplace_back(&child, depth + 1);
+  }
+  return true;
+}
 
 bool is_known_role(std::string_view role) {
   return role == "system" || role == "developer" || role == "user" || role == "assistant" ||
@@ -222,6 +240,17 @@ Result<std::string> render_gemma4(const std::vector<Message>& messages, const Ch
 Result<std::string> render_chat(ChatFormat format, const std::vector<Message>& messages,
                                 const ChatOptions& opts) {
   GE_RETURN_IF_ERROR(check_roles(messages));
+  if (!json_depth_within(opts.tools, kMaxJsonDepth)) {
+    return invalid_argument("render_chat: 'tools' is nested deeper than 128 levels");
+  }
+  for (size_t i = 0; i < messages.size(); ++i) {
+    for (const ToolCall& call : messages[i].tool_calls) {
+      if (!json_depth_within(call.arguments, kMaxJsonDepth)) {
+        return invalid_argument("render_chat: tool call arguments in message " +
+                                std::to_string(i) + " are nested deeper than 128 levels");
+      }
+    }
+  }
   switch (format) {
     case ChatFormat::kGemma3:
       return render_gemma3(messages, opts);

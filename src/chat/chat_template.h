@@ -46,14 +46,17 @@ enum class ChatFormat { kGemma3, kGemma4 };
 // "tool_calls" ([{"id"?, "type": "function", "function": {"name", "arguments"}}]), "name" (from
 // tool_name) and "tool_call_id"; empty strings are left out. Errors (kInvalidArgument):
 //   * no messages; a role outside the five above;
+//   * tools or tool-call arguments nested deeper than 128 levels (jinja2 would hit Python's
+//     recursion limit);
 //   * where the template raises: Gemma 3 roles not alternating user/assistant, a Gemma 4 tool
 //     result whose call cannot be named (no tool_name and no matching tool_call_id), malformed
 //     tool declarations;
 //   * Gemma 3 has no tool or developer role: tools, tool calls, "tool" and "developer" messages
 //     and a system message after the first are rejected rather than silently dropped.
-// Known limits of byte identity: dictionary keys are ordered as Python's dictsort does for
-// ASCII; keys equal up to case keep nlohmann's byte order (Python keeps insertion order), and
-// non-ASCII letters are not case-folded when sorting or upper-casing schema types.
+// Known limits of byte identity: keys equal up to case keep nlohmann's byte order (Python keeps
+// insertion order); case mapping (dictsort's lower(), schema types' upper()) covers ASCII,
+// Latin-1, Greek and basic Cyrillic only; Python repr() of non-ASCII strings escapes a fixed list
+// of non-printable code points (python_text.h).
 Result<std::string> render_chat(ChatFormat format, const std::vector<Message>& messages,
                                 const ChatOptions& opts);
 

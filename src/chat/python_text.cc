@@ -107,7 +107,10 @@ std::string string_repr(std::string_view s) {
   return out;
 }
 
-std::string container_repr(const nlohmann::json& value) {
+std::string repr_at(const nlohmann::json& value, int depth);
+
+std::string container_repr(const nlohmann::json& value, int depth) {
+  if (depth > 256) return value.is_array() ? "[...]" : "{...}";
   std::string out;
   if (value.is_array()) {
     out.push_back('[');
@@ -115,7 +118,7 @@ std::string container_repr(const nlohmann::json& value) {
     for (const auto& item : value) {
       if (!first) out.append(", ");
       first = false;
-      out.append(repr(item));
+      out.append(repr_at(item, depth + 1));
     }
     out.push_back(']');
   } else {
@@ -126,11 +129,17 @@ std::string container_repr(const nlohmann::json& value) {
       first = false;
       out.append(string_repr(it.key()));
       out.append(": ");
-      out.append(repr(it.value()));
+      out.append(repr_at(it.value(), depth + 1));
     }
     out.push_back('}');
   }
   return out;
+}
+
+std::string repr_at(const nlohmann::json& value, int depth) {
+  if (value.is_string()) return string_repr(value.get_ref<const std::string&>());
+  if (value.is_structured()) return container_repr(value, depth);
+  return str(value);
 }
 
 }  // namespace
@@ -197,17 +206,14 @@ std::string str(const nlohmann::json& value) {
       return float_repr(value.get<double>());
     case nlohmann::json::value_t::array:
     case nlohmann::json::value_t::object:
-      return container_repr(value);
+      return container_repr(value, 0);
     case nlohmann::json::value_t::binary:
       return "b''";
   }
   return "None";
 }
 
-std::string repr(const nlohmann::json& value) {
-  if (value.is_string()) return string_repr(value.get_ref<const std::string&>());
-  return str(value);
-}
+std::string repr(const nlohmann::json& value) { return repr_at(value, 0); }
 
 bool is_space(char32_t cp) {
   return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
@@ -252,7 +258,8 @@ bool truthy(const nlohmann::json& value) {
       return value.get<uint64_t>() != 0;
     case nlohmann::json::value_t::number_float:
       return value.get<double>() != 0.0;  // NaN is truthy in Python too
-    case nlohmann::json::value_t::string:
+    case nlohmann::json::value_t::string:  // json::empty() is false for every string
+      return !value.get_ref<const std::string&>().empty();
     case nlohmann::json::value_t::array:
     case nlohmann::json::value_t::object:
     case nlohmann::json::value_t::binary:
@@ -261,21 +268,84 @@ bool truthy(const nlohmann::json& value) {
   return false;
 }
 
-std::string upper(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+namespace {
+
+void append_utf8(char32_t cp, std::string* out) {
+  if (cp < 0x80) {
+    out->push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// str.upper() for ASCII, Latin-1, Greek and basic Cyrillic (0 = no single-code-point mapping).
+char32_t upper_cp(char32_t c) {
+  if (c >= 'a' && c <= 'z') return c - 0x20;
+  if (c < 0x80) return c;
+  if ((c >= 0xE0 && c <= 0xFE && c != 0xF7)) return c - 0x20;
+  if (c == 0xFF) return 0x178;
+  if (c == 0xB5) return 0x39C;
+  if ((c >= 0x3B1 && c <= 0x3C1) || (c >= 0x3C3 && c <= 0x3CB)) return c - 0x20;
+  if (c == 0x3C2) return 0x3A3;
+  if (c == 0x3AC) return 0x386;
+  if (c >= 0x3AD && c <= 0x3AF) return c - 0x25;
+  if (c == 0x3CC) return 0x38C;
+  if (c == 0x3CD || c == 0x3CE) return c - 0x3F;
+  if (c >= 0x430 && c <= 0x44F) return c - 0x20;
+  if (c >= 0x450 && c <= 0x45F) return c - 0x50;
+  return c;
+}
+
+char32_t lower_cp(char32_t c) {
+  if (c >= 'A' && c <= 'Z') return c + 0x20;
+  if (c < 0x80) return c;
+  if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 0x20;
+  if ((c >= 0x391 && c <= 0x3A1) || (c >= 0x3A3 && c <= 0x3AB)) return c + 0x20;
+  if (c == 0x386) return 0x3AC;
+  if (c >= 0x388 && c <= 0x38A) return c + 0x25;
+  if (c == 0x38C) return 0x3CC;
+  if (c == 0x38E || c == 0x38F) return c + 0x3F;
+  if (c >= 0x410 && c <= 0x42F) return c + 0x20;
+  if (c >= 0x400 && c <= 0x40F) return c + 0x50;
+  return c;
+}
+
+template <typename Map>
+std::string map_case(std::string_view text, Map map, bool upper) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t pos = 0; pos < text.size();) {
+    char32_t cp = 0;
+    const size_t len = decode_utf8(text, pos, &cp);
+    if (len == 0) {  // not UTF-8: copy the byte
+      out.push_back(text[pos++]);
+      continue;
+    }
+    if (upper && cp == 0xDF) {
+      out.append("SS");  // the one expansion in these ranges
+    } else {
+      append_utf8(map(cp), &out);
+    }
+    pos += len;
   }
   return out;
 }
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
+}  // namespace
+
+std::string upper(std::string_view text) { return map_case(text, upper_cp, true); }
+
+std::string lower(std::string_view text) { return map_case(text, lower_cp, false); }
 
 std::vector<Item> dictsort(const nlohmann::json& object) {
   std::vector<std::pair<std::string, Item>> keyed;

@@ -12,7 +12,7 @@
 namespace ge::chat::py {
 
 // Python's str(): strings verbatim, True/False/None, ints in decimal, floats as repr(), containers
-// as repr().
+// as repr(). Containers nested deeper than 256 levels print as [...] / {...} (callers bound depth).
 std::string str(const nlohmann::json& value);
 // Python's repr(). Non-printable non-ASCII code points are escaped for the C1 controls, the
 // separators and format characters of common use, surrogates and private use; other code points
@@ -26,7 +26,9 @@ std::string_view strip(std::string_view text);
 bool is_space(char32_t cp);
 // Python truthiness: null, false, 0, 0.0, "", [] and {} are false.
 bool truthy(const nlohmann::json& value);
-// str.upper() / str.lower() for ASCII letters; other bytes are copied (see chat_template.h).
+// str.upper() / str.lower() for ASCII, Latin-1, the modern Greek alphabet and basic Cyrillic
+// (U+0400-U+045F), including 'ß' -> "SS"; other scripts are copied unchanged, and lower() does
+// not apply Greek final sigma.
 std::string upper(std::string_view text);
 std::string lower(std::string_view text);
 

@@ -192,7 +192,8 @@ class ValueParser {
 };
 
 void format_value_into(const nlohmann::json& value, bool escape_keys, std::string* out, int depth) {
-  // Values from a parsed request are bounded by the JSON parser's own depth; guard anyway.
+  // render_chat refuses JSON deeper than 128 levels before it gets here; this only keeps a
+  // direct caller from recursing without bound.
   if (depth > 512) return;
   if (value.is_string()) {
     out->append(kToolQuote);

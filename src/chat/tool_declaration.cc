@@ -83,8 +83,10 @@ Status format_items(const json& items, int depth, std::string* out) {
       if (item_value->is_string()) {
         out->append(format_tool_value(json(py::upper(item_value->get<std::string>())), true));
       } else {
+        // `x | map('upper')` yields nothing for a falsy x (0, false) and raises for other
+        // non-iterables.
         std::vector<std::string> types;
-        if (!py::iterate_as_strings(*item_value, &types)) {
+        if (py::truthy(*item_value) && !py::iterate_as_strings(*item_value, &types)) {
           return invalid_argument("render_chat: tool schema 'items.type' is not iterable");
         }
         json upper_list = json::array();

@@ -175,10 +175,49 @@ TEST(ChatTemplate, Gemma4DeepSchemaDoesNotOverflowTheStack) {
     next["properties"]["p"] = std::move(schema);
     schema = std::move(next);
   }
+  // Moved, never copied: nlohmann's copy constructor itself recurses.
+  json tool = {{"type", "function"}};
+  tool["function"]["name"] = "f";
+  tool["function"]["parameters"] = std::move(schema);
   ChatOptions opts;
-  opts.tools = json::array({{{"function", {{"name", "f"}, {"parameters", schema}}}}});
+  opts.tools.push_back(std::move(tool));
   auto r = render_chat(ChatFormat::kGemma4, {user("a")}, opts);
-  EXPECT_FALSE(r.is_ok());
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("deeper than"), std::string::npos);
+
+  // The same for tool call arguments, and a deep value under a key the schema walk prints.
+  json deep = json::array();
+  for (int i = 0; i < 3000; ++i) {
+    json next = json::array();
+    next.push_back(std::move(deep));
+    deep = std::move(next);
+  }
+  Message call = assistant("");
+  call.tool_calls.push_back(ToolCall{"1", "f", json::object()});
+  call.tool_calls[0].arguments["x"] = std::move(deep);
+  std::vector<Message> msgs;
+  msgs.push_back(user("a"));
+  msgs.push_back(std::move(call));
+  r = render_chat(ChatFormat::kGemma4, msgs, ChatOptions{});
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("deeper than"), std::string::npos);
+
+  json shallow = {{"type", "object"}, {"properties", {{"p", {{"type", "string"},
+                                                               {"description", json::array()}}}}}};
+  json at_limit = json::array();
+  for (int i = 0; i < 100; ++i) {
+    json next = json::array();
+    next.push_back(std::move(at_limit));
+    at_limit = std::move(next);
+  }
+  shallow["properties"]["p"]["description"] = std::move(at_limit);
+  ChatOptions ok_opts;
+  ok_opts.tools.push_back({{"type", "function"}});
+  ok_opts.tools[0]["function"]["name"] = "g";
+  ok_opts.tools[0]["function"]["parameters"] = std::move(shallow);
+  r = render_chat(ChatFormat::kGemma4, {user("a")}, ok_opts);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_NE(r.value().find("description:<|\"|>[[[[["), std::string::npos);
 }
 
 TEST(ChatTemplate, StopTokenTexts) {

@@ -46,6 +46,10 @@ TEST(PythonText, TruthyAndDictsort) {
   EXPECT_FALSE(truthy(json(0.0)));
   EXPECT_FALSE(truthy(json::array()));
   EXPECT_TRUE(truthy(json(" ")));
+  EXPECT_FALSE(truthy(json("")));
+  EXPECT_FALSE(truthy(json(nullptr)));
+  EXPECT_TRUE(truthy(json(-0.5)));
+  EXPECT_TRUE(truthy(json::object({{"a", nullptr}})));
   const json obj = json::parse(R"({"b": 1, "A": 2, "a_": 3, "C": 4})");
   std::string order;
   for (const auto& [k, v] : dictsort(obj)) order += *k + ",";
