@@ -27,9 +27,8 @@ constexpr size_t kMaxMergeablePieceBytes = 1024;
 // Symbol indices are int32; a run of this many symbols with no chunk boundary (a 1G-character
 // "word") is merged in slices, the one case where the result may differ from HF.
 constexpr size_t kMaxChunkSymbols = size_t{1} << 30;
-// Per-call memo of chunk results: only short chunks, and a bounded number of them.
+// Per-call memo of chunk results (ChunkMemo): only chunks of up to this many symbols.
 constexpr size_t kMaxMemoSymbols = 32;
-constexpr size_t kMaxMemoEntries = 1u << 16;
 
 bool is_mergeable_type(TokenType t) {
   return t == TokenType::kNormal || t == TokenType::kUserDefined || t == TokenType::kUndefined;
@@ -121,14 +120,79 @@ struct CandidateAfter {
   }
 };
 
-// Scratch space for one encode call, reused across chunks. Words repeat, so the result of each
-// short chunk is remembered (keyed by its initial symbol ids); BPE of a chunk depends on nothing
-// else, so this is exact.
+// Results of short chunks seen earlier in the same encode call, keyed by their initial symbol
+// ids. Words repeat, and BPE of a chunk depends on nothing else, so this is exact. Keys and values
+// live in one arena; the table is open-addressed and simply emptied when it grows too large.
+class ChunkMemo {
+ public:
+  // Returns the remembered ids for `key`, or nullptr.
+  std::span<const int32_t> find(std::span<const int32_t> key, uint64_t hash) const {
+    if (slots_.empty()) return {};
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.key_len == 0) return {};
+      if (s.hash == hash && s.key_len == key.size() &&
+          std::equal(key.begin(), key.end(), arena_.begin() + s.key_off)) {
+        return {arena_.data() + s.val_off, s.val_len};
+      }
+    }
+  }
+  void insert(std::span<const int32_t> key, uint64_t hash, std::span<const int32_t> value) {
+    if (key.empty() || key.size() > 0xFFFF || value.size() > 0xFFFF) return;
+    if (slots_.empty() || 2 * (count_ + 1) > slots_.size()) {
+      if (count_ >= kMaxEntries) {
+        clear();
+      } else {
+        rehash(slots_.empty() ? 1024 : 2 * slots_.size());
+      }
+    }
+    Slot s{hash, static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(arena_.size() + key.size()),
+           static_cast<uint16_t>(key.size()), static_cast<uint16_t>(value.size())};
+    arena_.insert(arena_.end(), key.begin(), key.end());
+    arena_.insert(arena_.end(), value.begin(), value.end());
+    place(s);
+    ++count_;
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 1u << 16;  // bounds the arena to a few MB
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t key_off = 0;
+    uint32_t val_off = 0;
+    uint16_t key_len = 0;  // 0 marks an empty slot
+    uint16_t val_len = 0;
+  };
+  void place(const Slot& s) {
+    size_t i = s.hash & mask_;
+    while (slots_[i].key_len != 0) i = (i + 1) & mask_;
+    slots_[i] = s;
+  }
+  void rehash(size_t cap) {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(cap, Slot{});
+    mask_ = cap - 1;
+    for (const Slot& s : old) {
+      if (s.key_len != 0) place(s);
+    }
+  }
+  void clear() {
+    slots_.assign(slots_.size(), Slot{});
+    arena_.clear();
+    count_ = 0;
+  }
+  std::vector<Slot> slots_;
+  std::vector<int32_t> arena_;
+  size_t mask_ = 0;
+  size_t count_ = 0;
+};
+
+// Scratch space for one encode call, reused across chunks.
 struct EncodeScratch {
   std::vector<Symbol> syms;
   std::vector<Candidate> heap;
-  std::unordered_map<std::string, std::vector<int32_t>> memo;
-  std::string key;
+  std::vector<int32_t> key;
+  ChunkMemo memo;
 };
 
 }  // namespace tokenizer_internal
@@ -182,20 +246,21 @@ void Tokenizer::Impl::merge_chunk(tokenizer_internal::EncodeScratch* scratch, st
     out->push_back(syms[0].id);
     return;
   }
-  std::vector<int32_t>* remembered = nullptr;
-  if (syms.size() <= kMaxMemoSymbols) {
-    std::string& key = scratch->key;
-    key.resize(syms.size() * sizeof(int32_t));
-    for (size_t i = 0; i < syms.size(); ++i) std::memcpy(key.data() + i * sizeof(int32_t), &syms[i].id, sizeof(int32_t));
-    auto [it, inserted] = scratch->memo.try_emplace(key);
-    if (!inserted) {
-      out->insert(out->end(), it->second.begin(), it->second.end());
-      return;
+  const bool memoize = syms.size() <= kMaxMemoSymbols;
+  uint64_t hash = 0;
+  if (memoize) {
+    std::vector<int32_t>& key = scratch->key;
+    key.clear();
+    hash = syms.size();
+    for (const Symbol& sym : syms) {
+      key.push_back(sym.id);
+      hash = (hash ^ static_cast<uint32_t>(sym.id)) * 0x9E3779B97F4A7C15ull;
+      hash ^= hash >> 31;
     }
-    if (scratch->memo.size() > kMaxMemoEntries) {
-      scratch->memo.clear();
-    } else {
-      remembered = &it->second;
+    const std::span<const int32_t> known = scratch->memo.find(key, hash);
+    if (!known.empty()) {
+      out->insert(out->end(), known.begin(), known.end());
+      return;
     }
   }
   const size_t out_start = out->size();
@@ -232,7 +297,9 @@ void Tokenizer::Impl::merge_chunk(tokenizer_internal::EncodeScratch* scratch, st
     consider(top.pos);
   }
   for (int32_t i = 0; i >= 0; i = syms[i].next) out->push_back(syms[i].id);
-  if (remembered != nullptr) remembered->assign(out->begin() + static_cast<ptrdiff_t>(out_start), out->end());
+  if (memoize) {
+    scratch->memo.insert(scratch->key, hash, std::span<const int32_t>(out->data() + out_start, out->size() - out_start));
+  }
 }
 
 void Tokenizer::Impl::encode_segment(std::string_view seg, bool prefix, tokenizer_internal::EncodeScratch* scratch,

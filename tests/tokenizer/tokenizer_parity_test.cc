@@ -250,18 +250,8 @@ TEST(TokenizerParity, DecodeRoundTripsAndStreamingAgrees) {
   EXPECT_EQ(failures, 0u);
 }
 
-TEST(TokenizerParity, EncodeSpeed) {
-  GE_REQUIRE_MODEL();
-  const std::vector<ParityCase> cases = load_fixture();
-  ASSERT_FALSE(cases.empty());
-  // About 1 MB of mixed text: every fixture string shorter than 100 KB, repeated as needed.
-  std::string text;
-  while (text.size() < (1u << 20)) {
-    for (const ParityCase& c : cases) {
-      if (c.text.size() < 100000) text += c.text;
-    }
-  }
-  text.resize(1u << 20);
+// Best-of-5 encode throughput on `text` (parse_special on, no BOS), single thread.
+void report_speed(const Tokenizer& tok, const std::string& text, const char* what) {
   size_t n_ids = 0;
   double best_wall = 1e9, best_cpu = 1e9;
   for (int rep = 0; rep < 5; ++rep) {
@@ -272,9 +262,41 @@ TEST(TokenizerParity, EncodeSpeed) {
     best_wall = std::min(best_wall, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   const double mb = static_cast<double>(text.size()) / 1e6;
-  std::printf("[ tokenizer ] encode: %.1f MB/s wall, %.1f MB/s thread CPU time (1 MiB mixed text, %zu ids, "
-              "1 thread, best of 5)\n", mb / best_wall, mb / best_cpu, n_ids);
+  std::printf("[ tokenizer ] encode: %.1f MB/s wall, %.1f MB/s thread CPU time (%s, %zu bytes, %zu ids, "
+              "1 thread, best of 5)\n", mb / best_wall, mb / best_cpu, what, text.size(), n_ids);
   EXPECT_GT(n_ids, 0u);
+}
+
+// Repeats `pieces` until the text is 1 MiB long (cut back to a whole UTF-8 character).
+std::string one_mib_of(const std::vector<std::string_view>& pieces) {
+  std::string text;
+  while (text.size() < (1u << 20)) {
+    for (std::string_view p : pieces) text += p;
+  }
+  text.resize(1u << 20);
+  std::string unused;
+  text.resize(utf8::append_sanitized(text, /*final=*/false, &unused));
+  return text;
+}
+
+// Mixed text: every fixture string under 100 KB (all scripts, emoji, code, whitespace runs, random
+// code points), repeated to 1 MiB. GE_TOKENIZER_BENCH_FILE adds a figure for a file of your choice
+// (for example English prose), also repeated to 1 MiB.
+TEST(TokenizerParity, EncodeSpeed) {
+  GE_REQUIRE_MODEL();
+  const std::vector<ParityCase> cases = load_fixture();
+  ASSERT_FALSE(cases.empty());
+  std::vector<std::string_view> pieces;
+  for (const ParityCase& c : cases) {
+    if (c.text.size() < 100000) pieces.push_back(c.text);
+  }
+  report_speed(tok, one_mib_of(pieces), "1 MiB of the parity fixture's mixed strings");
+  if (const char* path = std::getenv("GE_TOKENIZER_BENCH_FILE"); path != nullptr && *path != '\0') {
+    auto file = read_text_file(path);
+    ASSERT_TRUE(file.is_ok()) << file.status().to_string();
+    ASSERT_FALSE(file->empty());
+    report_speed(tok, one_mib_of({file.value()}), path);
+  }
 }
 
 }  // namespace

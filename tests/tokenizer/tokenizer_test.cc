@@ -289,6 +289,28 @@ TEST(Tokenizer, RandomBytesKeepInvariants) {
   }
 }
 
+TEST(Tokenizer, LongInputEqualsWordByWordEncoding) {
+  // More distinct words than the per-call memo keeps (it is emptied and refilled on the way);
+  // encoding the whole text must equal encoding each word on its own.
+  VocabBuilder b;
+  add_letters(&b);
+  for (const char* p : {"ab", "\xE2\x96\x81" "a", "ll", "he", "hell", "lo", "or", "wor", "\xE2\x96\x81" "wor", "ld"}) b.add(p);
+  Tokenizer t = b.build();
+  std::mt19937 rng(5);
+  const std::string letters = "abcdehlorw";
+  std::string text;
+  std::vector<int32_t> expected;
+  for (int w = 0; w < 150000; ++w) {
+    std::string word = w == 0 ? "" : " ";
+    const int len = 1 + static_cast<int>(rng() % 12);
+    for (int i = 0; i < len; ++i) word.push_back(letters[rng() % letters.size()]);
+    const auto ids = t.encode(word, false, false);
+    expected.insert(expected.end(), ids.begin(), ids.end());
+    text += word;
+  }
+  EXPECT_EQ(t.encode(text, false, false), expected);
+}
+
 TEST(Tokenizer, PathologicalInputsStayLinear) {
   VocabBuilder b;
   add_letters(&b);
