@@ -49,11 +49,11 @@ int argmax_row(const float* row, int64_t n) {
 
 // Runs the whole sequence in chunks of `chunk` tokens, collecting logits for every position.
 std::vector<float> run_all_logits(const std::string& model_path, const std::vector<int32_t>& tokens,
-                                  int32_t chunk, int threads = 2) {
+                                  int32_t chunk, const std::string& backend_name = "cpu-ref", int threads = 2) {
   auto cp = Checkpoint::open(model_path);
   EXPECT_TRUE(cp.is_ok()) << cp.status().to_string();
   if (!cp.is_ok()) return {};
-  auto backend = create_backend("cpu", threads);
+  auto backend = create_backend(backend_name, threads);
   EXPECT_TRUE(backend.is_ok());
   auto model = GemmaModel::create((*cp)->config(), (*cp)->weights(), **backend, chunk);
   EXPECT_TRUE(model.is_ok()) << model.status().to_string();
@@ -72,13 +72,17 @@ std::vector<float> run_all_logits(const std::string& model_path, const std::vect
 }
 
 struct Case {
-  std::string model;   // folder under tests/data/golden
+  std::string backend;  // "cpu-ref" (the oracle) or "cpu" (packed SIMD kernels)
+  std::string model;    // folder under tests/data/golden
   std::string file;    // checkpoint inside it ("" = the folder: config.json + model.safetensors)
   std::string logits;  // reference logits file
-  float tol;           // max |Δlogit|
+  float tol;            // max |Δlogit|
+  double min_top1;      // fraction of positions whose argmax must agree
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.model << "/" << (c.file.empty() ? "safetensors" : c.file); }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.backend << ":" << c.model << "/" << (c.file.empty() ? "safetensors" : c.file);
+}
 
 class GoldenLogits : public ::testing::TestWithParam<Case> {};
 
@@ -88,7 +92,21 @@ TEST_P(GoldenLogits, MatchesTransformers) {
   const Golden g = read_tokens(dir);
   const std::vector<float> ref = read_f32(dir + "/" + c.logits);
   ASSERT_EQ(ref.size(), g.tokens.size() * static_cast<size_t>(g.n_vocab));
-  const std::vector<float> got = run_all_logits(c.file.empty() ? dir : dir + "/" + c.file, g.tokens, 16);
+  const std::vector<float> got = run_all_logits(c.file.empty() ? dir : dir + "/" + c.file, g.tokens, 16, c.backend);
+  float tol = c.tol;
+  double min_top1 = c.min_top1;
+  if (tol < 0) {  // weight-quantization effect: this file's reference vs the f32 reference
+    const std::vector<float> f32 = read_f32(dir + "/logits.f32");
+    tol = 0.0f;
+    int agree = 0;
+    for (size_t t = 0; t < g.tokens.size(); ++t) {
+      const float* a = ref.data() + t * static_cast<size_t>(g.n_vocab);
+      const float* b = f32.data() + t * static_cast<size_t>(g.n_vocab);
+      for (int64_t i = 0; i < g.n_vocab; ++i) tol = std::max(tol, std::fabs(a[i] - b[i]));
+      agree += argmax_row(a, g.n_vocab) == argmax_row(b, g.n_vocab);
+    }
+    min_top1 = static_cast<double>(agree) / static_cast<double>(g.tokens.size());
+  }
   ASSERT_EQ(got.size(), ref.size());
   float max_err = 0.0f;
   int top1_mismatch = 0;
@@ -98,31 +116,54 @@ TEST_P(GoldenLogits, MatchesTransformers) {
     for (int64_t i = 0; i < g.n_vocab; ++i) max_err = std::max(max_err, std::fabs(a[i] - b[i]));
     top1_mismatch += argmax_row(a, g.n_vocab) != argmax_row(b, g.n_vocab);
   }
-  EXPECT_LE(max_err, c.tol);
-  EXPECT_EQ(top1_mismatch, 0);
+  EXPECT_LE(max_err, tol);
+  const double top1 = 1.0 - static_cast<double>(top1_mismatch) / static_cast<double>(g.tokens.size());
+  EXPECT_GE(top1, min_top1) << top1_mismatch << " positions disagree";
   RecordProperty("max_abs_logit_error", std::to_string(max_err));
 }
 
 // fp32 paths are held to 1e-3 (the acceptance bar). Quantized GGUFs are compared with transformers
-// run on the dequantized weights, so only fp32 rounding separates them: same bar.
+// run on the dequantized weights, so only fp32 rounding separates them: same bar. The two variants
+// (other config spellings, no RoPE scaling, no K=V) carry only their safetensors and a Q4_0 GGUF to
+// keep the fixtures small.
+// The reference backend is held to the acceptance bar: max |Δlogit| ≤ 1e-3 and the same top-1 at every
+// position, on every source format. Quantized GGUFs are compared with transformers run on the
+// dequantized weights, so only fp32 rounding separates them.
+// The packed SIMD backend ("cpu") computes float weights in fp32 (same bar) but multiplies quantized
+// weights with int8-quantized activations, as llama.cpp does. Its bound is derived, not chosen: the
+// activation rounding may move the logits no more than quantizing the weights did (the distance
+// between transformers' logits on the quantized and on the f32 weights), and may flip no more
+// argmaxes. The tiny Gemma 4 models are very sensitive (scale-1.0 attention): 8-bit weights move
+// their logits by several units, so the bound is wide there and tight on Gemma 3.
+constexpr float kInt8ActTol = -1.0f;  // derive from the weight-quantization effect
+constexpr double kInt8ActTop1 = -1.0;
+
 INSTANTIATE_TEST_SUITE_P(
     All, GoldenLogits,
-    ::testing::Values(Case{"gemma3_tiny", "", "logits.f32", 1e-3f},
-                      Case{"gemma3_tiny", "model-f32.gguf", "logits.f32", 1e-3f},
-                      Case{"gemma3_tiny", "model-q8_0.gguf", "logits-q8_0.f32", 1e-3f},
-                      Case{"gemma3_tiny", "model-q4_0.gguf", "logits-q4_0.f32", 1e-3f},
-                      Case{"gemma3_tiny_noscale", "", "logits.f32", 1e-3f},
-                      Case{"gemma3_tiny_noscale", "model-f32.gguf", "logits.f32", 1e-3f},
-                      Case{"gemma3_tiny_noscale", "model-q8_0.gguf", "logits-q8_0.f32", 1e-3f},
-                      Case{"gemma3_tiny_noscale", "model-q4_0.gguf", "logits-q4_0.f32", 1e-3f},
-                      Case{"gemma4_tiny", "", "logits.f32", 1e-3f},
-                      Case{"gemma4_tiny", "model-f32.gguf", "logits.f32", 1e-3f},
-                      Case{"gemma4_tiny", "model-q8_0.gguf", "logits-q8_0.f32", 1e-3f},
-                      Case{"gemma4_tiny", "model-q4_0.gguf", "logits-q4_0.f32", 1e-3f},
-                      Case{"gemma4_tiny_nokeqv", "", "logits.f32", 1e-3f},
-                      Case{"gemma4_tiny_nokeqv", "model-f32.gguf", "logits.f32", 1e-3f},
-                      Case{"gemma4_tiny_nokeqv", "model-q8_0.gguf", "logits-q8_0.f32", 1e-3f},
-                      Case{"gemma4_tiny_nokeqv", "model-q4_0.gguf", "logits-q4_0.f32", 1e-3f}));
+    ::testing::Values(Case{"cpu-ref", "gemma3_tiny", "", "logits.f32", 1e-3f, 1.0},
+                      Case{"cpu-ref", "gemma3_tiny", "model-f32.gguf", "logits.f32", 1e-3f, 1.0},
+                      Case{"cpu-ref", "gemma3_tiny", "model-q8_0.gguf", "logits-q8_0.f32", 1e-3f, 1.0},
+                      Case{"cpu-ref", "gemma3_tiny", "model-q4_0.gguf", "logits-q4_0.f32", 1e-3f, 1.0},
+                      Case{"cpu-ref", "gemma3_tiny_noscale", "", "logits.f32", 1e-3f, 1.0},
+                      Case{"cpu-ref", "gemma3_tiny_noscale", "model-q4_0.gguf", "logits-q4_0.f32", 1e-3f, 1.0},
+                      Case{"cpu-ref", "gemma4_tiny", "", "logits.f32", 1e-3f, 1.0},
+                      Case{"cpu-ref", "gemma4_tiny", "model-f32.gguf", "logits.f32", 1e-3f, 1.0},
+                      Case{"cpu-ref", "gemma4_tiny", "model-q8_0.gguf", "logits-q8_0.f32", 1e-3f, 1.0},
+                      Case{"cpu-ref", "gemma4_tiny", "model-q4_0.gguf", "logits-q4_0.f32", 1e-3f, 1.0},
+                      Case{"cpu-ref", "gemma4_tiny_nokeqv", "", "logits.f32", 1e-3f, 1.0},
+                      Case{"cpu-ref", "gemma4_tiny_nokeqv", "model-q4_0.gguf", "logits-q4_0.f32", 1e-3f, 1.0},
+                      Case{"cpu", "gemma3_tiny", "", "logits.f32", 1e-3f, 1.0},
+                      Case{"cpu", "gemma3_tiny", "model-f32.gguf", "logits.f32", 1e-3f, 1.0},
+                      Case{"cpu", "gemma3_tiny", "model-q8_0.gguf", "logits-q8_0.f32", kInt8ActTol, kInt8ActTop1},
+                      Case{"cpu", "gemma3_tiny", "model-q4_0.gguf", "logits-q4_0.f32", kInt8ActTol, kInt8ActTop1},
+                      Case{"cpu", "gemma3_tiny_noscale", "", "logits.f32", 1e-3f, 1.0},
+                      Case{"cpu", "gemma3_tiny_noscale", "model-q4_0.gguf", "logits-q4_0.f32", kInt8ActTol, kInt8ActTop1},
+                      Case{"cpu", "gemma4_tiny", "", "logits.f32", 1e-3f, 1.0},
+                      Case{"cpu", "gemma4_tiny", "model-f32.gguf", "logits.f32", 1e-3f, 1.0},
+                      Case{"cpu", "gemma4_tiny", "model-q8_0.gguf", "logits-q8_0.f32", kInt8ActTol, kInt8ActTop1},
+                      Case{"cpu", "gemma4_tiny", "model-q4_0.gguf", "logits-q4_0.f32", kInt8ActTol, kInt8ActTop1},
+                      Case{"cpu", "gemma4_tiny_nokeqv", "", "logits.f32", 1e-3f, 1.0},
+                      Case{"cpu", "gemma4_tiny_nokeqv", "model-q4_0.gguf", "logits-q4_0.f32", kInt8ActTol, kInt8ActTop1}));
 
 // Chunked prefill is exact: any chunking (with the ring sized window + chunk) gives the logits of
 // token-by-token prefill, on a prompt 10x the sliding window.
@@ -130,9 +171,9 @@ TEST(ChunkedPrefill, AnyChunkSizeMatchesTokenByToken) {
   for (const char* name : {"gemma3_tiny", "gemma4_tiny"}) {
     const std::string dir = kGolden + name;
     const Golden g = read_tokens(dir);
-    const std::vector<float> one = run_all_logits(dir, g.tokens, 1);
+    const std::vector<float> one = run_all_logits(dir, g.tokens, 1, "cpu");
     for (int32_t chunk : {3, 7, 8, 9, 24, 80}) {
-      const std::vector<float> got = run_all_logits(dir, g.tokens, chunk);
+      const std::vector<float> got = run_all_logits(dir, g.tokens, chunk, "cpu");
       ASSERT_EQ(got.size(), one.size());
       float max_err = 0.0f;
       for (size_t i = 0; i < got.size(); ++i) max_err = std::max(max_err, std::fabs(got[i] - one[i]));
