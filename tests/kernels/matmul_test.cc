@@ -82,7 +82,7 @@ TEST_P(MatmulTest, MatchesReferenceOverShapeGrid) {
         // Dequantized packed rows [n, k] for the exact oracle.
         std::vector<float> wd(static_cast<size_t>(n * k));
         for (int64_t r = 0; r < n; ++r) packed.dequantize_row(r, wd.data() + r * k);
-        for (int64_t m : {1, 3, 4, 5, 9}) {
+        for (int64_t m : {1, 3, 4, 5, 9, 12}) {
           SCOPED_TRACE(std::string(quant_type_name(c.type)) + " group " + std::to_string(c.group) +
                        " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
                        " isa=" + cpu::cpu_isa_name(isa));
