@@ -21,14 +21,14 @@ std::string model_path() {
   return p ? p : "";
 }
 
-class RealModel : public ::testing::Test {
+class RealModel : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (model_path().empty()) GTEST_SKIP() << "GE_TEST_MODEL is not set (CI sets it to the default model)";
     auto cp = Checkpoint::open(model_path());
     ASSERT_TRUE(cp.is_ok()) << "GE_TEST_MODEL=" << model_path() << ": " << cp.status().to_string();
     cp_ = std::move(cp).value();
-    auto b = create_backend("cpu", 2);
+    auto b = create_backend(GetParam(), 2);
     ASSERT_TRUE(b.is_ok());
     backend_ = std::move(b).value();
     auto m = GemmaModel::create(cp_->config(), cp_->weights(), *backend_, 64);
@@ -45,7 +45,7 @@ class RealModel : public ::testing::Test {
   nlohmann::json ref_;
 };
 
-TEST_F(RealModel, TeacherForcedTop1AgreesWithTransformers) {
+TEST_P(RealModel, TeacherForcedTop1AgreesWithTransformers) {
   const auto tokens = ref_.at("tokens").get<std::vector<int32_t>>();
   const auto top1 = ref_.at("top1").get<std::vector<int32_t>>();
   ASSERT_GE(tokens.size(), 500u);
@@ -70,7 +70,7 @@ TEST_F(RealModel, TeacherForcedTop1AgreesWithTransformers) {
   EXPECT_GE(rate, 0.98);
 }
 
-TEST_F(RealModel, GreedyCompletionsMatchAndReadAsEnglish) {
+TEST_P(RealModel, GreedyCompletionsMatchAndReadAsEnglish) {
   auto tok = Tokenizer::from_gguf(*cp_->gguf());
   ASSERT_TRUE(tok.is_ok()) << tok.status().to_string();
   const int64_t V = cp_->config().vocab_size;
@@ -99,6 +99,9 @@ TEST_F(RealModel, GreedyCompletionsMatchAndReadAsEnglish) {
     EXPECT_GE(same_prefix, std::min<size_t>(16, want.size())) << text;
   }
 }
+
+// The reference backend (the oracle) and the packed SIMD backend users run by default.
+INSTANTIATE_TEST_SUITE_P(Backends, RealModel, ::testing::Values("cpu-ref", "cpu"));
 
 }  // namespace
 }  // namespace ge
