@@ -125,8 +125,10 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
   apply_penalties(logits, history, params_);
 
   const size_t vocab = logits.size();
-  // argmax already returns the lowest +inf id; the scans below stop at the first one.
-  if (params_.temperature == 0.0f) return argmax(logits);
+  // argmax already returns the lowest +inf id; the scans below stop at the first one. A
+  // temperature so small that 1/T overflows is greedy too (0 * inf would poison the softmax).
+  const float inv_t = 1.0f / params_.temperature;
+  if (params_.temperature == 0.0f || !std::isfinite(inv_t)) return argmax(logits);
   constexpr float kInf = std::numeric_limits<float>::infinity();
 
   // "a before b": larger logit, then lower id. A strict total order, so results never depend
@@ -171,7 +173,6 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
   // 4. softmax(logit / T).
   float max_logit = candidates_[0].logit;
   for (const Candidate& c : candidates_) max_logit = std::max(max_logit, c.logit);
-  const float inv_t = 1.0f / params_.temperature;
   double total = 0.0;
   for (Candidate& c : candidates_) {
     c.p = std::exp((c.logit - max_logit) * inv_t);

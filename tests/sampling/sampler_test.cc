@@ -377,6 +377,12 @@ TEST(Sampler, NonFiniteLogits) {
   }
   std::vector<float> empty;
   EXPECT_EQ(s.sample(empty, {}), -1);
+
+  Sampler tiny_t(plain(1e-45f));  // 1/T overflows: greedy, not NaN probabilities
+  for (int i = 0; i < 20; ++i) {
+    std::vector<float> row = {0.5f, 3.0f, 2.9f};
+    EXPECT_EQ(tiny_t.sample(row, {}), 1);
+  }
 }
 
 TEST(Sampler, InvalidParamsAreClampedNotTrusted) {
