@@ -2,6 +2,7 @@
 #include "model/gemma_model.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace ge {
 
@@ -55,6 +56,55 @@ Result<std::unique_ptr<GemmaModel>> GemmaModel::create(const GemmaConfig& c, con
     GE_ASSIGN_OR_RETURN(l.post_ffw_norm, upload_floats(b, lw.post_feedforward_layernorm));
     GE_ASSIGN_OR_RETURN(l.inv_freq, upload_floats(b, c.rope_inv_freq(i)));
     l.layer_scalar = lw.layer_scalar;
+    m->layers_.push_back(std::move(l));
+  }
+  GE_RETURN_IF_ERROR(m->allocate_workspace());
+  GE_RETURN_IF_ERROR(b.synchronize());
+  return m;
+}
+
+Result<std::unique_ptr<GemmaModel>> GemmaModel::create_synthetic(const GemmaConfig& c, QuantType type,
+                                                                 int64_t group_size, Backend& b, int32_t max_chunk,
+                                                                 uint64_t seed) {
+  GE_RETURN_IF_ERROR(validate_config(c));
+  if (max_chunk <= 0 || max_chunk > 65536) return invalid_argument("max_chunk must be in 1..65536");
+  std::unique_ptr<GemmaModel> m(new GemmaModel(c, b, max_chunk));
+  uint64_t s = seed;
+  auto synth = [&](int64_t rows, int64_t cols) {
+    QuantWeight like;
+    like.type = type;
+    like.rows = rows;
+    like.cols = cols;
+    like.group_size = group_size;
+    return b.synthesize_weight(like, ++s);
+  };
+  // Norm multipliers near 1 and layer scalars below 1 keep activations in a realistic range.
+  const std::vector<float> ones_h(static_cast<size_t>(c.hidden_size), 1.0f);
+  GE_ASSIGN_OR_RETURN(m->embed_, synth(c.vocab_size, c.hidden_size));
+  GE_ASSIGN_OR_RETURN(m->final_norm_, upload_floats(b, ones_h));
+  m->embed_scale_ = std::sqrt(static_cast<float>(c.hidden_size));
+  for (int32_t i = 0; i < c.num_hidden_layers; ++i) {
+    const LayerConfig& lc = c.layers[static_cast<size_t>(i)];
+    const int64_t q = static_cast<int64_t>(c.num_attention_heads) * lc.head_dim;
+    const int64_t kv = static_cast<int64_t>(lc.num_key_value_heads) * lc.head_dim;
+    const std::vector<float> ones_d(static_cast<size_t>(lc.head_dim), 1.0f);
+    Layer l;
+    GE_ASSIGN_OR_RETURN(l.q, synth(q, c.hidden_size));
+    GE_ASSIGN_OR_RETURN(l.k, synth(kv, c.hidden_size));
+    if (!lc.k_eq_v) {
+      GE_ASSIGN_OR_RETURN(l.v, synth(kv, c.hidden_size));
+    }
+    GE_ASSIGN_OR_RETURN(l.o, synth(c.hidden_size, q));
+    GE_ASSIGN_OR_RETURN(l.gate, synth(c.intermediate_size, c.hidden_size));
+    GE_ASSIGN_OR_RETURN(l.up, synth(c.intermediate_size, c.hidden_size));
+    GE_ASSIGN_OR_RETURN(l.down, synth(c.hidden_size, c.intermediate_size));
+    for (DeviceBuffer* n : {&l.input_norm, &l.post_attn_norm, &l.pre_ffw_norm, &l.post_ffw_norm}) {
+      GE_ASSIGN_OR_RETURN(*n, upload_floats(b, ones_h));
+    }
+    GE_ASSIGN_OR_RETURN(l.q_norm, upload_floats(b, ones_d));
+    GE_ASSIGN_OR_RETURN(l.k_norm, upload_floats(b, ones_d));
+    GE_ASSIGN_OR_RETURN(l.inv_freq, upload_floats(b, c.rope_inv_freq(i)));
+    l.layer_scalar = 0.5f;
     m->layers_.push_back(std::move(l));
   }
   GE_RETURN_IF_ERROR(m->allocate_workspace());

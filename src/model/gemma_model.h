@@ -35,6 +35,13 @@ class GemmaModel {
   static Result<std::unique_ptr<GemmaModel>> create(const GemmaConfig& config, const ModelWeights& weights,
                                                     Backend& backend, int32_t max_chunk);
 
+  // The same model with random weights of one encoding, built by the backend itself (no file, no
+  // host copy): benchmarks of shapes whose real weights are out of reach.
+  // `type` and `group_size` (Int4Group / Int8Group only) choose the encoding of every matrix.
+  static Result<std::unique_ptr<GemmaModel>> create_synthetic(const GemmaConfig& config, QuantType type,
+                                                              int64_t group_size, Backend& backend,
+                                                              int32_t max_chunk, uint64_t seed);
+
   // KV cache for sequences of up to `context_len` positions.
   Result<std::unique_ptr<KvCache>> create_kv_cache(int32_t context_len) const;
 

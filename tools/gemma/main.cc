@@ -5,6 +5,8 @@
 
 namespace ge::cli {
 int cmd_run(int argc, char** argv);
+int cmd_chat(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 }  // namespace ge::cli
@@ -16,6 +18,8 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  run        generate from a prompt (streams text, then a stats line)\n"
+    "  chat       interactive multi-turn chat (/reset, /exit)\n"
+    "  bench      prefill/decode speed table (llama-bench format, or JSON)\n"
     "  tokenize   print the token ids of a text\n"
     "  inspect    describe a model file: architecture, layers, tensors, memory\n"
     "\n"
@@ -30,6 +34,8 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   if (cmd == "run") return ge::cli::cmd_run(argc - 1, argv + 1);
+  if (cmd == "chat") return ge::cli::cmd_chat(argc - 1, argv + 1);
+  if (cmd == "bench") return ge::cli::cmd_bench(argc - 1, argv + 1);
   if (cmd == "tokenize") return ge::cli::cmd_tokenize(argc - 1, argv + 1);
   if (cmd == "inspect") return ge::cli::cmd_inspect(argc - 1, argv + 1);
   std::fprintf(stderr, "error: unknown command '%s'\n%s", cmd.c_str(), kUsage);

@@ -1,0 +1,182 @@
+// `gemma bench`: prefill (pp) and decode (tg) throughput in llama-bench's markdown table or JSON.
+// Works on a model file or on synthetic random weights of a published shape (--synthetic).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "cli_common.h"
+#include "model/model_presets.h"
+
+namespace ge::cli {
+
+namespace {
+
+struct BenchRow {
+  std::string test;
+  double mean = 0, stddev = 0;
+  std::vector<double> samples;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+Result<std::pair<QuantType, int64_t>> parse_quant(const std::string& q) {
+  if (q == "q4_0") return std::make_pair(QuantType::kQ4_0, int64_t{0});
+  if (q == "q8_0") return std::make_pair(QuantType::kQ8_0, int64_t{0});
+  if (q == "int4-g32") return std::make_pair(QuantType::kInt4Group, int64_t{32});
+  if (q == "int4-g64") return std::make_pair(QuantType::kInt4Group, int64_t{64});
+  if (q == "int4-g128") return std::make_pair(QuantType::kInt4Group, int64_t{128});
+  if (q == "int8") return std::make_pair(QuantType::kInt8Group, int64_t{0});
+  return invalid_argument("--quant must be q4_0, q8_0, int4-g32, int4-g64, int4-g128 or int8");
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+  Args a("gemma bench", "gemma bench (-m MODEL | --synthetic NAME --quant Q) [-p 512] [-n 128] [-d 0] [-r 5]");
+  a.option("model", "m", "PATH", "model file or directory");
+  a.option("synthetic", "", "NAME", "random weights of a published shape: gemma-4-31b, gemma-3-270m, gemma-3-1b");
+  a.option("quant", "", "Q", "synthetic encoding: q4_0, q8_0, int4-g32, int4-g64, int4-g128, int8", "q4_0");
+  a.option("backend", "", "NAME", "cpu or cuda", "cpu");
+  a.option("threads", "t", "N", "CPU threads (0 = all cores)", "0");
+  a.option("n-prompt", "p", "LIST", "prefill lengths (comma-separated; 0 = none)", "512");
+  a.option("n-gen", "n", "LIST", "decode lengths (comma-separated; 0 = none)", "128");
+  a.option("depth", "d", "LIST", "tokens already in the KV cache before each test", "0");
+  a.option("repetitions", "r", "N", "repetitions per test", "5");
+  a.option("chunk", "", "N", "prefill chunk (tokens per forward pass)", "512");
+  a.option("output", "o", "FMT", "md or json", "md");
+  if (Status s = a.parse(argc, argv); !s.is_ok()) return fail(s);
+  if (a.help_requested()) {
+    std::cout << a.help();
+    return 0;
+  }
+  auto pp = a.integer_list("n-prompt", 0, 1 << 20);
+  auto tg = a.integer_list("n-gen", 0, 1 << 20);
+  auto depth = a.integer_list("depth", 0, 1 << 22);
+  auto reps = a.integer("repetitions", 1, 1000);
+  auto threads = a.integer("threads", 0, 1024);
+  auto chunk = a.integer("chunk", 1, 65536);
+  for (const Status* s : {&pp.status(), &tg.status(), &depth.status(), &reps.status(), &threads.status(), &chunk.status()})
+    if (!s->is_ok()) return fail(*s);
+  const std::string fmt = a.str("output");
+  if (fmt != "md" && fmt != "json") return fail(invalid_argument("--output must be md or json"));
+  if (a.has("model") == a.has("synthetic")) return fail(invalid_argument("gemma bench: give exactly one of -m or --synthetic"));
+
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Checkpoint> checkpoint;
+  std::unique_ptr<GemmaModel> model;
+  std::string model_name, type_name;
+  uint64_t model_bytes = 0;
+  const int n_threads = *threads > 0 ? static_cast<int>(*threads) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  {
+    auto b = create_backend(a.str("backend"), n_threads);
+    if (!b.is_ok()) return fail(b.status());
+    backend = std::move(b).value();
+  }
+  if (a.has("synthetic")) {
+    auto cfg = preset_config(a.str("synthetic"));
+    if (!cfg.is_ok()) return fail(cfg.status());
+    auto q = parse_quant(a.str("quant"));
+    if (!q.is_ok()) return fail(q.status());
+    auto m = GemmaModel::create_synthetic(*cfg, q->first, q->second, *backend, static_cast<int32_t>(*chunk), 1234);
+    if (!m.is_ok()) return fail(m.status());
+    model = std::move(m).value();
+    model_name = a.str("synthetic") + " (synthetic)";
+    type_name = a.str("quant");
+  } else {
+    auto cp = Checkpoint::open(a.str("model"));
+    if (!cp.is_ok()) return fail(cp.status());
+    checkpoint = std::move(cp).value();
+    auto m = GemmaModel::create(checkpoint->config(), checkpoint->weights(), *backend, static_cast<int32_t>(*chunk));
+    if (!m.is_ok()) return fail(m.status());
+    model = std::move(m).value();
+    model_name = a.str("model").substr(a.str("model").find_last_of('/') + 1);
+    model_bytes = checkpoint->weight_bytes();
+  }
+  if (model_bytes == 0) model_bytes = model->packed_weight_bytes();
+  const GemmaConfig& c = model->config();
+  const int64_t V = c.vocab_size;
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int32_t> tok_dist(3, static_cast<int32_t>(std::min<int64_t>(V, 200000)) - 1);
+  auto random_tokens = [&](int64_t n) {
+    std::vector<int32_t> t(static_cast<size_t>(n));
+    for (auto& x : t) x = tok_dist(rng);
+    return t;
+  };
+  std::vector<float> logits(static_cast<size_t>(V));
+
+  std::vector<BenchRow> rows;
+  auto run_test = [&](const std::string& name, int64_t d, int64_t n_prompt, int64_t n_gen) -> Status {
+    BenchRow row;
+    row.test = name + (d > 0 ? " @ d" + std::to_string(d) : "");
+    const int32_t ctx = static_cast<int32_t>(d + n_prompt + n_gen + 1);
+    GE_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, model->create_kv_cache(ctx));
+    for (int64_t r = -1; r < *reps; ++r) {  // r = -1 is the warm-up
+      Session s(*model, std::move(cache), ctx);
+      if (d > 0) GE_RETURN_IF_ERROR(s.prefill(random_tokens(d), nullptr));
+      const auto t0 = std::chrono::steady_clock::now();
+      double secs = 0;
+      if (n_prompt > 0) {
+        GE_RETURN_IF_ERROR(s.prefill(random_tokens(n_prompt), logits.data()));
+        secs = seconds_since(t0);
+      } else {
+        GE_RETURN_IF_ERROR(s.prefill(random_tokens(1), logits.data()));
+        const auto t1 = std::chrono::steady_clock::now();
+        int32_t tok = tok_dist(rng);
+        for (int64_t i = 0; i < n_gen; ++i) GE_RETURN_IF_ERROR(s.decode(tok, logits.data()));
+        secs = seconds_since(t1);
+      }
+      if (r >= 0) row.samples.push_back(static_cast<double>(n_prompt > 0 ? n_prompt : n_gen) / secs);
+      GE_ASSIGN_OR_RETURN(cache, model->create_kv_cache(ctx));
+    }
+    double sum = 0, sq = 0;
+    for (double v : row.samples) sum += v;
+    row.mean = sum / static_cast<double>(row.samples.size());
+    for (double v : row.samples) sq += (v - row.mean) * (v - row.mean);
+    row.stddev = row.samples.size() > 1 ? std::sqrt(sq / static_cast<double>(row.samples.size() - 1)) : 0.0;
+    rows.push_back(row);
+    return Status::ok();
+  };
+  for (int64_t d : *depth) {
+    for (int64_t p : *pp)
+      if (p > 0)
+        if (Status s = run_test("pp" + std::to_string(p), d, p, 0); !s.is_ok()) return fail(s);
+    for (int64_t n : *tg)
+      if (n > 0)
+        if (Status s = run_test("tg" + std::to_string(n), d, 0, n); !s.is_ok()) return fail(s);
+  }
+
+  double params = static_cast<double>(c.vocab_size * c.hidden_size);
+  for (const auto& l : c.layers) {
+    const double q = static_cast<double>(c.num_attention_heads) * l.head_dim, kv = static_cast<double>(l.num_key_value_heads) * l.head_dim;
+    params += static_cast<double>(c.hidden_size) * (2 * q + kv * (l.k_eq_v ? 1 : 2)) + 3.0 * static_cast<double>(c.hidden_size * c.intermediate_size);
+  }
+  if (fmt == "json") {
+    std::cout << "[\n";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      std::cout << "  {\"model\": \"" << model_name << "\", \"model_size\": " << model_bytes
+                << ", \"model_n_params\": " << static_cast<long long>(params) << ", \"backend\": \"" << backend->name()
+                << "\", \"n_threads\": " << n_threads << ", \"test\": \"" << rows[i].test
+                << "\", \"avg_ts\": " << rows[i].mean << ", \"stddev_ts\": " << rows[i].stddev << ", \"samples_ts\": [";
+      for (size_t j = 0; j < rows[i].samples.size(); ++j) std::cout << (j ? ", " : "") << rows[i].samples[j];
+      std::cout << "]}" << (i + 1 < rows.size() ? "," : "") << "\n";
+    }
+    std::cout << "]\n";
+  } else {
+    std::printf("| model | size | params | backend | threads | test | t/s |\n");
+    std::printf("| ----- | ---: | -----: | ------- | ------: | ---: | --: |\n");
+    for (const auto& r : rows)
+      std::printf("| %s%s%s | %.2f MiB | %.2f M | %s | %d | %s | %.2f ± %.2f |\n", model_name.c_str(),
+                  type_name.empty() ? "" : " ", type_name.c_str(), static_cast<double>(model_bytes) / 1048576.0,
+                  params / 1e6, backend->name().c_str(), n_threads, r.test.c_str(), r.mean, r.stddev);
+  }
+  return 0;
+}
+
+}  // namespace ge::cli
