@@ -25,8 +25,8 @@ class LiteralMatcher {
 
  private:
   struct Node {
-    int32_t id_any = -1;     // literal ending here, matched when special tokens are parsed
-    int32_t id_always = -1;  // literal ending here that matches in every mode
+    int32_t id_any = -1;      // literal ending here, matched when special tokens are parsed
+    int32_t id_always = -1;   // literal ending here that matches in every mode
     uint32_t first_edge = 0;  // edges_[first_edge, first_edge + n_edges), sorted by byte
     uint32_t n_edges = 0;
   };

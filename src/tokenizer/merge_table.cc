@@ -84,8 +84,8 @@ void MergeTable::insert_or_assign(int32_t left, int32_t right, Merge merge) {
   }
 }
 
-MergeTable derive_sentencepiece_merges(const std::vector<std::string_view>& pieces,
-                                       const std::vector<bool>& mergeable, const PieceIndex& index) {
+MergeTable derive_sentencepiece_merges(const std::vector<std::string_view>& pieces, const std::vector<bool>& mergeable,
+                                       const PieceIndex& index) {
   MergeTable table;
   table.reserve(pieces.size() * 2);
   int32_t rank = 0;

@@ -54,9 +54,7 @@ class MergeTable {
   static uint64_t pack(int32_t left, int32_t right) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
   }
-  size_t slot_of(uint64_t key) const {
-    return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_) & mask_;
-  }
+  size_t slot_of(uint64_t key) const { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_) & mask_; }
   void grow();
 
   std::vector<Slot> slots_;
@@ -89,8 +87,8 @@ class PieceIndex {
 // first); for one token, splits with a longer left piece come first. `mergeable[i]` says whether
 // token i may be produced by a merge (control, byte and unused tokens never are).
 // `pieces[i]` is the text of token i.
-MergeTable derive_sentencepiece_merges(const std::vector<std::string_view>& pieces,
-                                       const std::vector<bool>& mergeable, const PieceIndex& index);
+MergeTable derive_sentencepiece_merges(const std::vector<std::string_view>& pieces, const std::vector<bool>& mergeable,
+                                       const PieceIndex& index);
 
 // Explicit merges "left right" (split at the first space after the first byte); rank = position,
 // a later duplicate replaces an earlier one. Fails on a malformed entry or an unknown piece.

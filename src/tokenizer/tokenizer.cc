@@ -88,7 +88,6 @@ char32_t last_code_point(std::string_view s) {
   return d.kind == utf8::Decoded::Kind::kValid ? d.cp : static_cast<uint8_t>(s.back()) | 0x80000000u;
 }
 
-
 Status check_special_id(const char* name, int32_t id, size_t n_vocab) {
   if (id < -1 || (id >= 0 && static_cast<size_t>(id) >= n_vocab)) {
     return invalid_argument(std::string("tokenizer: ") + name + " " + std::to_string(id) +
@@ -102,9 +101,9 @@ Status check_special_id(const char* name, int32_t id, size_t n_vocab) {
 namespace tokenizer_internal {
 
 struct Symbol {
-  int32_t id;     // -1 once merged into its left neighbour
-  int32_t prev;   // index of the previous live symbol in the chunk, -1 at the start
-  int32_t next;   // index of the next live symbol in the chunk, -1 at the end
+  int32_t id;    // -1 once merged into its left neighbour
+  int32_t prev;  // index of the previous live symbol in the chunk, -1 at the start
+  int32_t next;  // index of the next live symbol in the chunk, -1 at the end
 };
 
 struct Candidate {
@@ -125,14 +124,13 @@ struct CandidateAfter {
 // live in one arena; the table is open-addressed and simply emptied when it grows too large.
 class ChunkMemo {
  public:
-  // Returns the remembered ids for `key`, or nullptr.
+  // The remembered ids for `key`; empty when unknown (a chunk always yields at least one id).
   std::span<const int32_t> find(std::span<const int32_t> key, uint64_t hash) const {
     if (slots_.empty()) return {};
     for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.key_len == 0) return {};
-      if (s.hash == hash && s.key_len == key.size() &&
-          std::equal(key.begin(), key.end(), arena_.begin() + s.key_off)) {
+      if (s.hash == hash && s.key_len == key.size() && std::equal(key.begin(), key.end(), arena_.begin() + s.key_off)) {
         return {arena_.data() + s.val_off, s.val_len};
       }
     }
@@ -210,8 +208,8 @@ struct Tokenizer::Impl {
   MergeTable merges;
   LiteralMatcher literals;
   std::array<int32_t, 256> byte_ids{};
-  std::vector<int32_t> bmp_ids;                        // code point < 0x10000 -> id of that 1-char piece
-  std::unordered_map<char32_t, int32_t> astral_ids;   // the same above the BMP
+  std::vector<int32_t> bmp_ids;                      // code point < 0x10000 -> id of that 1-char piece
+  std::unordered_map<char32_t, int32_t> astral_ids;  // the same above the BMP
   int32_t bos_id = -1, eos_id = -1, pad_id = -1, unk_id = -1;
   bool add_bos = false;
   bool add_space_prefix = false;
@@ -236,7 +234,6 @@ struct Tokenizer::Impl {
                       std::vector<int32_t>* out) const;
   void merge_chunk(tokenizer_internal::EncodeScratch* scratch, std::vector<int32_t>* out) const;
 };
-
 
 // BPE over one chunk of symbols, exactly as HF's BPE::merge_word: repeatedly apply the queued pair
 // with the lowest (rank, position). Appends the final ids to `out`.
@@ -298,7 +295,8 @@ void Tokenizer::Impl::merge_chunk(tokenizer_internal::EncodeScratch* scratch, st
   }
   for (int32_t i = 0; i >= 0; i = syms[i].next) out->push_back(syms[i].id);
   if (memoize) {
-    scratch->memo.insert(scratch->key, hash, std::span<const int32_t>(out->data() + out_start, out->size() - out_start));
+    scratch->memo.insert(scratch->key, hash,
+                         std::span<const int32_t>(out->data() + out_start, out->size() - out_start));
   }
 }
 
@@ -367,8 +365,8 @@ Result<Tokenizer> Tokenizer::create(VocabData data) {
     return invalid_argument("tokenizer: a vocabulary of " + std::to_string(n) + " tokens is too large");
   }
   if (!data.scores.empty() && data.scores.size() != n) {
-    return invalid_argument("tokenizer: " + std::to_string(data.scores.size()) + " scores for " +
-                            std::to_string(n) + " tokens");
+    return invalid_argument("tokenizer: " + std::to_string(data.scores.size()) + " scores for " + std::to_string(n) +
+                            " tokens");
   }
   if (!data.token_types.empty() && data.token_types.size() != n) {
     return invalid_argument("tokenizer: " + std::to_string(data.token_types.size()) + " token types for " +
@@ -411,8 +409,8 @@ Result<Tokenizer> Tokenizer::create(VocabData data) {
                                 "', expected <0xXX> with two hex digits");
       }
       if (impl->byte_ids[b] >= 0) {
-        return invalid_argument("tokenizer: tokens " + std::to_string(impl->byte_ids[b]) + " and " +
-                                std::to_string(i) + " are both byte token " + text);
+        return invalid_argument("tokenizer: tokens " + std::to_string(impl->byte_ids[b]) + " and " + std::to_string(i) +
+                                " are both byte token " + text);
       }
       impl->byte_ids[b] = static_cast<int32_t>(i);
     }

@@ -37,15 +37,15 @@ struct VocabData {
   };
   Kind kind = Kind::kSentencePiece;
   std::vector<std::string> tokens;
-  std::vector<float> scores;          // optional (empty or one per token); informational only
-  std::vector<int32_t> token_types;   // TokenType values; empty means all normal
-  std::vector<std::string> merges;    // "left right", kBpe only, highest priority first
-  int32_t bos_id = -1;                // -1: none
+  std::vector<float> scores;         // optional (empty or one per token); informational only
+  std::vector<int32_t> token_types;  // TokenType values; empty means all normal
+  std::vector<std::string> merges;   // "left right", kBpe only, highest priority first
+  int32_t bos_id = -1;               // -1: none
   int32_t eos_id = -1;
   int32_t pad_id = -1;
   int32_t unk_id = -1;
   bool add_bos = false;
-  bool add_space_prefix = false;      // SentencePiece dummy prefix "▁" at the start of the input
+  bool add_space_prefix = false;  // SentencePiece dummy prefix "▁" at the start of the input
 };
 
 class Tokenizer {

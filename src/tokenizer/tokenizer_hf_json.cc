@@ -46,8 +46,7 @@ Status read_normalizer(const json& root, Escaping* esc) {
     esc->escapes = true;
     return Status::ok();
   }
-  if (n.is_object() && n.value("type", "") == "Sequence" && n.contains("normalizers") &&
-      n["normalizers"].is_array()) {
+  if (n.is_object() && n.value("type", "") == "Sequence" && n.contains("normalizers") && n["normalizers"].is_array()) {
     const json& list = n["normalizers"];
     for (size_t i = 0; i < list.size(); ++i) {
       if (is_space_escape_replace(list[i])) {
@@ -75,7 +74,8 @@ Status read_pre_tokenizer(const json& root, Escaping* esc) {
   if (type == "Metaspace" && !esc->escapes && !p.value("split", true) &&
       p.value("replacement", std::string()) == kSpaceEscape) {
     esc->escapes = true;
-    const std::string scheme = p.value("prepend_scheme", std::string(p.value("add_prefix_space", true) ? "always" : "never"));
+    const std::string scheme =
+        p.value("prepend_scheme", std::string(p.value("add_prefix_space", true) ? "always" : "never"));
     esc->prefix = scheme != "never";
     return Status::ok();
   }
@@ -87,7 +87,8 @@ Status read_model_options(const json& model) {
     return refuse("model type '" + model.value("type", std::string("?")) + "' is not supported (expected BPE)");
   }
   auto is_unset = [&](const char* key) {
-    return !model.contains(key) || model[key].is_null() || (model[key].is_string() && model[key].get<std::string>().empty());
+    return !model.contains(key) || model[key].is_null() ||
+           (model[key].is_string() && model[key].get<std::string>().empty());
   };
   if (!is_unset("continuing_subword_prefix") || !is_unset("end_of_word_suffix")) {
     return refuse("BPE subword prefixes/suffixes are not supported");
@@ -131,7 +132,8 @@ Result<Tokenizer> parse(const json& root) {
   if (!model.contains("vocab") || !model["vocab"].is_object()) return bad("model.vocab is not an object");
   const json& vocab = model["vocab"];
   const json empty_list = json::array();
-  const json& added = root.contains("added_tokens") && root["added_tokens"].is_array() ? root["added_tokens"] : empty_list;
+  const json& added =
+      root.contains("added_tokens") && root["added_tokens"].is_array() ? root["added_tokens"] : empty_list;
 
   // Every id must be named once by the vocab or the added tokens, so n is bounded by the entries.
   int64_t max_id = -1;
@@ -167,7 +169,8 @@ Result<Tokenizer> parse(const json& root) {
   if (byte_fallback) {
     for (size_t i = 0; i < n; ++i) {
       const std::string& t = data.tokens[i];
-      if (t.size() == 6 && t.rfind("<0x", 0) == 0 && t[5] == '>') data.token_types[i] = static_cast<int32_t>(TokenType::kByte);
+      if (t.size() == 6 && t.rfind("<0x", 0) == 0 && t[5] == '>')
+        data.token_types[i] = static_cast<int32_t>(TokenType::kByte);
     }
   }
   for (const json& a : added) {
@@ -180,7 +183,8 @@ Result<Tokenizer> parse(const json& root) {
     if (a.value("normalized", false) && content.find(' ') != std::string::npos) {
       return refuse("normalized added token '" + content.substr(0, 64) + "' contains a space");
     }
-    data.token_types[id] = static_cast<int32_t>(a.value("special", false) ? TokenType::kControl : TokenType::kUserDefined);
+    data.token_types[id] =
+        static_cast<int32_t>(a.value("special", false) ? TokenType::kControl : TokenType::kUserDefined);
   }
   for (size_t i = 0; i < n; ++i) {
     if (!seen[i]) return bad("token id " + std::to_string(i) + " is not defined");

@@ -103,7 +103,7 @@ Vocab small_vocab() {
   add("\n", 4);
   static const char* kHex = "0123456789ABCDEF";
   for (int b = 0; b < 256; ++b) add(std::string("<0x") + kHex[b >> 4] + kHex[b & 15] + ">", 6);
-  for (const char* s : {"\xE2\x96\x81", "h", "i", "\xE2\x96\x81h", "hi", "\xE2\x96\x81hi"}) add(s, 1);
+  for (const char* s : {"\u2581", "h", "i", "\u2581h", "hi", "\u2581hi"}) add(s, 1);
   return v;
 }
 
@@ -153,7 +153,7 @@ TEST(TokenizerGguf, ReadsGemma3Metadata) {
   // A Gemma file saying add_space_prefix = true still gets no dummy prefix (HF adds none).
   EXPECT_FALSE(tok->add_space_prefix());
   const int32_t hi = *tok->find_token("hi");
-  const int32_t space_hi = *tok->find_token("\xE2\x96\x81hi");
+  const int32_t space_hi = *tok->find_token("\u2581hi");
   EXPECT_EQ(tok->encode("hi hi", true, true), (std::vector<int32_t>{2, hi, space_hi}));
   EXPECT_EQ(tok->encode("<start_of_turn>hi\n", false, true), (std::vector<int32_t>{4, hi, 6}));
   EXPECT_EQ(tok->decode(tok->encode("hi hi\n", true, true), true), "hi hi\n");
@@ -164,7 +164,7 @@ TEST(TokenizerGguf, OtherArchitecturesKeepTheDummyPrefix) {
   auto tok = load(gemma3_file(small_vocab(), "llama"), &storage);
   ASSERT_TRUE(tok.is_ok()) << tok.status().to_string();
   EXPECT_TRUE(tok->add_space_prefix());
-  EXPECT_EQ(tok->encode("hi", false, true), (std::vector<int32_t>{*tok->find_token("\xE2\x96\x81hi")}));
+  EXPECT_EQ(tok->encode("hi", false, true), (std::vector<int32_t>{*tok->find_token("\u2581hi")}));
   EXPECT_EQ(tok->decode(tok->encode("hi", false, true), true), "hi");
 }
 
@@ -175,7 +175,7 @@ TEST(TokenizerGguf, ReadsGemma4BpeWithMerges) {
   b.str("tokenizer.ggml.model", "gemma4");
   b.str_array("tokenizer.ggml.tokens", v.tokens);
   b.i32_array("tokenizer.ggml.token_type", v.types);
-  b.str_array("tokenizer.ggml.merges", {"h i", "\xE2\x96\x81 hi"});
+  b.str_array("tokenizer.ggml.merges", {"h i", "\u2581 hi"});
   b.u32("tokenizer.ggml.bos_token_id", 2);
   b.boolean("tokenizer.ggml.add_bos_token", true);
   std::vector<uint8_t> storage;
@@ -184,8 +184,8 @@ TEST(TokenizerGguf, ReadsGemma4BpeWithMerges) {
   EXPECT_EQ(tok->kind(), VocabData::Kind::kBpe);
   EXPECT_FALSE(tok->add_bos());  // Gemma 4's chat template writes <bos> itself
   // Only the listed merges apply: "▁h" is a piece but ("▁", "h") is not a merge.
-  EXPECT_EQ(tok->encode("hi hi", false, true), (std::vector<int32_t>{*tok->find_token("hi"),
-                                                                    *tok->find_token("\xE2\x96\x81hi")}));
+  EXPECT_EQ(tok->encode("hi hi", false, true),
+            (std::vector<int32_t>{*tok->find_token("hi"), *tok->find_token("\u2581hi")}));
   EXPECT_EQ(tok->eos_id(), -1);
 
   GgufBuilder no_merges;

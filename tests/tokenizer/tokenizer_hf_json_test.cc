@@ -58,8 +58,8 @@ TEST(TokenizerHfJson, AcceptsStringMergesAndMetaspace) {
   for (json& m : legacy["model"]["merges"]) m = m[0].get<std::string>() + " " + m[1].get<std::string>();
   // Metaspace without splitting is the same escaping as the Replace normalizer.
   legacy["normalizer"] = nullptr;
-  legacy["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "never"},
-                             {"split", false}};
+  legacy["pre_tokenizer"] = {
+      {"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "never"}, {"split", false}};
   auto tok = Tokenizer::from_hf_json_text(legacy.dump());
   ASSERT_TRUE(tok.is_ok()) << tok.status().to_string();
   for (const char* text : {"hello world", "  indented\ttabs", "<start_of_turn>x"}) {
@@ -90,20 +90,30 @@ TEST(TokenizerHfJson, RejectsMalformedAndUnsupportedFiles) {
       {"string id", [](json& j) { j["model"]["vocab"]["hello"] = "7"; }, StatusCode::kFormatError, "non-integer"},
       {"hole", [](json& j) { j["model"]["vocab"]["zzz_far"] = 100000; }, StatusCode::kFormatError, "holes"},
       {"negative id", [](json& j) { j["model"]["vocab"]["zzz_neg"] = -4; }, StatusCode::kFormatError, "-4"},
-      {"id clash",
+      {"id clash", [](json& j) { j["added_tokens"][0]["content"] = "<something_else>"; }, StatusCode::kFormatError,
+       "names both"},
+      {"unknown merge piece",
        [](json& j) {
-         j["added_tokens"][0]["content"] = "<something_else>";
+         j["model"]["merges"][0] = {"\u2581", "qqq"};
        },
-       StatusCode::kFormatError, "names both"},
-      {"unknown merge piece", [](json& j) { j["model"]["merges"][0] = {"\xE2\x96\x81", "qqq"}; },
        StatusCode::kFormatError, "unknown token"},
       {"merge not a pair", [](json& j) { j["model"]["merges"][0] = 5; }, StatusCode::kFormatError, "merges"},
-      {"lowercase normalizer", [](json& j) { j["normalizer"] = {{"type", "Lowercase"}}; }, StatusCode::kUnsupported,
-       "Lowercase"},
-      {"no escaping", [](json& j) { j["normalizer"] = nullptr; j["pre_tokenizer"] = nullptr; },
+      {"lowercase normalizer",
+       [](json& j) {
+         j["normalizer"] = {{"type", "Lowercase"}};
+       },
+       StatusCode::kUnsupported, "Lowercase"},
+      {"no escaping",
+       [](json& j) {
+         j["normalizer"] = nullptr;
+         j["pre_tokenizer"] = nullptr;
+       },
        StatusCode::kUnsupported, "escaped"},
-      {"byte level", [](json& j) { j["pre_tokenizer"] = {{"type", "ByteLevel"}}; }, StatusCode::kUnsupported,
-       "ByteLevel"},
+      {"byte level",
+       [](json& j) {
+         j["pre_tokenizer"] = {{"type", "ByteLevel"}};
+       },
+       StatusCode::kUnsupported, "ByteLevel"},
       {"dropout", [](json& j) { j["model"]["dropout"] = 0.1; }, StatusCode::kUnsupported, "dropout"},
       {"suffix", [](json& j) { j["model"]["end_of_word_suffix"] = "</w>"; }, StatusCode::kUnsupported, "suffix"},
       {"rstrip", [](json& j) { j["added_tokens"][0]["rstrip"] = true; }, StatusCode::kUnsupported, "rstrip"},

@@ -132,10 +132,10 @@ std::optional<Model>& shared_model() {
   return model;
 }
 
-#define GE_REQUIRE_MODEL()                                                                   \
-  if (std::getenv("GE_TEST_MODEL") == nullptr || *std::getenv("GE_TEST_MODEL") == '\0') {   \
+#define GE_REQUIRE_MODEL()                                                                    \
+  if (std::getenv("GE_TEST_MODEL") == nullptr || *std::getenv("GE_TEST_MODEL") == '\0') {     \
     GTEST_SKIP() << "GE_TEST_MODEL is not set";                                               \
-  }                                                                                          \
+  }                                                                                           \
   ASSERT_TRUE(shared_model().has_value()) << "the model named by GE_TEST_MODEL did not load"; \
   const Tokenizer& tok = shared_model()->tokenizer
 
@@ -184,7 +184,7 @@ TEST(TokenizerParity, GgufMetadataIsRead) {
   const auto space_hello = tok.encode(" Hello", true, true);
   ASSERT_EQ(space_hello.size(), 2u);
   EXPECT_EQ(space_hello[0], 2);
-  EXPECT_EQ(tok.token_text(space_hello[1]), "\xE2\x96\x81Hello");
+  EXPECT_EQ(tok.token_text(space_hello[1]), "\u2581Hello");
 }
 
 TEST(TokenizerParity, MatchesHfTokenizersOnFixture) {
@@ -222,7 +222,7 @@ TEST(TokenizerParity, DecodeRoundTripsAndStreamingAgrees) {
     // "▁" typed in the text decodes as a space (HF does the same); otherwise exact.
     std::string expected;
     for (size_t k = 0; k < c.text.size();) {
-      if (c.text.compare(k, 3, "\xE2\x96\x81") == 0) {
+      if (c.text.compare(k, 3, "\u2581") == 0) {
         expected.push_back(' ');
         k += 3;
       } else {
@@ -262,8 +262,10 @@ void report_speed(const Tokenizer& tok, const std::string& text, const char* wha
     best_wall = std::min(best_wall, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   const double mb = static_cast<double>(text.size()) / 1e6;
-  std::printf("[ tokenizer ] encode: %.1f MB/s wall, %.1f MB/s thread CPU time (%s, %zu bytes, %zu ids, "
-              "1 thread, best of 5)\n", mb / best_wall, mb / best_cpu, what, text.size(), n_ids);
+  std::printf(
+      "[ tokenizer ] encode: %.1f MB/s wall, %.1f MB/s thread CPU time (%s, %zu bytes, %zu ids, "
+      "1 thread, best of 5)\n",
+      mb / best_wall, mb / best_cpu, what, text.size(), n_ids);
   EXPECT_GT(n_ids, 0u);
 }
 

@@ -1,5 +1,7 @@
 // Tokenizer unit tests on small hand-built vocabularies: merge order, byte fallback, literals,
 // invalid UTF-8, decode, streaming detokenization and rejection of malformed vocabulary data.
+#include "tokenizer/tokenizer.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
@@ -7,7 +9,6 @@
 #include <vector>
 
 #include "tokenizer/streaming_detokenizer.h"
-#include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 
 namespace ge {
@@ -69,7 +70,7 @@ std::vector<int32_t> ids_of(const Tokenizer& t, std::initializer_list<const char
 }
 
 void add_letters(VocabBuilder* b) {
-  for (const char* s : {"\xE2\x96\x81", "a", "b", "c", "d", "h", "e", "l", "o", "w", "r"}) b->add(s);
+  for (const char* s : {"\u2581", "a", "b", "c", "d", "h", "e", "l", "o", "w", "r"}) b->add(s);
 }
 
 TEST(Tokenizer, MergeOrderFollowsVocabularyPosition) {
@@ -96,26 +97,26 @@ TEST(Tokenizer, SpacesAreEscapedWithoutDummyPrefix) {
   b.add("ll");
   b.add("hell");
   b.add("hello");
-  b.add("\xE2\x96\x81w");
+  b.add("\u2581w");
   b.add("or");
-  b.add("\xE2\x96\x81wor");
-  b.add("\xE2\x96\x81world");
+  b.add("\u2581wor");
+  b.add("\u2581world");
   b.add("ld");
   Tokenizer t = b.build();
   EXPECT_FALSE(t.add_space_prefix());
   EXPECT_EQ(t.encode("hello", false, false), ids_of(t, {"hello"}));
   // "▁world" needs "ld" after "▁wor" exists; "ld" is listed after "▁world", so it still merges.
-  EXPECT_EQ(t.encode("hello world", false, false), ids_of(t, {"hello", "\xE2\x96\x81world"}));
+  EXPECT_EQ(t.encode("hello world", false, false), ids_of(t, {"hello", "\u2581world"}));
   EXPECT_EQ(t.encode("hello", true, false), (std::vector<int32_t>{2, *t.find_token("hello")}));
 }
 
 TEST(Tokenizer, DummyPrefixOnlyAtInputStart) {
   VocabBuilder b;
   add_letters(&b);
-  b.add("\xE2\x96\x81" "a");
+  b.add("\u2581a");
   b.data.add_space_prefix = true;
   Tokenizer t = b.build();
-  EXPECT_EQ(t.encode("a", false, true), ids_of(t, {"\xE2\x96\x81" "a"}));
+  EXPECT_EQ(t.encode("a", false, true), ids_of(t, {"\u2581a"}));
   EXPECT_EQ(t.encode("<start_of_turn>a", false, true), ids_of(t, {"<start_of_turn>", "a"}));
   EXPECT_EQ(t.decode(t.encode("a a", false, true), true), "a a");
 }
@@ -125,8 +126,7 @@ TEST(Tokenizer, ByteFallbackForUnknownCharacters) {
   add_letters(&b);
   Tokenizer t = b.build();
   // "z" is not a piece; "é" is two bytes C3 A9.
-  EXPECT_EQ(t.encode("az\xC3\xA9", false, false),
-            ids_of(t, {"a", "<0x7A>", "<0xC3>", "<0xA9>"}));
+  EXPECT_EQ(t.encode("az\xC3\xA9", false, false), ids_of(t, {"a", "<0x7A>", "<0xC3>", "<0xA9>"}));
   EXPECT_EQ(t.decode(t.encode("az\xC3\xA9", false, false), false), "az\xC3\xA9");
 }
 
@@ -170,13 +170,16 @@ TEST(Tokenizer, InvalidUtf8BecomesByteTokens) {
   add_letters(&b);
   Tokenizer t = b.build();
   // Stray continuation byte, truncated 3-byte sequence, overlong "/", surrogate half.
-  const std::string bad = "a\x80" "b\xE2\x96" "c\xC0\xAF" "d\xED\xA0\x80";
+  const std::string bad =
+      "a\x80"
+      "b\xE2\x96"
+      "c\xC0\xAF"
+      "d\xED\xA0\x80";
   const auto ids = t.encode(bad, false, false);
-  EXPECT_EQ(ids, ids_of(t, {"a", "<0x80>", "b", "<0xE2>", "<0x96>", "c", "<0xC0>", "<0xAF>", "d", "<0xED>",
-                            "<0xA0>", "<0x80>"}));
+  EXPECT_EQ(ids, ids_of(t, {"a", "<0x80>", "b", "<0xE2>", "<0x96>", "c", "<0xC0>", "<0xAF>", "d", "<0xED>", "<0xA0>",
+                            "<0x80>"}));
   // Decoding replaces each ill-formed subpart with U+FFFD, like Python's errors="replace".
-  EXPECT_EQ(t.decode(ids, false),
-            "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c\xEF\xBF\xBD\xEF\xBF\xBD" "d\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(t.decode(ids, false), "a\uFFFDb\uFFFDc\uFFFD\uFFFDd\uFFFD\uFFFD\uFFFD");
 }
 
 TEST(Tokenizer, SpaceRunPiecesAreRespelled) {
@@ -184,7 +187,7 @@ TEST(Tokenizer, SpaceRunPiecesAreRespelled) {
   add_letters(&b);
   const int32_t two = b.add("  ", kUser);  // GGUF spelling of "▁▁"
   Tokenizer t = b.build();
-  EXPECT_EQ(t.token_text(two), "\xE2\x96\x81\xE2\x96\x81");
+  EXPECT_EQ(t.token_text(two), "\u2581\u2581");
   EXPECT_EQ(t.encode("a  b", false, true), (std::vector<int32_t>{*t.find_token("a"), two, *t.find_token("b")}));
   EXPECT_EQ(t.decode(std::vector<int32_t>{two}, true), "  ");
 }
@@ -219,7 +222,7 @@ TEST(Tokenizer, RoundTripsRandomValidUtf8) {
   VocabBuilder b;
   add_letters(&b);
   b.add("ab");
-  b.add("\xE2\x96\x81" "a");
+  b.add("\u2581a");
   Tokenizer t = b.build();
   std::mt19937 rng(7);
   const char32_t pool[] = {U'a', U'b', U' ', U'\n', U'\t', U'\u00E9', U'\u4E2D', U'\U0001F600', U'\u2581', U'c'};
@@ -231,7 +234,7 @@ TEST(Tokenizer, RoundTripsRandomValidUtf8) {
     // "▁" typed by the user decodes as a space, like HF; compare against that spelling.
     std::string expected;
     for (size_t i = 0; i < s.size();) {
-      if (s.compare(i, 3, "\xE2\x96\x81") == 0) {
+      if (s.compare(i, 3, "\u2581") == 0) {
         expected.push_back(' ');
         i += 3;
       } else {
@@ -246,7 +249,7 @@ TEST(Tokenizer, RoundTripsRandomValidUtf8) {
 std::string spaces_for_escapes(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size();) {
-    if (s.compare(i, 3, "\xE2\x96\x81") == 0) {
+    if (s.compare(i, 3, "\u2581") == 0) {
       out.push_back(' ');
       i += 3;
     } else {
@@ -260,12 +263,30 @@ TEST(Tokenizer, RandomBytesKeepInvariants) {
   VocabBuilder b;
   add_letters(&b);
   b.add("ab");
-  b.add("\xE2\x96\x81" "a");
-  b.add("\xE2\x96\x81\xE2\x96\x81");
+  b.add("\u2581a");
+  b.add("\u2581\u2581");
   Tokenizer t = b.build();
-  const std::vector<std::string> alphabet = {"a", "b", "c", " ", "  ", "\n", "\t", "<", ">", "<start_of_turn>",
-                                             "<start_of", "<end_of_turn>", "<b>", "\xE2\x96\x81", "\xE4\xB8\xAD",
-                                             "\xF0\x9F\x98\x80", "\x80", "\xC3", "\xE2\x96", "\xFF", std::string(1, '\0')};
+  const std::vector<std::string> alphabet = {"a",
+                                             "b",
+                                             "c",
+                                             " ",
+                                             "  ",
+                                             "\n",
+                                             "\t",
+                                             "<",
+                                             ">",
+                                             "<start_of_turn>",
+                                             "<start_of",
+                                             "<end_of_turn>",
+                                             "<b>",
+                                             "\u2581",
+                                             "\xE4\xB8\xAD",
+                                             "\xF0\x9F\x98\x80",
+                                             "\x80",
+                                             "\xC3",
+                                             "\xE2\x96",
+                                             "\xFF",
+                                             std::string(1, '\0')};
   std::mt19937 rng(3);
   for (int iter = 0; iter < 3000; ++iter) {
     std::string s;
@@ -294,7 +315,7 @@ TEST(Tokenizer, LongInputEqualsWordByWordEncoding) {
   // encoding the whole text must equal encoding each word on its own.
   VocabBuilder b;
   add_letters(&b);
-  for (const char* p : {"ab", "\xE2\x96\x81" "a", "ll", "he", "hell", "lo", "or", "wor", "\xE2\x96\x81" "wor", "ld"}) b.add(p);
+  for (const char* p : {"ab", "\u2581a", "ll", "he", "hell", "lo", "or", "wor", "\u2581wor", "ld"}) b.add(p);
   Tokenizer t = b.build();
   std::mt19937 rng(5);
   const std::string letters = "abcdehlorw";
@@ -314,8 +335,8 @@ TEST(Tokenizer, LongInputEqualsWordByWordEncoding) {
 TEST(Tokenizer, PathologicalInputsStayLinear) {
   VocabBuilder b;
   add_letters(&b);
-  b.add("\xE2\x96\x81\xE2\x96\x81");
-  b.add("\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81");
+  b.add("\u2581\u2581");
+  b.add("\u2581\u2581\u2581\u2581");
   Tokenizer t = b.build();
   const std::string spaces(1 << 20, ' ');
   const auto space_ids = t.encode(spaces, false, false);
@@ -344,9 +365,9 @@ TEST(StreamingDetokenizer, HoldsBackSplitCharacters) {
   // Emoji F0 9F 98 80 split, then interrupted by a normal token: the partial becomes U+FFFD.
   EXPECT_EQ(s.push(*t.find_token("<0xF0>")), "");
   EXPECT_EQ(s.push(*t.find_token("<0x9F>")), "");
-  EXPECT_EQ(s.push(*t.find_token("b")), "\xEF\xBF\xBD" "b");
+  EXPECT_EQ(s.push(*t.find_token("b")), "\uFFFDb");
   EXPECT_EQ(s.push(*t.find_token("<0xF0>")), "");
-  EXPECT_EQ(s.flush(), "\xEF\xBF\xBD");
+  EXPECT_EQ(s.flush(), "\uFFFD");
   EXPECT_EQ(s.push(1), "");  // <eos> is skipped by default
 }
 
@@ -386,8 +407,11 @@ TEST(Utf8, DecodeMatchesUnicodeTable) {
   EXPECT_EQ(utf8::append_sanitized("a\xF0\x9F", false, &out), 1u);
   EXPECT_EQ(out, "a");
   out.clear();
-  utf8::append_sanitized("\xF0\x9F" "a\xFF", true, &out);
-  EXPECT_EQ(out, "\xEF\xBF\xBD" "a\xEF\xBF\xBD");
+  utf8::append_sanitized(
+      "\xF0\x9F"
+      "a\xFF",
+      true, &out);
+  EXPECT_EQ(out, "\uFFFDa\uFFFD");
 }
 
 // --- malformed vocabulary data -------------------------------------------------------------
