@@ -35,6 +35,11 @@ Status Session::decode(int32_t token, float* logits) {
   return Status::ok();
 }
 
+void Session::append(std::span<const int32_t> tokens) {
+  history_.insert(history_.end(), tokens.begin(), tokens.end());
+  high_water_ = std::max(high_water_, position());
+}
+
 int32_t Session::common_prefix(std::span<const int32_t> tokens) const {
   const size_t n = std::min(tokens.size(), history_.size());
   size_t i = 0;

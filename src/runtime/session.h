@@ -36,6 +36,10 @@ class Session {
   // Length of the common prefix of the cached sequence and `tokens`.
   int32_t common_prefix(std::span<const int32_t> tokens) const;
   size_t kv_bytes() const { return cache_->bytes(); }
+  // Continuous batching (runtime/scheduler.h): the cache to name in a SequenceChunk at position(),
+  // and append() to record the tokens once GemmaModel::forward_batch has stored them.
+  KvCache& cache() { return *cache_; }
+  void append(std::span<const int32_t> tokens);
   GemmaModel& model() const { return model_; }
 
  private:
