@@ -128,9 +128,10 @@ TEST_P(CpuOpsTest, AttentionMatchesReference) {
     int32_t n_heads, n_kv, d, window, capacity;
     float softcap;
   };
-  // GQA, MQA, MHA; full and sliding (ring smaller than the sequence: slots wrap); softcap.
+  // GQA, MQA, MHA; full and sliding (ring smaller than the sequence: slots wrap); softcap; groups of
+  // 3 and 6 heads and head_dim 36/40 (register blocks of 4 and 32 with tails).
   for (const Case& c : {Case{4, 1, 256, 0, 64, 0.0f}, Case{8, 2, 64, 16, 24, 0.0f}, Case{2, 2, 32, 0, 40, 50.0f},
-                        Case{4, 1, 256, 7, 12, 0.0f}}) {
+                        Case{4, 1, 256, 7, 12, 0.0f}, Case{3, 1, 40, 0, 64, 0.0f}, Case{6, 1, 36, 9, 40, 0.0f}}) {
     const int64_t total = 37;  // positions 0..36, stored and attended in three chunks
     std::vector<KvLayerSpec> specs = {{c.n_kv, c.d, c.window > 0 ? c.capacity : 64, c.window}};
     auto cf = fast_->create_kv_cache(specs);

@@ -127,31 +127,42 @@ class CpuBackend final : public CpuReferenceBackend {
     const int64_t kv_row = static_cast<int64_t>(s.n_kv_heads) * d;
     const float* kc = c.k(layer);
     const float* vc = c.v(layer);
-    pool_.parallel_for(n_tokens * p.n_heads, 1, [&](int64_t begin, int64_t end) {
+    // One task = one token × a run of query heads sharing a KV head, so each cached K/V row is
+    // read once for all of them. Decode (few tokens) splits the group into single heads instead,
+    // to keep every thread busy.
+    const int64_t per_task = n_tokens * p.n_kv_heads >= 2 * pool_.size() ? group : 1;
+    const int64_t runs = group / per_task;
+    pool_.parallel_for(n_tokens * p.n_kv_heads * runs, 1, [&](int64_t begin, int64_t end) {
       std::vector<float> scores;
       for (int64_t idx = begin; idx < end; ++idx) {
-        const int64_t t = idx / p.n_heads, h = idx % p.n_heads, g = h / group;
+        const int64_t t = idx / (p.n_kv_heads * runs);
+        const int64_t g = (idx / runs) % p.n_kv_heads;
+        const int64_t h0 = g * group + (idx % runs) * per_task;
         const int64_t pos = positions[t];
         GE_CHECK(pos >= 0);
         const int64_t lo = p.sliding_window > 0 ? std::max<int64_t>(0, pos - p.sliding_window + 1) : 0;
-        GE_CHECK(pos - lo + 1 <= s.capacity);
-        const float* qv = q + (t * p.n_heads + h) * d;
         const int64_t n_keys = pos - lo + 1;
-        scores.resize(static_cast<size_t>(n_keys));
-        float* sc = scores.data();
-        for (int64_t kp = lo; kp <= pos; ++kp) {
-          sc[kp - lo] = k_.dot(qv, kc + (kp % s.capacity) * kv_row + g * d, d);
+        GE_CHECK(n_keys <= s.capacity);
+        // The visible keys occupy ring slots [lo % cap, ...), wrapping once at most.
+        const int64_t slot0 = lo % s.capacity;
+        const int64_t run1 = std::min<int64_t>(n_keys, s.capacity - slot0);
+        const float* qv = q + (t * p.n_heads + h0) * d;  // [per_task, d]
+        float* o = out + (t * p.n_heads + h0) * d;       // [per_task, d]
+        scores.resize(static_cast<size_t>(per_task * n_keys));
+        float* sc = scores.data();  // [per_task, n_keys]
+        k_.attn_scores(qv, per_task, d, kc + slot0 * kv_row + g * d, kv_row, run1, sc, n_keys);
+        if (run1 < n_keys) k_.attn_scores(qv, per_task, d, kc + g * d, kv_row, n_keys - run1, sc + run1, n_keys);
+        for (int64_t i = 0; i < per_task; ++i) {
+          float* row = sc + i * n_keys;
+          k_.scale(row, n_keys, p.scale);
+          if (p.logit_softcap > 0.0f) k_.softcap(row, n_keys, p.logit_softcap);
+          float mx = -INFINITY;
+          for (int64_t j = 0; j < n_keys; ++j) mx = std::max(mx, row[j]);
+          k_.scale(row, n_keys, 1.0f / k_.exp_sum(row, n_keys, mx));
         }
-        k_.scale(sc, n_keys, p.scale);
-        if (p.logit_softcap > 0.0f) k_.softcap(sc, n_keys, p.logit_softcap);
-        float mx = -INFINITY;
-        for (int64_t i = 0; i < n_keys; ++i) mx = std::max(mx, sc[i]);
-        const float inv = 1.0f / k_.exp_sum(sc, n_keys, mx);
-        float* o = out + (t * p.n_heads + h) * d;
-        std::fill(o, o + d, 0.0f);
-        for (int64_t kp = lo; kp <= pos; ++kp) {
-          k_.axpy(sc[kp - lo] * inv, vc + (kp % s.capacity) * kv_row + g * d, d, o);
-        }
+        std::fill(o, o + per_task * d, 0.0f);
+        k_.attn_accumulate(sc, n_keys, per_task, vc + slot0 * kv_row + g * d, kv_row, run1, d, o);
+        if (run1 < n_keys) k_.attn_accumulate(sc + run1, n_keys, per_task, vc + g * d, kv_row, n_keys - run1, d, o);
       }
     });
   }

@@ -56,6 +56,15 @@ struct CpuKernels {
   void (*softcap)(float* x, int64_t n, float cap);
   // x[i] = exp(x[i] − mx); returns Σ x[i].
   float (*exp_sum)(float* x, int64_t n, float mx);
+
+  // ---- attention over a contiguous run of cached rows (the caller splits the ring at its wrap) ----
+  // s[i, j] = q[i] · k[j] for nq query rows q [nq, d] and n_keys key rows k[j] = k + j·k_stride;
+  // s has row stride s_stride. Each key row is loaded once for all query rows (GQA heads).
+  void (*attn_scores)(const float* q, int64_t nq, int64_t d, const float* k, int64_t k_stride, int64_t n_keys,
+                      float* s, int64_t s_stride);
+  // o[i] += Σ_j p[i, j] · v[j] for nq rows (o [nq, d]; p row stride p_stride; v[j] = v + j·v_stride).
+  void (*attn_accumulate)(const float* p, int64_t p_stride, int64_t nq, const float* v, int64_t v_stride,
+                          int64_t n_keys, int64_t d, float* o);
 };
 
 const CpuKernels& portable_kernels();

@@ -16,7 +16,8 @@ namespace avx512 {
 const CpuKernels& avx512_vnni_kernels() {
   using namespace avx512;
   static const CpuKernels k{CpuIsa::kAvx512Vnni, quantize_acts, gemm_q, gemm_f32, dot, axpy, rms_norm_row,
-                            gelu_tanh_mul, add, scale, softcap, exp_sum};
+                            gelu_tanh_mul, add, scale, softcap, exp_sum, attn_scores,
+                            attn_accumulate};
   return k;
 }
 

@@ -146,11 +146,24 @@ float exp_sum(float* x, int64_t n, float mx) {
   return s;
 }
 
+void attn_scores(const float* q, int64_t nq, int64_t d, const float* k, int64_t k_stride, int64_t n_keys,
+                 float* s, int64_t s_stride) {
+  for (int64_t j = 0; j < n_keys; ++j)
+    for (int64_t i = 0; i < nq; ++i) s[i * s_stride + j] = dot(q + i * d, k + j * k_stride, d);
+}
+
+void attn_accumulate(const float* p, int64_t p_stride, int64_t nq, const float* v, int64_t v_stride,
+                     int64_t n_keys, int64_t d, float* o) {
+  for (int64_t j = 0; j < n_keys; ++j)
+    for (int64_t i = 0; i < nq; ++i) axpy(p[i * p_stride + j], v + j * v_stride, d, o + i * d);
+}
+
 }  // namespace
 
 const CpuKernels& portable_kernels() {
   static const CpuKernels k{CpuIsa::kPortable, quantize_acts, gemm_q, gemm_f32, dot, axpy,
-                            rms_norm_row, gelu_tanh_mul, add, scale, softcap, exp_sum};
+                            rms_norm_row, gelu_tanh_mul, add, scale, softcap, exp_sum,
+                            attn_scores, attn_accumulate};
   return k;
 }
 
