@@ -9,6 +9,8 @@ int cmd_chat(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
+int cmd_serve(int argc, char** argv);
+int cmd_quantize(int argc, char** argv);
 }  // namespace ge::cli
 
 namespace {
@@ -22,6 +24,8 @@ const char* kUsage =
     "  bench      prefill/decode speed table (llama-bench format, or JSON)\n"
     "  tokenize   print the token ids of a text\n"
     "  inspect    describe a model file: architecture, layers, tensors, memory\n"
+    "  serve      OpenAI-compatible HTTP server with continuous batching\n"
+    "  quantize   HF checkpoint -> torchao INT4 safetensors or GGUF (and quality checks)\n"
     "\n"
     "Run 'gemma <command> --help' for the options of a command.\n";
 
@@ -38,6 +42,8 @@ int main(int argc, char** argv) {
   if (cmd == "bench") return ge::cli::cmd_bench(argc - 1, argv + 1);
   if (cmd == "tokenize") return ge::cli::cmd_tokenize(argc - 1, argv + 1);
   if (cmd == "inspect") return ge::cli::cmd_inspect(argc - 1, argv + 1);
+  if (cmd == "serve") return ge::cli::cmd_serve(argc - 1, argv + 1);
+  if (cmd == "quantize") return ge::cli::cmd_quantize(argc - 1, argv + 1);
   std::fprintf(stderr, "error: unknown command '%s'\n%s", cmd.c_str(), kUsage);
   return 2;
 }
