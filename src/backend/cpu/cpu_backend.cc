@@ -4,6 +4,7 @@
 #include "backend/cpu/cpu_backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -46,11 +47,12 @@ class CpuBackend final : public CpuReferenceBackend {
     const auto& w = static_cast<const CpuPackedWeight&>(pw);
     const int64_t n = w.rows(), k = w.cols(), tiles = w.tiles();
     if (m <= 0) return;
-    // Enough tiles per chunk to amortise the wake-up, few enough to balance two threads.
-    const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(64, tiles / (4 * pool_.size())));
+    // Chunks of tiles claimed dynamically: about 8 per thread, at most 64 tiles (a few hundred KiB
+    // of weights) each.
+    const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(64, tiles / (8 * pool_.size())));
     if (w.kind() == cpu::PackedKind::kF32) {
       const float* wd = reinterpret_cast<const float*>(w.data());
-      pool_.parallel_for(tiles, grain, [&](int64_t b, int64_t e) { k_.gemm_f32(wd, n, k, x, m, b, e, y, n); });
+      parallel_chunks(tiles, grain, [&](int64_t b, int64_t e) { k_.gemm_f32(wd, n, k, x, m, b, e, y, n); });
       return;
     }
     const cpu::QStreamLayout& l = w.layout();
@@ -68,7 +70,7 @@ class CpuBackend final : public CpuReferenceBackend {
       k_.quantize_acts(x, m, nb, q_.data(), d_.data(), dsum_.data(), sum16_.data());
     }
     cpu::QuantizedActs a{q_.data(), d_.data(), dsum_.data(), sum16_.data(), m, nb};
-    pool_.parallel_for(tiles, grain, [&](int64_t b, int64_t e) { k_.gemm_q(l, w.data(), n, a, b, e, y, n); });
+    parallel_chunks(tiles, grain, [&](int64_t b, int64_t e) { k_.gemm_q(l, w.data(), n, a, b, e, y, n); });
   }
 
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* y) override {
@@ -132,7 +134,7 @@ class CpuBackend final : public CpuReferenceBackend {
     // to keep every thread busy.
     const int64_t per_task = n_tokens * p.n_kv_heads >= 2 * pool_.size() ? group : 1;
     const int64_t runs = group / per_task;
-    pool_.parallel_for(n_tokens * p.n_kv_heads * runs, 1, [&](int64_t begin, int64_t end) {
+    parallel_chunks(n_tokens * p.n_kv_heads * runs, 1, [&](int64_t begin, int64_t end) {
       std::vector<float> scores;
       for (int64_t idx = begin; idx < end; ++idx) {
         const int64_t t = idx / (p.n_kv_heads * runs);
@@ -168,6 +170,25 @@ class CpuBackend final : public CpuReferenceBackend {
   }
 
  private:
+  // fn(begin, end) over [0, n) in chunks of `chunk`, claimed one at a time by every thread of the
+  // pool: on a shared machine a descheduled thread then delays the call by one chunk, not by a
+  // static half of the work.
+  template <typename Fn>
+  void parallel_chunks(int64_t n, int64_t chunk, const Fn& fn) {
+    const int64_t n_chunks = (n + chunk - 1) / chunk;
+    if (n_chunks <= 1 || pool_.size() == 1) {
+      if (n > 0) fn(0, n);
+      return;
+    }
+    std::atomic<int64_t> next{0};
+    pool_.parallel_for(std::min<int64_t>(pool_.size(), n_chunks), 1, [&](int64_t, int64_t) {
+      for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
+           c = next.fetch_add(1, std::memory_order_relaxed)) {
+        fn(c * chunk, std::min(n, (c + 1) * chunk));
+      }
+    });
+  }
+
   // fn(r) for each of `rows` rows of `n` elements, over the pool when the rows are large enough.
   template <typename Fn>
   void rows_op(int64_t rows, int64_t n, const Fn& fn) {
