@@ -28,7 +28,7 @@ class CpuBackend final : public CpuReferenceBackend {
   std::string name() const override { return "cpu"; }
 
   Result<std::unique_ptr<PackedWeight>> pack_weight(const QuantWeight& w) override {
-    GE_ASSIGN_OR_RETURN(std::unique_ptr<CpuPackedWeight> p, cpu::pack_cpu_weight(w));
+    GE_ASSIGN_OR_RETURN(std::unique_ptr<CpuPackedWeight> p, cpu::pack_cpu_weight(w, &pool_));
     return std::unique_ptr<PackedWeight>(std::move(p));
   }
 

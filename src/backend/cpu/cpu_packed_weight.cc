@@ -2,6 +2,7 @@
 // that proves the packing lossless (tests compare it with dequantize_row bit for bit).
 #include "backend/cpu/cpu_packed_weight.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -172,8 +173,9 @@ uint8_t* block_ptr(uint8_t* base, const QStreamLayout& l, int64_t row, int64_t b
 
 void write_block(const QStreamLayout& l, const RawBlock& rb, int64_t rr, uint8_t* blk) {
   if (l.bits == 8) {
-    for (int k = 0; k < 32; ++k) {
-      blk[(k / 4) * 32 + 4 * rr + k % 4] = static_cast<uint8_t>(static_cast<int8_t>(rb.q[k]));
+    for (int g = 0; g < 8; ++g) {
+      uint8_t* dst = blk + g * 32 + 4 * rr;
+      for (int c = 0; c < 4; ++c) dst[c] = static_cast<uint8_t>(static_cast<int8_t>(rb.q[4 * g + c]));
     }
   } else {
     for (int k = 0; k < 32; ++k) {
@@ -213,6 +215,16 @@ float scale_at(const QStreamLayout& l, const uint8_t* blk, int64_t rr, int k) {
   return s;
 }
 
+// fn(tile_begin, tile_end) over all tiles, on the pool when there is one (tiles own disjoint bytes).
+template <typename Fn>
+void for_tiles(ThreadPool* pool, int64_t tiles, const Fn& fn) {
+  if (pool == nullptr || pool->size() == 1) {
+    fn(0, tiles);
+    return;
+  }
+  pool->parallel_for(tiles, 16, [&](int64_t b, int64_t e) { fn(b, e); });
+}
+
 }  // namespace
 
 void CpuPackedWeight::dequantize_row(int64_t row, float* dst) const {
@@ -242,7 +254,7 @@ void CpuPackedWeight::dequantize_row(int64_t row, float* dst) const {
   }
 }
 
-Result<std::unique_ptr<CpuPackedWeight>> pack_cpu_weight(const QuantWeight& w) {
+Result<std::unique_ptr<CpuPackedWeight>> pack_cpu_weight(const QuantWeight& w, ThreadPool* pool) {
   GE_RETURN_IF_ERROR(validate_weight(w));
   const std::string what = std::string("cpu pack ") + quant_type_name(w.type) + " [" +
                            std::to_string(w.rows) + ", " + std::to_string(w.cols) + "]";
@@ -270,12 +282,14 @@ Result<std::unique_ptr<CpuPackedWeight>> pack_cpu_weight(const QuantWeight& w) {
     }
     GE_ASSIGN_OR_RETURN(p->data_, AlignedBytes::allocate(static_cast<size_t>(bytes)));
     float* dst = reinterpret_cast<float*>(p->data_.data());
-    std::vector<float> row(static_cast<size_t>(w.cols));
-    for (int64_t r = 0; r < w.rows; ++r) {
-      ge::dequantize_row(w, r, row.data());
-      float* t = dst + (r / kRowTile) * w.cols * kRowTile;
-      for (int64_t k = 0; k < w.cols; ++k) t[k * kRowTile + r % kRowTile] = row[static_cast<size_t>(k)];
-    }
+    for_tiles(pool, static_cast<int64_t>(tiles), [&](int64_t t0, int64_t t1) {
+      std::vector<float> row(static_cast<size_t>(w.cols));
+      for (int64_t r = t0 * kRowTile; r < std::min(w.rows, t1 * kRowTile); ++r) {
+        ge::dequantize_row(w, r, row.data());
+        float* t = dst + (r / kRowTile) * w.cols * kRowTile;
+        for (int64_t k = 0; k < w.cols; ++k) t[k * kRowTile + r % kRowTile] = row[static_cast<size_t>(k)];
+      }
+    });
     return p;
   }
 
@@ -315,15 +329,18 @@ Result<std::unique_ptr<CpuPackedWeight>> pack_cpu_weight(const QuantWeight& w) {
   if (is_row_blocked(w.type)) {
     GE_ASSIGN_OR_RETURN(rb_bytes, row_bytes(w.type, w.cols));
   }
-  RawBlock rb;
-  for (int64_t r = 0; r < w.rows; ++r) {
-    for (int64_t b = 0; b < l.blocks; ++b) {
-      rb = RawBlock{};
-      read_block(w, rb_bytes, r, b, &rb);
-      write_block(l, rb, r % kRowTile, block_ptr(p->data_.data(), l, r, b));
-      if (group_zero) p->zeros_[static_cast<size_t>(r * l.blocks + b)] = rb.zero;
+  CpuPackedWeight* pw = p.get();
+  for_tiles(pool, static_cast<int64_t>(tiles), [&](int64_t t0, int64_t t1) {
+    RawBlock rb;
+    for (int64_t r = t0 * kRowTile; r < std::min(w.rows, t1 * kRowTile); ++r) {
+      for (int64_t b = 0; b < l.blocks; ++b) {
+        rb = RawBlock{};
+        read_block(w, rb_bytes, r, b, &rb);
+        write_block(l, rb, r % kRowTile, block_ptr(pw->data_.data(), l, r, b));
+        if (group_zero) pw->zeros_[static_cast<size_t>(r * l.blocks + b)] = rb.zero;
+      }
     }
-  }
+  });
   return p;
 }
 

@@ -9,6 +9,7 @@
 
 #include "backend/backend.h"
 #include "core/status.h"
+#include "core/thread_pool.h"
 #include "quant/quant_type.h"
 
 namespace ge::cpu {
@@ -84,7 +85,7 @@ class CpuPackedWeight final : public PackedWeight {
   // Decodes row `row` into dst[0..cols): bit-for-bit what dequantize_row gives for the source.
   void dequantize_row(int64_t row, float* dst) const;
 
-  friend Result<std::unique_ptr<CpuPackedWeight>> pack_cpu_weight(const QuantWeight& w);
+  friend Result<std::unique_ptr<CpuPackedWeight>> pack_cpu_weight(const QuantWeight& w, ThreadPool* pool);
 
  private:
   CpuPackedWeight(const QuantWeight& w, PackedKind kind)
@@ -102,6 +103,7 @@ class CpuPackedWeight final : public PackedWeight {
 // Repacks a validated weight view. Q4_0/Q5_0/Q8_0/Q4_K/Q5_K/Q6_K, and Int4Group/Int8Group whose
 // group is a multiple of 32, become quant streams; floats, and anything whose columns or groups do
 // not fall on blocks of 32, become fp32 tiles. Errors name the weight when memory runs out.
-Result<std::unique_ptr<CpuPackedWeight>> pack_cpu_weight(const QuantWeight& w);
+// With a pool, tiles are packed in parallel.
+Result<std::unique_ptr<CpuPackedWeight>> pack_cpu_weight(const QuantWeight& w, ThreadPool* pool = nullptr);
 
 }  // namespace ge::cpu
