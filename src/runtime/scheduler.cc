@@ -76,12 +76,15 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Engine& engine, const Sched
 Scheduler::~Scheduler() { stop(); }
 
 void Scheduler::stop() {
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  // call_once: concurrent callers all return after the join.
+  std::call_once(stop_once_, [this] {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  });
 }
 
 Submission Scheduler::submit(GenerationRequest request) {

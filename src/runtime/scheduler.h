@@ -177,6 +177,7 @@ class Scheduler {
   int32_t active_count_ = 0;
   std::atomic<uint64_t> next_id_{1};
 
+  std::once_flag stop_once_;
   std::atomic<bool> loop_running_{false};
   std::atomic<double> heartbeat_ms_{0};
   std::thread thread_;

@@ -1,0 +1,225 @@
+// POST /v1/chat/completions and /v1/completions: validate, build the prompt, check it against the
+// slot context, submit to the scheduler, then answer whole or as server-sent events while watching
+// for a client that went away.
+#include <httplib.h>
+
+#include <random>
+
+#include "server/completion_stream.h"
+#include "server/connection_probe.h"
+#include "server/server_impl.h"
+
+namespace ge::server {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::chrono::milliseconds kPollInterval{20};
+
+std::string random_id(const char* prefix) {
+  static const char kHex[] = "0123456789abcdef";
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  std::string id = prefix;
+  for (int i = 0; i < 24; ++i) id += kHex[rng() % 16];
+  return id;
+}
+
+bool ends_with(const std::string& s, std::string_view tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// Cancels the request when the response is dropped without having seen the end (the client went
+// away before the body was written, or the server is shutting down).
+struct CancelOnDrop {
+  std::shared_ptr<RequestHandle> handle;
+  CancelOnDrop() = default;
+  CancelOnDrop(const CancelOnDrop&) = delete;
+  CancelOnDrop& operator=(const CancelOnDrop&) = delete;
+  ~CancelOnDrop() {
+    if (handle) handle->cancel();
+  }
+};
+
+ApiError context_error(int64_t n_prompt, int64_t max_new, int64_t n_ctx, bool prompt_only) {
+  ApiError e = invalid_request(
+      prompt_only ? "the prompt has " + std::to_string(n_prompt) + " tokens but the context holds " +
+                        std::to_string(n_ctx) + " (at least one token must be left to generate)"
+                  : "the prompt (" + std::to_string(n_prompt) + " tokens) plus max_tokens (" + std::to_string(max_new) +
+                        ") exceeds the context of " + std::to_string(n_ctx) + " tokens",
+      prompt_only ? "messages" : "max_tokens", "context_length_exceeded");
+  e.extra = json{{"n_prompt_tokens", n_prompt}, {"n_ctx", n_ctx}};
+  if (!prompt_only) e.extra["max_tokens"] = max_new;
+  return e;
+}
+
+}  // namespace
+
+void ServerImpl::handle_generation(const httplib::Request& req, httplib::Response& res, bool chat_mode) {
+  if (state_ != State::kReady) return send_unavailable(res);
+  json body;
+  if (auto e = parse_body(req.body, limits_, &body)) return send_error(res, *e);
+  const Tokenizer& tok = engine_->tokenizer();
+
+  GenerationOptions opt;
+  CompletionStream::Options so;
+  std::vector<int32_t> prompt;
+  std::string echo_text;
+  if (chat_mode) {
+    ChatRequest cr;
+    if (auto e = parse_chat_request(body, limits_, engine_->default_sampling(), &cr)) return send_error(res, *e);
+    chat::ChatOptions co;
+    co.enable_thinking = cr.enable_thinking;
+    if (cr.tool_choice != ToolChoice::kNone) co.tools = cr.tools;
+    Result<std::string> text = chat::render_chat(format_, cr.messages, co);
+    if (!text.is_ok()) return send_error(res, invalid_request(text.status().message(), "messages"));
+    // tool_choice "required" or a named function: the prompt opens the call, so the model can only
+    // write one (Gemma 4's syntax; Gemma 3 has no tools and refused them above).
+    std::string forced;
+    if (format_ == chat::ChatFormat::kGemma4 && cr.tool_choice == ToolChoice::kRequired) forced = "<|tool_call>";
+    if (format_ == chat::ChatFormat::kGemma4 && cr.tool_choice == ToolChoice::kNamed)
+      forced = "<|tool_call>call:" + cr.tool_name + "{";
+    *text += forced;
+    so.chat = true;
+    so.format = format_;
+    so.forced_prefix = forced;
+    so.starts_in_reasoning = ends_with(*text, "<|channel>thought\n");
+    prompt = tok.encode(*text, /*add_bos=*/false, /*parse_special=*/true);
+    opt = std::move(cr.options);
+  } else {
+    CompletionRequest cr;
+    if (auto e = parse_completion_request(body, limits_, engine_->default_sampling(), &cr)) return send_error(res, *e);
+    if (cr.prompt_text) {
+      prompt = tok.encode(*cr.prompt_text, /*add_bos=*/false, /*parse_special=*/true);
+      if (tok.bos_id() >= 0 && (prompt.empty() || prompt[0] != tok.bos_id())) prompt.insert(prompt.begin(), tok.bos_id());
+      if (cr.echo) echo_text = *cr.prompt_text;
+    } else {
+      prompt = std::move(cr.prompt_tokens);
+      if (cr.echo) echo_text = tok.decode(prompt, /*skip_special=*/true);
+    }
+    opt = std::move(cr.options);
+  }
+
+  // Context: at least one token must be left to generate; an explicit max_tokens must fit whole.
+  const int64_t n_ctx = options_.scheduler.context_len;
+  const int64_t n_prompt = static_cast<int64_t>(prompt.size());
+  if (n_prompt >= n_ctx) return send_error(res, context_error(n_prompt, 0, n_ctx, true));
+  const int64_t max_new = opt.max_tokens.value_or(n_ctx - n_prompt);
+  if (n_prompt + max_new > n_ctx) return send_error(res, context_error(n_prompt, max_new, n_ctx, false));
+
+  so.stop = opt.stop;
+  so.logprobs = opt.top_logprobs >= 0;
+  auto stream = std::make_shared<CompletionStream>(tok, so);
+  GenerationRequest g;
+  g.prompt = std::move(prompt);
+  g.sampling = opt.sampling;
+  g.max_new_tokens = static_cast<int32_t>(max_new);
+  g.stop_ids = engine_->stop_token_ids();
+  g.logit_bias = opt.logit_bias;
+  g.top_logprobs = opt.top_logprobs;
+  g.on_token = [stream](const TokenEvent& ev) { return stream->on_token(ev); };
+  g.on_finish = [stream](FinishReason r, const Status& s, const RequestTiming& t) { stream->on_finish(r, s, t); };
+  Submission sub = scheduler_->submit(std::move(g));
+  if (sub.admission == Admission::kQueueFull) {
+    ApiError e;
+    e.http_status = 429;
+    e.type = "rate_limit_error";
+    e.code = "queue_full";
+    e.message = "the server is busy (" + sub.status.message() + "); retry later";
+    res.set_header("Retry-After", "1");
+    return send_error(res, e);
+  }
+  if (sub.admission == Admission::kInvalid) return send_error(res, invalid_request(sub.status.message()));
+  if (sub.admission != Admission::kAccepted) {
+    ApiError e;
+    e.http_status = 503;
+    e.type = "unavailable_error";
+    e.message = "the engine is not running";
+    return send_error(res, e);
+  }
+
+  auto guard = std::make_shared<CancelOnDrop>();
+  guard->handle = sub.handle;
+  const ConnectionProbe probe(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+  const ResponseMeta meta{random_id(chat_mode ? "chatcmpl-" : "cmpl-"), static_cast<int64_t>(std::time(nullptr)),
+                          options_.model_name};
+  const bool logprobs = so.logprobs;
+
+  if (!opt.stream) {
+    StreamOutput all;
+    while (!stream->take(&all, kPollInterval)) {
+      if (probe.peer_closed()) {
+        sub.handle->cancel();
+        res.status = 499;  // nobody is listening; logged only
+        return;
+      }
+    }
+    guard->handle.reset();
+    const StreamResult r = stream->result();
+    if (r.reason == FinishReason::kError || r.reason == FinishReason::kCancelled) {
+      ApiError e;
+      e.http_status = r.reason == FinishReason::kError ? 500 : 503;
+      e.type = r.reason == FinishReason::kError ? "server_error" : "unavailable_error";
+      e.message = r.reason == FinishReason::kError ? "generation failed: " + r.error.message()
+                                                   : "the request was cancelled (server shutting down)";
+      return send_error(res, e);
+    }
+    const json j = chat_mode ? chat_completion_json(meta, all, r, logprobs)
+                             : text_completion_json(meta, echo_text + all.content, all, r, logprobs);
+    res.set_content(dump_json(j), "application/json");
+    return;
+  }
+
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  const bool include_usage = opt.include_usage;
+  res.set_chunked_content_provider(
+      "text/event-stream", [=](size_t, httplib::DataSink& sink) {
+        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+        bool ok = true;
+        if (chat_mode) ok = write(sse_event(chat_chunk_json(meta, json{{"role", "assistant"}, {"content", ""}})));
+        else if (!echo_text.empty()) ok = write(sse_event(text_chunk_json(meta, echo_text)));
+        int tool_index = 0;
+        while (ok) {
+          StreamOutput out;
+          const bool done = stream->take(&out, kPollInterval);
+          if (!out.empty()) {
+            if (chat_mode) {
+              json delta = chat_delta_json(out, tool_index);
+              tool_index += static_cast<int>(out.tool_calls.size());
+              const json lp = logprobs && !out.logprobs.empty() ? chat_logprobs_json(out.logprobs) : json(nullptr);
+              if (!delta.empty() || !lp.is_null()) ok = write(sse_event(chat_chunk_json(meta, delta, "", lp)));
+            } else {
+              const json lp = logprobs && !out.logprobs.empty() ? completion_logprobs_json(out.logprobs, 0) : json(nullptr);
+              ok = write(sse_event(text_chunk_json(meta, out.content, "", lp)));
+            }
+          }
+          if (done || !ok) break;
+          if (probe.peer_closed()) ok = false;
+        }
+        if (!ok) {
+          guard->handle->cancel();
+          return false;
+        }
+        const StreamResult r = stream->result();
+        if (r.reason == FinishReason::kError || r.reason == FinishReason::kCancelled) {
+          ApiError e;
+          e.type = "server_error";
+          e.http_status = 500;
+          e.message = r.reason == FinishReason::kError ? "generation failed: " + r.error.message()
+                                                       : "the request was cancelled (server shutting down)";
+          write(sse_event(e.body()));
+        } else if (chat_mode) {
+          write(sse_event(chat_chunk_json(meta, json::object(), r.finish_reason())));
+        } else {
+          write(sse_event(text_chunk_json(meta, "", r.finish_reason())));
+        }
+        if (include_usage) write(sse_event(usage_chunk_json(meta, chat_mode ? "chat.completion.chunk" : "text_completion", r.timing)));
+        write("data: [DONE]\n\n");
+        guard->handle.reset();
+        sink.done();
+        return true;
+      });
+}
+
+}  // namespace ge::server
