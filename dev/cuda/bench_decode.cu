@@ -1,0 +1,323 @@
+// Decode weight-traffic benchmark: every linear layer of Gemma 4 31B (60 layers + the 262144-row LM
+// head) as M = 1 GEMVs on synthetic weights made on the GPU, captured in one CUDA graph and timed
+// with events (median of replays after warm-up), next to a streaming-read kernel on the same card.
+// Build: dev/cuda/build_bench.sh; run: bench_decode [--quick] [--out FILE].
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/gemv.cuh"
+#include "backend/cuda/packed_weight.cuh"
+
+namespace {
+
+#define CHECK_CUDA(expr)                                                                     \
+  do {                                                                                      \
+    cudaError_t e_ = (expr);                                                                \
+    if (e_ != cudaSuccess) {                                                                \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                         \
+    }                                                                                       \
+  } while (0)
+
+FILE* g_out = nullptr;
+void report(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void report(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  std::vprintf(fmt, ap);
+  va_end(ap);
+  if (g_out) {
+    va_start(ap, fmt);
+    std::vfprintf(g_out, fmt, ap);
+    va_end(ap);
+  }
+  std::fflush(stdout);
+}
+
+// ---- streaming-read ceiling: 16-byte loads, 4 in flight per thread, grid-stride ----
+__global__ void stream_read_kernel(const uint4* p, int64_t n, uint32_t* sink) {
+  uint32_t acc = 0;
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  for (; i + 3 * stride < n; i += 4 * stride) {
+    uint4 a = __ldcs(p + i), b = __ldcs(p + i + stride), c = __ldcs(p + i + 2 * stride), d = __ldcs(p + i + 3 * stride);
+    acc ^= a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w ^ c.x ^ c.y ^ c.z ^ c.w ^ d.x ^ d.y ^ d.z ^ d.w;
+  }
+  for (; i < n; i += stride) {
+    uint4 a = __ldcs(p + i);
+    acc ^= a.x ^ a.y ^ a.z ^ a.w;
+  }
+  if (acc == 0x9e3779b9u) *sink = acc;  // keeps the loads alive
+}
+
+__global__ void fill_kernel(uint4* p, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+    p[i] = make_uint4(static_cast<uint32_t>(i), static_cast<uint32_t>(i * 3), 7u, static_cast<uint32_t>(i >> 7));
+  }
+}
+
+template <typename F>
+float median_ms(cudaStream_t s, int warmup, int reps, F&& fn) {
+  cudaEvent_t a, b;
+  CHECK_CUDA(cudaEventCreate(&a));
+  CHECK_CUDA(cudaEventCreate(&b));
+  for (int i = 0; i < warmup; ++i) fn();
+  CHECK_CUDA(cudaStreamSynchronize(s));
+  std::vector<float> t;
+  for (int i = 0; i < reps; ++i) {
+    CHECK_CUDA(cudaEventRecord(a, s));
+    fn();
+    CHECK_CUDA(cudaEventRecord(b, s));
+    CHECK_CUDA(cudaEventSynchronize(b));
+    float ms = 0;
+    CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
+    t.push_back(ms);
+  }
+  CHECK_CUDA(cudaEventDestroy(a));
+  CHECK_CUDA(cudaEventDestroy(b));
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+struct Shape {
+  const char* name;
+  int64_t rows, cols;
+  int count;  // how many such matrices one token streams
+};
+
+// Gemma 4 31B: 50 sliding layers (q 8192, k/v 4096, o, gate/up 21504, down), 10 full layers
+// (q 16384, k 2048, no v: K = V), and the tied 262144 x 5376 LM head.
+std::vector<Shape> gemma4_31b_shapes() {
+  return {{"q_sliding", 8192, 5376, 50},   {"k_sliding", 4096, 5376, 50}, {"v_sliding", 4096, 5376, 50},
+          {"o_sliding", 5376, 8192, 50},   {"q_full", 16384, 5376, 10},   {"k_full", 2048, 5376, 10},
+          {"o_full", 5376, 16384, 10},     {"gate", 21504, 5376, 60},     {"up", 21504, 5376, 60},
+          {"down", 5376, 21504, 60},       {"lm_head", 262144, 5376, 1}};
+}
+
+struct Format {
+  const char* name;
+  ge::QuantType type;
+  int64_t group;
+  bool zero;
+};
+
+struct Weights {
+  std::vector<std::unique_ptr<ge::PackedWeight>> mats;  // in token order
+  std::vector<int> shape_of;                           // index into shapes
+  double bytes = 0;
+};
+
+Weights make_weights(ge::CudaBackend* be, const Format& f, const std::vector<Shape>& shapes) {
+  Weights w;
+  uint64_t seed = 1;
+  for (size_t s = 0; s < shapes.size(); ++s) {
+    for (int i = 0; i < shapes[s].count; ++i) {
+      static const uint8_t kAskForZeros = 0;
+      ge::QuantWeight like;  // encoding and shape only; a non-null zero asks for zero points
+      like.type = f.type;
+      like.rows = shapes[s].rows;
+      like.cols = shapes[s].cols;
+      like.group_size = f.group;
+      like.zero = f.zero ? &kAskForZeros : nullptr;
+      auto r = be->synthesize_weight(like, seed++);
+      if (!r.is_ok()) {
+        std::fprintf(stderr, "synthesize %s %s: %s\n", f.name, shapes[s].name, r.status().to_string().c_str());
+        std::exit(1);
+      }
+      w.bytes += static_cast<double>(r.value()->bytes());
+      w.mats.push_back(std::move(r).value());
+      w.shape_of.push_back(static_cast<int>(s));
+    }
+  }
+  return w;
+}
+
+// Captures `fn` (queueing work on `s`) into a graph and returns the executable.
+template <typename F>
+cudaGraphExec_t capture(cudaStream_t s, F&& fn) {
+  cudaGraph_t g;
+  CHECK_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  fn();
+  CHECK_CUDA(cudaStreamEndCapture(s, &g));
+  cudaGraphExec_t e;
+  CHECK_CUDA(cudaGraphInstantiate(&e, g, 0));
+  CHECK_CUDA(cudaGraphDestroy(g));
+  return e;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--quick")) quick = true;
+    if (!std::strcmp(argv[i], "--out") && i + 1 < argc) g_out = std::fopen(argv[++i], "w");
+  }
+  auto created = ge::create_cuda_backend();
+  if (!created.is_ok()) {
+    std::fprintf(stderr, "%s\n", created.status().to_string().c_str());
+    return 1;
+  }
+  std::unique_ptr<ge::Backend> backend = std::move(created).value();
+  auto* be = dynamic_cast<ge::CudaBackend*>(backend.get());
+  cudaStream_t s = static_cast<cudaStream_t>(be->stream());
+  report("device: %s\n", be->device_name().c_str());
+  const int reps = quick ? 5 : 11;
+
+  // Ceiling: one streaming-read kernel over 4 GiB.
+  double ceiling_gbs = 0;
+  {
+    const int64_t n = (int64_t{4} << 30) / 16;
+    uint4* buf = nullptr;
+    uint32_t* sink = nullptr;
+    CHECK_CUDA(cudaMalloc(&buf, n * 16));
+    CHECK_CUDA(cudaMalloc(&sink, 4));
+    fill_kernel<<<4096, 256, 0, s>>>(buf, n);
+    int sms = 0;
+    CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    for (int blocks_per_sm : {4, 8, 16}) {
+      const float ms = median_ms(s, 3, reps, [&] { stream_read_kernel<<<sms * blocks_per_sm, 512, 0, s>>>(buf, n, sink); });
+      const double gbs = n * 16.0 / (ms * 1e-3) / 1e9;
+      ceiling_gbs = std::max(ceiling_gbs, gbs);
+      report("stream read 4 GiB, %d x 512 threads/SM: %.3f ms, %.0f GB/s\n", blocks_per_sm, ms, gbs);
+    }
+    const float ms = median_ms(s, 2, reps, [&] { CHECK_CUDA(cudaMemcpyAsync(buf + n / 2, buf, n * 8, cudaMemcpyDeviceToDevice, s)); });
+    report("device-to-device copy 2 GiB: %.3f ms, %.0f GB/s (read + write)\n", ms, 2.0 * n * 8 / (ms * 1e-3) / 1e9);
+    CHECK_CUDA(cudaFree(buf));
+    CHECK_CUDA(cudaFree(sink));
+  }
+  report("streaming-read ceiling used below: %.0f GB/s (reference H100 figure: 3090 GB/s)\n\n", ceiling_gbs);
+
+  const std::vector<Shape> shapes = gemma4_31b_shapes();
+  std::vector<Format> formats = {{"Q4_0", ge::QuantType::kQ4_0, 0, false},
+                                 {"int4-g32 (bf16 scale+zero)", ge::QuantType::kInt4Group, 32, true},
+                                 {"int4-g128 (bf16 scale+zero)", ge::QuantType::kInt4Group, 128, true}};
+  if (!quick) formats.push_back({"Q8_0", ge::QuantType::kQ8_0, 0, false});
+
+  // x (largest K) and one output per shape; inputs are identical random data for every layer.
+  float* x = nullptr;
+  float* y = nullptr;
+  const int64_t max_k = 21504, max_m = 16;
+  CHECK_CUDA(cudaMalloc(&x, max_k * max_m * 4));
+  CHECK_CUDA(cudaMalloc(&y, int64_t{262144} * max_m * 4));
+  {
+    std::vector<float> hx(max_k * max_m);
+    uint32_t r = 12345;
+    for (auto& v : hx) {
+      r = r * 1664525u + 1013904223u;
+      v = static_cast<float>(static_cast<int32_t>(r >> 8) - (1 << 23)) / static_cast<float>(1 << 23);
+    }
+    CHECK_CUDA(cudaMemcpy(x, hx.data(), hx.size() * 4, cudaMemcpyHostToDevice));
+  }
+
+  for (const Format& f : formats) {
+    Weights w = make_weights(be, f, shapes);
+    if (!be->synchronize().is_ok()) return 1;
+    report("== %s: %zu matrices, %.3f GB per token ==\n", f.name, w.mats.size(), w.bytes / 1e9);
+    auto token = [&](int m) {
+      for (auto& mat : w.mats) be->matmul(x, m, *mat, y);
+    };
+    for (int m : quick ? std::vector<int>{1} : std::vector<int>{1, 2, 4, 8, 16}) {
+      token(m);  // warm-up outside the graph (allocates any scratch)
+      ge::Status st = be->synchronize();
+      if (!st.is_ok()) {
+        std::fprintf(stderr, "%s\n", st.to_string().c_str());
+        return 1;
+      }
+      cudaGraphExec_t g = capture(s, [&] { token(m); });
+      const float ms = median_ms(s, 3, reps, [&] { CHECK_CUDA(cudaGraphLaunch(g, s)); });
+      const double gbs = w.bytes / (ms * 1e-3) / 1e9;
+      report("M=%-2d whole token (%zu GEMVs, one graph): %.3f ms  %.0f GB/s  %.1f%% of stream ceiling  %.1f%% of 3.09 TB/s"
+             "  -> %.1f tok/s (linear layers only)%s\n",
+             m, w.mats.size(), ms, gbs, 100.0 * gbs / ceiling_gbs, 100.0 * gbs / 3090.0, 1000.0 / ms,
+             m > 1 ? " per stream" : "");
+      CHECK_CUDA(cudaGraphExecDestroy(g));
+    }
+    if (!quick) {
+      // Kernel-lab knobs on the M = 1 token graph.
+      for (int ctas : {0, 1, 2, 3}) {
+        for (bool pdl : {true, false}) {
+          ge::CudaMatmulTuning t;
+          t.gemv_ctas_per_sm = ctas;
+          t.programmatic_launch = pdl;
+          be->set_matmul_tuning(t);
+          cudaGraphExec_t g = capture(s, [&] { token(1); });
+          const float ms = median_ms(s, 3, reps, [&] { CHECK_CUDA(cudaGraphLaunch(g, s)); });
+          report("   CTAs/SM %s, programmatic launch %s: %.3f ms  %.0f GB/s\n",
+                 ctas ? std::to_string(ctas).c_str() : "max", pdl ? "on " : "off", ms, w.bytes / (ms * 1e-3) / 1e9);
+          CHECK_CUDA(cudaGraphExecDestroy(g));
+        }
+      }
+      be->set_matmul_tuning(ge::CudaMatmulTuning{});
+    }
+    if (!quick && f.type == ge::QuantType::kQ4_0) {
+      // Kernel lab: configurations of the tiled GEMV (registers vs prefetch depth vs CTAs per SM),
+      // and a skeleton that only streams the weights through the same schedule.
+      ge::cuda::DeviceMemory frag, part, count;
+      const ge::cuda::GemvScratch scratch{&frag, &part, &count};
+      ge::cuda::LaunchContext lctx;
+      lctx.stream = s;
+      CHECK_CUDA(cudaDeviceGetAttribute(&lctx.num_sms, cudaDevAttrMultiProcessorCount, 0));
+      auto view = [](const std::unique_ptr<ge::PackedWeight>& m) -> const ge::cuda::WeightView& {
+        return static_cast<const ge::cuda::CudaPackedWeight&>(*m).view();
+      };
+      for (int v = 0; v < ge::cuda::gemv_lab_variants(); ++v) {
+        auto run = [&](int shape) {
+          for (size_t i = 0; i < w.mats.size(); ++i) {
+            if (shape < 0 || w.shape_of[i] == shape) CHECK_CUDA(ge::cuda::launch_gemv_tiled_lab(view(w.mats[i]), x, y, v, scratch, lctx));
+          }
+        };
+        run(-1);
+        CHECK_CUDA(cudaStreamSynchronize(s));
+        std::string line = std::string("   lab ") + ge::cuda::gemv_lab_variant_name(v) + ":";
+        for (int shape : {-1, 0, 7, 9, 10}) {
+          double bytes = 0;
+          for (size_t i = 0; i < w.mats.size(); ++i) {
+            if (shape < 0 || w.shape_of[i] == shape) bytes += static_cast<double>(w.mats[i]->bytes());
+          }
+          cudaGraphExec_t g = capture(s, [&] { run(shape); });
+          const float ms = median_ms(s, 2, reps, [&] { CHECK_CUDA(cudaGraphLaunch(g, s)); });
+          CHECK_CUDA(cudaGraphExecDestroy(g));
+          char buf[96];
+          std::snprintf(buf, sizeof(buf), "  %s %.3f ms %.0f GB/s", shape < 0 ? "token" : shapes[shape].name, ms,
+                        bytes / (ms * 1e-3) / 1e9);
+          line += buf;
+        }
+        report("%s\n", line.c_str());
+      }
+    }
+    // Per shape: all matrices of one shape back to back in a graph.
+    for (size_t si = 0; si < shapes.size(); ++si) {
+      double bytes = 0;
+      std::vector<ge::PackedWeight*> mats;
+      for (size_t i = 0; i < w.mats.size(); ++i) {
+        if (w.shape_of[i] == static_cast<int>(si)) {
+          mats.push_back(w.mats[i].get());
+          bytes += static_cast<double>(w.mats[i]->bytes());
+        }
+      }
+      cudaGraphExec_t g = capture(s, [&] {
+        for (auto* mat : mats) be->matmul(x, 1, *mat, y);
+      });
+      const float ms = median_ms(s, 2, reps, [&] { CHECK_CUDA(cudaGraphLaunch(g, s)); });
+      report("   %-10s %6lld x %-6lld x%-3d %8.3f ms  %5.0f GB/s  %5.1f%% of ceiling\n", shapes[si].name,
+             static_cast<long long>(shapes[si].rows), static_cast<long long>(shapes[si].cols), shapes[si].count, ms,
+             bytes / (ms * 1e-3) / 1e9, 100.0 * bytes / (ms * 1e-3) / 1e9 / ceiling_gbs);
+      CHECK_CUDA(cudaGraphExecDestroy(g));
+    }
+    report("\n");
+  }
+  CHECK_CUDA(cudaFree(x));
+  CHECK_CUDA(cudaFree(y));
+  if (g_out) std::fclose(g_out);
+  return 0;
+}

@@ -1,0 +1,493 @@
+// Attention kernels. Positions are read on the device, so one launch configuration (grid sized from
+// the ring capacity) serves every step and a decode step can be captured in a CUDA graph: splits
+// past the visible keys exit with an empty partial.
+#include "backend/cuda/attention.cuh"
+
+#include <algorithm>
+
+namespace ge::cuda {
+namespace {
+
+constexpr int kDecodeThreads = 128;
+constexpr int kDecodeTile = 128;  // keys per step: one per thread when scoring
+constexpr int kPrefillThreads = 128;
+constexpr int kPrefillRows = 16;  // queries per CTA, 4 per warp
+constexpr int kPrefillKeys = 32;  // keys per step, one per lane when scoring
+constexpr int kDecodeMaxTokens = 4;
+
+struct AttnParams {
+  const float* q;  // [T, H, d]
+  float* out;      // [T, H, d]
+  const __nv_bfloat16* k;  // [cap, n_kv, d]
+  const __nv_bfloat16* v;
+  const int32_t* positions;
+  float* part_o;   // [T, H, splits, d]
+  float* part_ml;  // [T, H, splits, 2]
+  uint32_t* error_word;
+  int n_tokens, n_heads, n_kv, d, group, cap, window, n_splits, keys_per_split;
+  float scale, softcap;
+};
+
+__device__ __forceinline__ void bf16x8_to_f32(const uint4& r, float* f) {
+  const uint32_t w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    f[2 * i] = __uint_as_float(w[i] << 16);
+    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+
+__device__ __forceinline__ float cap_score(float s, float cap) { return cap > 0.0f ? cap * tanhf(s / cap) : s; }
+
+// Visible logical key range [lo, pos] of a query; false (and an error bit) for a bad position.
+__device__ __forceinline__ bool visible_range(const AttnParams& p, int32_t pos, int64_t* lo, int64_t* n_vis,
+                                              bool report) {
+  if (pos < 0) {
+    if (report) raise_device_error(p.error_word, kErrPosition);
+    return false;
+  }
+  int64_t l = p.window > 0 ? max(int64_t{0}, int64_t{pos} - p.window + 1) : 0;
+  int64_t n = int64_t{pos} - l + 1;
+  if (n > p.cap) {  // the ring no longer holds the oldest visible keys
+    if (report) raise_device_error(p.error_word, kErrKvWindow);
+    l = int64_t{pos} - p.cap + 1;
+    n = p.cap;
+  }
+  *lo = l;
+  *n_vis = n;
+  return true;
+}
+
+// ---- decode: grid (n_kv, n_splits, n_tokens) ----
+template <int kDpt>
+static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(AttnParams p) {
+  extern __shared__ __align__(16) float sm[];
+  __shared__ float m_run[kAttentionMaxGroup], l_run[kAttentionMaxGroup], corr_s[kAttentionMaxGroup];
+  const int kvh = blockIdx.x, split = blockIdx.y, t = blockIdx.z;
+  const int G = p.group, d = p.d, tid = threadIdx.x;
+  const int warp = tid >> 5, lane = tid & 31;
+  float* qs = sm;                                        // [G][d]
+  float* S = qs + G * d;                                 // [G][tile]
+  int* slots = reinterpret_cast<int*>(S + G * kDecodeTile);  // [tile]
+  float* red = reinterpret_cast<float*>(slots + kDecodeTile);  // [kg][G][d]
+
+  const int32_t pos = p.positions[t];
+  int64_t lo = 0, n_vis = 0;
+  const bool ok = visible_range(p, pos, &lo, &n_vis, tid == 0 && split == 0 && kvh == 0);
+  const int64_t begin = int64_t{split} * p.keys_per_split;
+  const int64_t end = ok ? min(n_vis, begin + p.keys_per_split) : 0;
+
+  for (int i = tid; i < G * d; i += kDecodeThreads) {
+    const int h = i / d, c = i % d;
+    qs[i] = p.q[(int64_t{t} * p.n_heads + kvh * G + h) * d + c];
+  }
+  if (tid < G) {
+    m_run[tid] = -INFINITY;
+    l_run[tid] = 0.0f;
+  }
+  __syncthreads();
+
+  const int tpr = d / kDpt;                   // threads per V row
+  const int kg_count = kDecodeThreads / tpr;  // key groups in the PV step
+  const int kg = tid / tpr;
+  const int c0 = (tid % tpr) * kDpt;
+  const bool pv_active = kg < kg_count;
+  float o[kAttentionMaxGroup][kDpt];
+#pragma unroll
+  for (int h = 0; h < kAttentionMaxGroup; ++h) {
+#pragma unroll
+    for (int i = 0; i < kDpt; ++i) o[h][i] = 0.0f;
+  }
+
+  for (int64_t tb = begin; tb < end; tb += kDecodeTile) {
+    const int tile_len = static_cast<int>(min(int64_t{kDecodeTile}, end - tb));
+    // Scores: one key per thread, every head of the group.
+    {
+      float s[kAttentionMaxGroup];
+#pragma unroll
+      for (int h = 0; h < kAttentionMaxGroup; ++h) s[h] = 0.0f;
+      if (tid < tile_len) {
+        const int64_t kp = lo + tb + tid;
+        const int slot = static_cast<int>(kp % p.cap);
+        slots[tid] = slot;
+        const __nv_bfloat16* krow = p.k + (int64_t{slot} * p.n_kv + kvh) * d;
+        for (int c = 0; c < d; c += 8) {
+          float kf[8];
+          bf16x8_to_f32(*reinterpret_cast<const uint4*>(krow + c), kf);
+#pragma unroll
+          for (int h = 0; h < kAttentionMaxGroup; ++h) {
+            if (h < G) {
+              const float4 qa = *reinterpret_cast<const float4*>(qs + h * d + c);
+              const float4 qb = *reinterpret_cast<const float4*>(qs + h * d + c + 4);
+              s[h] += qa.x * kf[0] + qa.y * kf[1] + qa.z * kf[2] + qa.w * kf[3] + qb.x * kf[4] + qb.y * kf[5] +
+                      qb.z * kf[6] + qb.w * kf[7];
+            }
+          }
+        }
+      }
+#pragma unroll
+      for (int h = 0; h < kAttentionMaxGroup; ++h) {
+        if (h < G) S[h * kDecodeTile + tid] = tid < tile_len ? cap_score(s[h] * p.scale, p.softcap) : -INFINITY;
+      }
+    }
+    __syncthreads();
+    // Online softmax, one warp per head.
+    for (int h = warp; h < G; h += kDecodeThreads / 32) {
+      float v[kDecodeTile / 32];
+      float tmax = -INFINITY;
+#pragma unroll
+      for (int i = 0; i < kDecodeTile / 32; ++i) {
+        v[i] = S[h * kDecodeTile + lane + 32 * i];
+        tmax = fmaxf(tmax, v[i]);
+      }
+      tmax = warp_max(tmax);
+      const float m_old = m_run[h];
+      const float m_new = fmaxf(m_old, tmax);
+      const bool none = m_new == -INFINITY;
+      const float corr = none ? 1.0f : expf(m_old - m_new);
+      float psum = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kDecodeTile / 32; ++i) {
+        const float pr = none ? 0.0f : expf(v[i] - m_new);
+        S[h * kDecodeTile + lane + 32 * i] = pr;
+        psum += pr;
+      }
+      psum = warp_sum(psum);
+      __syncwarp();
+      if (lane == 0) {
+        m_run[h] = m_new;
+        l_run[h] = l_run[h] * corr + psum;
+        corr_s[h] = corr;
+      }
+    }
+    __syncthreads();
+    // P · V: threads split the head dimension (kDpt each) and, for small d, the keys.
+    if (pv_active) {
+#pragma unroll
+      for (int h = 0; h < kAttentionMaxGroup; ++h) {
+        if (h < G) {
+          const float cr = corr_s[h];
+#pragma unroll
+          for (int i = 0; i < kDpt; ++i) o[h][i] *= cr;
+        }
+      }
+      for (int j = kg; j < tile_len; j += kg_count) {
+        const __nv_bfloat16* vrow = p.v + (int64_t{slots[j]} * p.n_kv + kvh) * d + c0;
+        float vf[kDpt];
+        if constexpr (kDpt == 2) {
+          const uint32_t r = *reinterpret_cast<const uint32_t*>(vrow);
+          vf[0] = __uint_as_float(r << 16);
+          vf[1] = __uint_as_float(r & 0xffff0000u);
+        } else {
+          const uint2 r = *reinterpret_cast<const uint2*>(vrow);
+          vf[0] = __uint_as_float(r.x << 16);
+          vf[1] = __uint_as_float(r.x & 0xffff0000u);
+          vf[2] = __uint_as_float(r.y << 16);
+          vf[3] = __uint_as_float(r.y & 0xffff0000u);
+        }
+#pragma unroll
+        for (int h = 0; h < kAttentionMaxGroup; ++h) {
+          if (h < G) {
+            const float pr = S[h * kDecodeTile + j];
+#pragma unroll
+            for (int i = 0; i < kDpt; ++i) o[h][i] = fmaf(pr, vf[i], o[h][i]);
+          }
+        }
+      }
+    }
+    __syncthreads();
+  }
+
+  if (kg_count > 1) {  // sum the key groups
+    if (pv_active) {
+#pragma unroll
+      for (int h = 0; h < kAttentionMaxGroup; ++h) {
+        if (h < G) {
+#pragma unroll
+          for (int i = 0; i < kDpt; ++i) red[(kg * G + h) * d + c0 + i] = o[h][i];
+        }
+      }
+    }
+    __syncthreads();
+    if (kg == 0) {
+#pragma unroll
+      for (int h = 0; h < kAttentionMaxGroup; ++h) {
+        if (h < G) {
+#pragma unroll
+          for (int i = 0; i < kDpt; ++i) {
+            float sum = 0.0f;
+            for (int k2 = 0; k2 < kg_count; ++k2) sum += red[(k2 * G + h) * d + c0 + i];
+            o[h][i] = sum;
+          }
+        }
+      }
+    }
+  }
+  if (kg != 0) return;
+#pragma unroll
+  for (int h = 0; h < kAttentionMaxGroup; ++h) {
+    if (h < G) {
+      const int64_t th = int64_t{t} * p.n_heads + kvh * G + h;
+      if (p.n_splits == 1) {
+        const float inv = l_run[h] > 0.0f ? 1.0f / l_run[h] : 0.0f;
+#pragma unroll
+        for (int i = 0; i < kDpt; ++i) p.out[th * d + c0 + i] = o[h][i] * inv;
+      } else {
+        const int64_t ps = th * p.n_splits + split;
+#pragma unroll
+        for (int i = 0; i < kDpt; ++i) p.part_o[ps * d + c0 + i] = o[h][i];
+        if (c0 == 0) {
+          p.part_ml[ps * 2] = m_run[h];
+          p.part_ml[ps * 2 + 1] = l_run[h];
+        }
+      }
+    }
+  }
+}
+
+// Merges the split partials: out = Σ e^(m_s - M) o_s / Σ e^(m_s - M) l_s. Grid (n_heads, n_tokens).
+static __global__ void attention_combine_kernel(AttnParams p) {
+  const int64_t th = int64_t{blockIdx.y} * p.n_heads + blockIdx.x;
+  const float* ml = p.part_ml + th * p.n_splits * 2;
+  float M = -INFINITY;
+  for (int s = 0; s < p.n_splits; ++s) M = fmaxf(M, ml[2 * s]);
+  float L = 0.0f;
+  for (int s = 0; s < p.n_splits; ++s) {
+    if (ml[2 * s + 1] > 0.0f) L += expf(ml[2 * s] - M) * ml[2 * s + 1];
+  }
+  const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+  for (int c = threadIdx.x; c < p.d; c += blockDim.x) {
+    float o = 0.0f;
+    for (int s = 0; s < p.n_splits; ++s) {
+      if (ml[2 * s + 1] > 0.0f) o += expf(ml[2 * s] - M) * p.part_o[(th * p.n_splits + s) * p.d + c];
+    }
+    p.out[th * p.d + c] = o * inv;
+  }
+}
+
+// ---- prefill: grid (ceil(T / 16), n_heads); warp w owns query rows 4w..4w+3 ----
+template <int kDj>  // head_dim / 32 upper bound: columns lane + 32 j per lane
+static __global__ void __launch_bounds__(kPrefillThreads) attention_prefill_kernel(AttnParams p) {
+  extern __shared__ __align__(16) float sm[];
+  __shared__ int32_t pos_s[kPrefillRows];
+  const int d = p.d, ldk = d + 4, dj = d / 32;
+  float* Qs = sm;                          // [16][d]
+  float* Ks = Qs + kPrefillRows * d;       // [32][d + 4]: 4-word pad keeps lane-per-key float4 reads conflict-free
+  float* Vs = Ks + kPrefillKeys * ldk;     // [32][d]
+  const int h = blockIdx.y, kvh = h / p.group;
+  const int64_t t0 = int64_t{blockIdx.x} * kPrefillRows;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+
+  if (tid < kPrefillRows) pos_s[tid] = t0 + tid < p.n_tokens ? p.positions[t0 + tid] : -1;
+  for (int i = tid; i < kPrefillRows * d; i += kPrefillThreads) {
+    const int64_t t = t0 + i / d;
+    Qs[i] = t < p.n_tokens ? p.q[(t * p.n_heads + h) * d + i % d] : 0.0f;
+  }
+  __syncthreads();
+
+  // Key range any row of this CTA can see; blocks outside it are never loaded.
+  int64_t kmin = INT64_MAX, kmax = -1;
+  for (int r = 0; r < kPrefillRows; ++r) {
+    if (t0 + r >= p.n_tokens) break;
+    int64_t lo, n_vis;
+    if (!visible_range(p, pos_s[r], &lo, &n_vis, tid == 0)) continue;
+    kmin = min(kmin, lo);
+    kmax = max(kmax, int64_t{pos_s[r]});
+  }
+  if (kmax >= 0 && kmax - kmin + 1 > p.cap) {  // rows span more keys than the ring holds
+    if (tid == 0) raise_device_error(p.error_word, kErrKvWindow);
+    kmin = kmax - p.cap + 1;
+  }
+
+  int64_t row_lo[4], row_pos[4];
+  bool row_ok[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int r = warp * 4 + i;
+    int64_t lo = 0, n_vis = 0;
+    row_ok[i] = t0 + r < p.n_tokens && visible_range(p, pos_s[r], &lo, &n_vis, false);
+    row_lo[i] = lo;
+    row_pos[i] = row_ok[i] ? pos_s[r] : -1;
+  }
+  float m[4], l[4], O[4][kDj];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    m[i] = -INFINITY;
+    l[i] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kDj; ++j) O[i][j] = 0.0f;
+  }
+
+  for (int64_t kb = kmin; kb <= kmax; kb += kPrefillKeys) {
+    const int d8 = d / 8;
+    for (int idx = tid; idx < kPrefillKeys * d8; idx += kPrefillThreads) {
+      const int jj = idx / d8, c8 = (idx % d8) * 8;
+      const int64_t kp = kb + jj;
+      float kf[8], vf[8];
+      if (kp <= kmax) {
+        const int64_t off = ((kp % p.cap) * p.n_kv + kvh) * d + c8;
+        bf16x8_to_f32(*reinterpret_cast<const uint4*>(p.k + off), kf);
+        bf16x8_to_f32(*reinterpret_cast<const uint4*>(p.v + off), vf);
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) kf[i] = vf[i] = 0.0f;
+      }
+      *reinterpret_cast<float4*>(Ks + jj * ldk + c8) = make_float4(kf[0], kf[1], kf[2], kf[3]);
+      *reinterpret_cast<float4*>(Ks + jj * ldk + c8 + 4) = make_float4(kf[4], kf[5], kf[6], kf[7]);
+      *reinterpret_cast<float4*>(Vs + jj * d + c8) = make_float4(vf[0], vf[1], vf[2], vf[3]);
+      *reinterpret_cast<float4*>(Vs + jj * d + c8 + 4) = make_float4(vf[4], vf[5], vf[6], vf[7]);
+    }
+    __syncthreads();
+    bool any = false;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) any |= row_ok[i] && kb <= row_pos[i] && kb + kPrefillKeys - 1 >= row_lo[i];
+    if (any) {  // warp-uniform: skip blocks fully masked for this warp's rows
+      float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (int c = 0; c < d; c += 4) {
+        const float4 kv = *reinterpret_cast<const float4*>(Ks + lane * ldk + c);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const float4 qv = *reinterpret_cast<const float4*>(Qs + (warp * 4 + i) * d + c);
+          s[i] += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+        }
+      }
+      const int64_t kp = kb + lane;
+      float pr[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const bool valid = row_ok[i] && kp <= kmax && kp >= row_lo[i] && kp <= row_pos[i];
+        const float sc = valid ? cap_score(s[i] * p.scale, p.softcap) : -INFINITY;
+        const float m_new = fmaxf(m[i], warp_max(sc));
+        const bool none = m_new == -INFINITY;
+        const float corr = none ? 1.0f : expf(m[i] - m_new);
+        pr[i] = none ? 0.0f : expf(sc - m_new);
+        l[i] = l[i] * corr + warp_sum(pr[i]);
+        m[i] = m_new;
+#pragma unroll
+        for (int j = 0; j < kDj; ++j) O[i][j] *= corr;
+      }
+      for (int jj = 0; jj < kPrefillKeys; ++jj) {
+        float pj[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) pj[i] = __shfl_sync(0xffffffffu, pr[i], jj);
+#pragma unroll
+        for (int j = 0; j < kDj; ++j) {
+          if (j < dj) {
+            const float vv = Vs[jj * d + lane + 32 * j];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) O[i][j] = fmaf(pj[i], vv, O[i][j]);
+          }
+        }
+      }
+    }
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int64_t t = t0 + warp * 4 + i;
+    if (t >= p.n_tokens) continue;
+    const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+#pragma unroll
+    for (int j = 0; j < kDj; ++j) {
+      if (j < dj) p.out[(t * p.n_heads + h) * d + lane + 32 * j] = O[i][j] * inv;
+    }
+  }
+}
+
+size_t decode_smem(int G, int d, int dpt) {
+  const int tpr = d / dpt;
+  const int kg_count = kDecodeThreads / tpr;
+  return (static_cast<size_t>(G) * d + static_cast<size_t>(G) * kDecodeTile) * 4 + kDecodeTile * 4 +
+         (kg_count > 1 ? static_cast<size_t>(kg_count) * G * d * 4 : 0);
+}
+
+size_t prefill_smem(int d) {
+  return (static_cast<size_t>(kPrefillRows) * d + static_cast<size_t>(kPrefillKeys) * (d + 4) +
+          static_cast<size_t>(kPrefillKeys) * d) *
+         4;
+}
+
+}  // namespace
+
+bool attention_supported(const AttentionParams& p) {
+  if (p.n_heads <= 0 || p.n_kv_heads <= 0 || p.n_heads % p.n_kv_heads != 0) return false;
+  const int group = p.n_heads / p.n_kv_heads;
+  return group <= kAttentionMaxGroup && p.head_dim > 0 && p.head_dim % 8 == 0 &&
+         p.head_dim <= kAttentionMaxHeadDim && p.sliding_window >= 0;
+}
+
+cudaError_t configure_attention_kernels() {
+  const int limit = static_cast<int>(prefill_smem(kAttentionMaxHeadDim));
+  cudaError_t e = cudaFuncSetAttribute(attention_prefill_kernel<16>, cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
+  if (e != cudaSuccess) return e;
+  e = cudaFuncSetAttribute(attention_prefill_kernel<8>, cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
+  if (e != cudaSuccess) return e;
+  return cudaFuncSetAttribute(attention_prefill_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
+}
+
+cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, int64_t n_tokens,
+                             const int32_t* positions, const AttentionParams& ap, float* out,
+                             const AttentionScratch& scratch, const LaunchContext& ctx) {
+  if (n_tokens <= 0) return cudaSuccess;
+  AttnParams p{};
+  p.q = q;
+  p.out = out;
+  p.k = layer.k;
+  p.v = layer.v;
+  p.positions = positions;
+  p.error_word = ctx.error_word;
+  p.n_tokens = static_cast<int>(n_tokens);
+  p.n_heads = ap.n_heads;
+  p.n_kv = ap.n_kv_heads;
+  p.d = ap.head_dim;
+  p.group = ap.n_heads / ap.n_kv_heads;
+  p.cap = layer.spec.capacity;
+  p.window = ap.sliding_window;
+  p.scale = ap.scale;
+  p.softcap = ap.logit_softcap;
+
+  if (n_tokens > kDecodeMaxTokens && p.d % 32 == 0) {
+    const size_t smem = prefill_smem(p.d);
+    const dim3 grid(static_cast<unsigned>((n_tokens + kPrefillRows - 1) / kPrefillRows),
+                    static_cast<unsigned>(p.n_heads));
+    if (p.d <= 128) {
+      attention_prefill_kernel<4><<<grid, kPrefillThreads, smem, ctx.stream>>>(p);
+    } else if (p.d <= 256) {
+      attention_prefill_kernel<8><<<grid, kPrefillThreads, smem, ctx.stream>>>(p);
+    } else {
+      attention_prefill_kernel<16><<<grid, kPrefillThreads, smem, ctx.stream>>>(p);
+    }
+    return cudaGetLastError();
+  }
+
+  // Split-K decode: enough (KV head, split, token) CTAs to cover the SMs twice at full context.
+  const int64_t max_keys = p.window > 0 ? std::min<int64_t>(p.window, p.cap) : p.cap;
+  const int64_t per = std::max<int64_t>(1, int64_t{p.n_kv} * n_tokens);
+  const int64_t want = std::max<int64_t>(1, (2 * std::max(ctx.num_sms, 1) + per - 1) / per);
+  int64_t kps = (max_keys + want - 1) / want;
+  kps = std::max<int64_t>(256, (kps + kDecodeTile - 1) / kDecodeTile * kDecodeTile);
+  p.keys_per_split = static_cast<int>(std::min<int64_t>(kps, max_keys + kDecodeTile));
+  p.n_splits = static_cast<int>((max_keys + p.keys_per_split - 1) / p.keys_per_split);
+  if (p.n_splits > 1) {
+    if (scratch.partials == nullptr) return cudaErrorInvalidValue;
+    const size_t per_split = static_cast<size_t>(n_tokens) * p.n_heads * p.n_splits;
+    const size_t need = per_split * (static_cast<size_t>(p.d) + 2) * 4;
+    if (!scratch.partials->ensure(need, "attention partials").is_ok()) return cudaErrorMemoryAllocation;
+    p.part_o = scratch.partials->as<float>();
+    p.part_ml = p.part_o + per_split * p.d;
+  }
+  const dim3 grid(static_cast<unsigned>(p.n_kv), static_cast<unsigned>(p.n_splits), static_cast<unsigned>(n_tokens));
+  if (p.d <= 256) {
+    attention_decode_kernel<2><<<grid, kDecodeThreads, decode_smem(p.group, p.d, 2), ctx.stream>>>(p);
+  } else {
+    attention_decode_kernel<4><<<grid, kDecodeThreads, decode_smem(p.group, p.d, 4), ctx.stream>>>(p);
+  }
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess || p.n_splits == 1) return e;
+  attention_combine_kernel<<<dim3(static_cast<unsigned>(p.n_heads), static_cast<unsigned>(n_tokens)), 128, 0,
+                             ctx.stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace ge::cuda

@@ -1,0 +1,29 @@
+// Attention over the bf16 KV ring. Decode (few queries): split-K flash-decoding, one CTA per
+// (KV head, key split, token) serving every query head of the GQA group, then a combine kernel.
+// Prefill: a tiled flash-attention (16 queries x 32 keys per step) that only visits key blocks some
+// query can see (causal and sliding-window masks), with the online softmax in fp32.
+#pragma once
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/kv_cache.cuh"
+
+namespace ge::cuda {
+
+constexpr int kAttentionMaxGroup = 8;  // query heads per KV head the decode kernel serves
+constexpr int kAttentionMaxHeadDim = 512;
+
+// Whether the kernels take this geometry (head_dim a multiple of 8 up to 512, GQA group <= 8).
+bool attention_supported(const AttentionParams& p);
+
+struct AttentionScratch {
+  DeviceMemory* partials = nullptr;  // split-K partial outputs
+};
+
+cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, int64_t n_tokens,
+                             const int32_t* positions, const AttentionParams& p, float* out,
+                             const AttentionScratch& scratch, const LaunchContext& ctx);
+
+cudaError_t configure_attention_kernels();
+
+}  // namespace ge::cuda

@@ -1,0 +1,127 @@
+// Elementwise kernels: grid-stride loops, 64-bit indices, float math written as the CPU reference
+// writes it (tanhf, no fast-math) so results agree to a few ulp.
+#include "backend/cuda/elementwise.cuh"
+
+namespace ge::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocks = 4096;
+
+struct BinaryParams {
+  const float* a;
+  const float* b;
+  float* out;
+  int64_t n;
+};
+
+static __global__ void add_kernel(BinaryParams p) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < p.n; i += int64_t{gridDim.x} * blockDim.x) {
+    p.out[i] = p.a[i] + p.b[i];
+  }
+}
+
+static __global__ void gelu_tanh_mul_kernel(BinaryParams p) {
+  const float k0 = 0.7978845608028654f;  // sqrt(2/pi)
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < p.n; i += int64_t{gridDim.x} * blockDim.x) {
+    const float g = p.a[i];
+    const float gelu = 0.5f * g * (1.0f + tanhf(k0 * (g + 0.044715f * g * g * g)));
+    p.out[i] = gelu * p.b[i];
+  }
+}
+
+struct UnaryParams {
+  float* x;
+  int64_t n;
+  float s;
+};
+
+static __global__ void scale_kernel(UnaryParams p) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < p.n; i += int64_t{gridDim.x} * blockDim.x) {
+    p.x[i] *= p.s;
+  }
+}
+
+static __global__ void softcap_kernel(UnaryParams p) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < p.n; i += int64_t{gridDim.x} * blockDim.x) {
+    p.x[i] = p.s * tanhf(p.x[i] / p.s);
+  }
+}
+
+struct EmbedParams {
+  const int32_t* tokens;
+  int64_t n_tokens;
+  WeightView table;
+  float scale;
+  float* out;
+  uint32_t* error_word;
+};
+
+// One thread per 32 consecutive output elements of one token (the decoders work in 32s).
+static __global__ void embed_kernel(EmbedParams p) {
+  const int64_t cols = p.table.cols;
+  const int64_t per_token = (cols + 31) / 32;
+  const bool tiled = p.table.layout == WeightLayout::kTiled4 || p.table.layout == WeightLayout::kTiled8;
+  for (int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; idx < p.n_tokens * per_token;
+       idx += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t t = idx / per_token;
+    const int64_t k0 = (idx % per_token) * 32;
+    const int32_t token = p.tokens[t];
+    float* dst = p.out + t * cols + k0;
+    if (token < 0 || token >= p.table.rows) {
+      if (k0 == 0) raise_device_error(p.error_word, kErrTokenRange);
+      for (int i = 0; i < 32 && k0 + i < cols; ++i) dst[i] = 0.0f;
+      continue;
+    }
+    float v[32];
+    if (tiled) {
+#pragma unroll 4
+      for (int i = 0; i < 32; ++i) v[i] = (k0 + i < cols) ? tiled_element(p.table, token, k0 + i) : 0.0f;
+    } else {
+      raw_decode32(p.table, token, k0, v);
+    }
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+      if (k0 + i < cols) dst[i] = v[i] * p.scale;
+    }
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_add(const float* a, const float* b, int64_t n, float* out, const LaunchContext& ctx) {
+  if (n <= 0) return cudaSuccess;
+  add_kernel<<<blocks_for(n, kThreads, kMaxBlocks), kThreads, 0, ctx.stream>>>(BinaryParams{a, b, out, n});
+  return cudaGetLastError();
+}
+
+cudaError_t launch_scale(float* x, int64_t n, float s, const LaunchContext& ctx) {
+  if (n <= 0) return cudaSuccess;
+  scale_kernel<<<blocks_for(n, kThreads, kMaxBlocks), kThreads, 0, ctx.stream>>>(UnaryParams{x, n, s});
+  return cudaGetLastError();
+}
+
+cudaError_t launch_softcap(float* x, int64_t n, float cap, const LaunchContext& ctx) {
+  if (n <= 0) return cudaSuccess;
+  softcap_kernel<<<blocks_for(n, kThreads, kMaxBlocks), kThreads, 0, ctx.stream>>>(UnaryParams{x, n, cap});
+  return cudaGetLastError();
+}
+
+cudaError_t launch_gelu_tanh_mul(const float* gate, const float* up, int64_t n, float* out,
+                                 const LaunchContext& ctx) {
+  if (n <= 0) return cudaSuccess;
+  gelu_tanh_mul_kernel<<<blocks_for(n, kThreads, kMaxBlocks), kThreads, 0, ctx.stream>>>(
+      BinaryParams{gate, up, out, n});
+  return cudaGetLastError();
+}
+
+cudaError_t launch_embed(const int32_t* tokens, int64_t n_tokens, const WeightView& table, float scale, float* out,
+                         const LaunchContext& ctx) {
+  if (n_tokens <= 0) return cudaSuccess;
+  const int64_t items = n_tokens * ((table.cols + 31) / 32);
+  embed_kernel<<<blocks_for(items, kThreads, kMaxBlocks), kThreads, 0, ctx.stream>>>(
+      EmbedParams{tokens, n_tokens, table, scale, out, ctx.error_word});
+  return cudaGetLastError();
+}
+
+}  // namespace ge::cuda

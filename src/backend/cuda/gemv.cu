@@ -1,0 +1,837 @@
+// GEMV kernels. The tiled kernel streams each weight byte once with 16-byte loads (4 chunks in
+// flight per lane), turns nibbles/bytes into exact bf16 integers with lop3 + one bf16x2 op, and lets
+// mma.m16n8k16 do the multiply-adds: x is split into bf16 hi + lo (16 significant bits) so the
+// result keeps fp32-class accuracy; scales (and zero corrections) are applied once per group in fp32.
+#include "backend/cuda/gemv.cuh"
+
+#include <algorithm>
+
+namespace ge::cuda {
+namespace {
+
+constexpr int kMaxWarps = 8;
+// Production configuration of the tiled kernel (kernel-lab variants in launch_gemv_tiled_lab).
+constexpr int kPrefetch = 3;   // slots (two 16-byte loads per lane each) in flight per warp
+constexpr int kMinBlocks = 2;  // CTAs per SM the register budget is sized for
+
+// zero handling of the tiled kernel
+constexpr int kZeroNone = 0;   // 4-bit: w = (q - 8)·s ; 8-bit: w = q·s
+constexpr int kZeroFloat = 1;  // 4-bit with a bf16 zero: w = (q - 8)·s + (8 - z)·s, the second term via Σx
+constexpr int kZeroInt = 2;    // 8-bit with an int8 zero folded into the codes: w = (q - z)·s
+
+// bf16x2 constants (both halves equal).
+constexpr uint32_t kBf2_128 = 0x43004300u;    // 128
+constexpr uint32_t kBf2_136 = 0x43084308u;    // 136 = 128 + 8
+constexpr uint32_t kBf2_16 = 0x41804180u;     // 16
+constexpr uint32_t kBf2_m2176 = 0xC508C508u;  // -2176 = -(16·128 + 128)
+
+__device__ __forceinline__ uint32_t lop_and_or(uint32_t a, uint32_t mask, uint32_t c) {
+  uint32_t r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(a), "r"(mask), "r"(c));  // (a & mask) | c
+  return r;
+}
+__device__ __forceinline__ uint32_t bf2_sub(uint32_t a, uint32_t b) {
+  uint32_t r;
+  asm("sub.rn.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+__device__ __forceinline__ uint32_t bf2_add(uint32_t a, uint32_t b) {
+  uint32_t r;
+  asm("add.rn.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+__device__ __forceinline__ uint32_t bf2_fma(uint32_t a, uint32_t b, uint32_t c) {
+  uint32_t r;
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  return r;
+}
+
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// A fragments of one k-step from a 4-bit word: nibbles e0..e7 (see pack_codes_kernel); 128 + q is
+// exact in bf16, minus 136 gives q - 8.
+__device__ __forceinline__ void decode_a4(uint32_t word, uint32_t (&a)[4]) {
+  a[0] = bf2_sub(lop_and_or(word, 0x000F000Fu, kBf2_128), kBf2_136);
+  a[1] = bf2_sub(lop_and_or(word >> 4, 0x000F000Fu, kBf2_128), kBf2_136);
+  a[2] = bf2_sub(lop_and_or(word >> 8, 0x000F000Fu, kBf2_128), kBf2_136);
+  a[3] = bf2_sub(lop_and_or(word >> 12, 0x000F000Fu, kBf2_128), kBf2_136);
+}
+
+// One row pair of an 8-bit word: u = q + 128 = 16·hi + lo; 16·(hi - 8) and lo - z are exact bf16
+// integers and so is their sum q - z (|q - z| <= 255).
+__device__ __forceinline__ uint32_t decode_a8(uint32_t word, int shift, uint32_t bias) {
+  const uint32_t hi = bf2_fma(lop_and_or(word >> (shift + 4), 0x000F000Fu, kBf2_128), kBf2_16, kBf2_m2176);
+  const uint32_t lo = bf2_sub(lop_and_or(word >> shift, 0x000F000Fu, kBf2_128), bias);
+  return bf2_add(hi, lo);
+}
+
+// Weight encodings of the tiled kernel: code width, scale type and zero handling.
+enum TiledFormat : int { kFmtQ4_0, kFmtI4, kFmtI4Z, kFmtQ8_0, kFmtI8, kFmtI8Z };
+
+template <int kFmt>
+struct FormatTraits {
+  static constexpr int kBits = kFmt <= kFmtI4Z ? 4 : 8;
+  static constexpr bool kScaleF16 = kFmt == kFmtQ4_0 || kFmt == kFmtQ8_0;
+  static constexpr int kZero = kFmt == kFmtI4Z ? kZeroFloat : (kFmt == kFmtI8Z ? kZeroInt : kZeroNone);
+};
+
+struct TiledParams {
+  WeightView w;
+  const float* x;        // [m, cols]
+  float* y;              // [m, rows]
+  const uint4* xfrag;    // fragments in global memory, or null: the kernel stages them in shared memory
+  const float* xsum;     // per-group sums of x in global memory (with xfrag)
+  float* split_partial;  // [n_pairs][splits][32][m] when splits > 1
+  int* split_count;      // [n_pairs], zero between launches
+  int m;
+  int warps;   // warps per CTA; each owns a K-slice of every work item
+  int splits;  // K-splits per tile pair (load balance across CTAs)
+  int items;   // n_pairs * splits
+};
+
+// x -> mma B fragments for k-steps [ks0, ks1): item (ks, n, t) holds bf16 hi/lo of
+// x[n][16ks + 2t + {0,1,8,9}] as {hi01, hi89, lo01, lo89} at index (ks·m + n)·4 + t. With `sums`,
+// also Σx per group at index grp·16 + n (kZeroFloat).
+__device__ __forceinline__ void build_fragments(const float* x, int64_t K, int m, int64_t ksteps, int64_t n_groups,
+                                                int G, bool sums, uint4* frag, float* xsum, int64_t tid,
+                                                int64_t nthreads) {
+  const int64_t items = ksteps * m * 4;
+  for (int64_t i = tid; i < items; i += nthreads) {
+    const int tt = static_cast<int>(i & 3);
+    const int64_t rest = i >> 2;
+    const int n = static_cast<int>(rest % m);
+    const int64_t ks = rest / m;
+    const float* xr = x + n * K;
+    const int64_t k0 = ks * 16 + 2 * tt;
+    const float v0 = k0 < K ? xr[k0] : 0.0f;
+    const float v1 = k0 + 1 < K ? xr[k0 + 1] : 0.0f;
+    const float v8 = k0 + 8 < K ? xr[k0 + 8] : 0.0f;
+    const float v9 = k0 + 9 < K ? xr[k0 + 9] : 0.0f;
+    const uint32_t h0 = pack_bf16x2(v0, v1), h1 = pack_bf16x2(v8, v9);
+    const uint32_t l0 = pack_bf16x2(v0 - __uint_as_float(h0 << 16), v1 - __uint_as_float(h0 & 0xffff0000u));
+    const uint32_t l1 = pack_bf16x2(v8 - __uint_as_float(h1 << 16), v9 - __uint_as_float(h1 & 0xffff0000u));
+    frag[i] = make_uint4(h0, h1, l0, l1);
+  }
+  if (sums) {
+    for (int64_t i = tid; i < n_groups * 16; i += nthreads) {
+      const int n = static_cast<int>(i % 16);
+      const int64_t grp = i / 16;
+      float s = 0.0f;
+      if (n < m) {
+        const float* xr = x + n * K;
+        const int64_t end = (grp + 1) * G < K ? (grp + 1) * G : K;
+        for (int64_t k = grp * G; k < end; ++k) s += xr[k];
+      }
+      xsum[i] = s;
+    }
+  }
+}
+
+// One prefetch slot: chunk c of both tiles of a pair, with the metadata of its group(s).
+struct Slot {
+  uint4 q[2];
+  uint32_t s[2][2];  // [tile][group of the chunk]
+  uint32_t z[2][2];
+};
+
+template <int kFmt, int kG>
+__device__ __forceinline__ void load_slot(const WeightView& w, int pair, int c, int lane, int g, Slot& sl) {
+  using F = FormatTraits<kFmt>;
+  constexpr int kChunkK = F::kBits == 4 ? 64 : 32;
+  constexpr int kGpc = kChunkK > kG ? kChunkK / kG : 1;
+  const int64_t tile0 = 2 * int64_t{pair};
+  const uint4* qa = w.codes + (tile0 * w.n_chunks + c) * 32 + lane;
+  sl.q[0] = load_stream(qa);
+  sl.q[1] = load_stream(qa + int64_t{w.n_chunks} * 32);
+  const int grp = c * kChunkK / kG;
+  const int64_t mi = (tile0 * w.n_groups + grp) * 8 + g;
+  const int64_t tile_stride = int64_t{w.n_groups} * 8;
+#pragma unroll
+  for (int tt = 0; tt < 2; ++tt) {
+#pragma unroll
+    for (int j = 0; j < kGpc; ++j) {
+      sl.s[tt][j] = load_nc_u32(w.scales + mi + tt * tile_stride + 8 * j);
+      if constexpr (F::kZero != kZeroNone) sl.z[tt][j] = load_nc_u32(w.zeros + mi + tt * tile_stride + 8 * j);
+    }
+  }
+}
+
+// cp.async path: weights go straight from L2 into a per-warp shared-memory ring, so the bytes in
+// flight no longer cost registers (more CTAs per SM, deeper prefetch).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async4(void* dst, const void* src) {
+  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(d), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int kN>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(kN) : "memory");
+}
+
+// One ring stage: each lane's 16 bytes of both tiles, and the 8 scale (zero) words per tile and
+// group that lanes (g, t) share (copied once by lane t = 0).
+struct AsyncStage {
+  uint4 q[2][32];
+  uint32_t s[2][2][8];
+  uint32_t z[2][2][8];
+};
+
+template <int kFmt, int kG>
+__device__ __forceinline__ void issue_stage(const WeightView& w, int pair, int c, int lane, int g, int t,
+                                            AsyncStage& st) {
+  using F = FormatTraits<kFmt>;
+  constexpr int kChunkK = F::kBits == 4 ? 64 : 32;
+  constexpr int kGpc = kChunkK > kG ? kChunkK / kG : 1;
+  const int64_t tile0 = 2 * int64_t{pair};
+  const uint4* qa = w.codes + (tile0 * w.n_chunks + c) * 32 + lane;
+  cp_async16(&st.q[0][lane], qa);
+  cp_async16(&st.q[1][lane], qa + int64_t{w.n_chunks} * 32);
+  if (t == 0) {
+    const int grp = c * kChunkK / kG;
+    const int64_t mi = (tile0 * w.n_groups + grp) * 8 + g;
+    const int64_t tile_stride = int64_t{w.n_groups} * 8;
+#pragma unroll
+    for (int tt = 0; tt < 2; ++tt) {
+#pragma unroll
+      for (int j = 0; j < kGpc; ++j) {
+        cp_async4(&st.s[tt][j][g], w.scales + mi + tt * tile_stride + 8 * j);
+        if constexpr (F::kZero != kZeroNone) cp_async4(&st.z[tt][j][g], w.zeros + mi + tt * tile_stride + 8 * j);
+      }
+    }
+  }
+}
+
+// K-slice [lo, hi) (chunks) of warp `warp` within split `s`: whole groups, split evenly.
+__device__ __forceinline__ void warp_slice(int n_gu, int cpg, int splits, int s, int warps, int warp, int* lo,
+                                           int* hi) {
+  const int s0 = s * n_gu / splits, s1 = (s + 1) * n_gu / splits;
+  const int len = s1 - s0;
+  *lo = (s0 + warp * len / warps) * cpg;
+  *hi = (s0 + (warp + 1) * len / warps) * cpg;
+}
+
+// Persistent CTAs over work items (tile pair, K-split). Warp w owns a fixed K-slice of each item and
+// runs both 16-row tiles of the pair through the tensor cores with the same x fragments (two
+// independent mma chains). Weights stream kPrefetch slots ahead across item boundaries. At an
+// item's end the warps park partial sums in shared memory and meet at one barrier; a rotating
+// warp sums them and writes y, or, for a K-split, a partial that the last split to finish adds up
+// (fixed order: deterministic).
+template <int kFmt, int kG, int kNT, int kP = kPrefetch, int kMinB = kMinBlocks, bool kSkeleton = false,
+          bool kAsync = false>
+static __global__ void __launch_bounds__(kMaxWarps * 32, kMinB) gemv_tiled_kernel(TiledParams p) {
+  using F = FormatTraits<kFmt>;
+  constexpr int kBits = F::kBits;
+  constexpr int kSteps = kBits == 4 ? 4 : 2;  // k-steps per chunk
+  constexpr int kChunkK = kSteps * 16;
+  constexpr int kKsg = kG / 16;  // k-steps per group
+  constexpr int kGpc = kChunkK > kG ? kChunkK / kG : 1;
+  constexpr int kCpg = kG > kChunkK ? kG / kChunkK : 1;
+  extern __shared__ __align__(16) unsigned char smem[];
+  const WeightView& w = p.w;
+  const int m = p.m, W = p.warps, S = p.splits;
+  const int n_chunks = w.n_chunks;
+  const int64_t ksteps = int64_t{n_chunks} * kSteps;
+  const bool staged = p.xfrag == nullptr;
+
+  uint4* xf_s = reinterpret_cast<uint4*>(smem);
+  float* xsum_s = reinterpret_cast<float*>(xf_s + (staged ? ksteps * m * 4 : 0));
+  float4* part = reinterpret_cast<float4*>(
+      xsum_s + ((staged && F::kZero == kZeroFloat) ? int64_t{w.n_groups} * 16 : 0));
+  const uint4* xf = staged ? xf_s : p.xfrag;
+  const float* xs = staged ? xsum_s : p.xsum;
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int n_gu = n_chunks / kCpg;
+  AsyncStage* ring = reinterpret_cast<AsyncStage*>(part + 2 * W * 2 * kNT * 32) + warp * kP;
+
+  // Units (chunks) this warp processes over all its items.
+  int total = 0;
+  for (int it = blockIdx.x; it < p.items; it += gridDim.x) {
+    int lo, hi;
+    warp_slice(n_gu, kCpg, S, it % S, W, warp, &lo, &hi);
+    total += hi - lo;
+  }
+
+  // Loader cursor and prologue (weights do not depend on the previous kernel).
+  int ld_item = blockIdx.x, ld_c = 0, ld_hi = 0;
+  if (ld_item < p.items) warp_slice(n_gu, kCpg, S, ld_item % S, W, warp, &ld_c, &ld_hi);
+  Slot slot[kAsync ? 1 : kP];
+#pragma unroll
+  for (int i = 0; i < kP; ++i) {
+    if (i < total) {
+      if constexpr (kAsync) {
+        issue_stage<kFmt, kG>(w, ld_item / S, ld_c, lane, g, t, ring[i]);
+      } else {
+        load_slot<kFmt, kG>(w, ld_item / S, ld_c, lane, g, slot[i]);
+      }
+      if (++ld_c == ld_hi) {
+        ld_item += gridDim.x;
+        if (ld_item < p.items) warp_slice(n_gu, kCpg, S, ld_item % S, W, warp, &ld_c, &ld_hi);
+      }
+    }
+    if constexpr (kAsync) cp_async_commit();
+  }
+
+  grid_dependency_wait();
+  if (staged) {
+    build_fragments(p.x, w.cols, m, ksteps, w.n_groups, kG, F::kZero == kZeroFloat, xf_s, xsum_s, threadIdx.x,
+                    blockDim.x);
+  }
+  __syncthreads();
+  grid_dependency_release();
+
+  // B fragment pointers of this lane: token n = g (+ 8 for the second n-tile).
+  const bool has_n0 = g < m, has_n1 = g + 8 < m;
+  const uint4* xlane = xf + g * 4 + t;
+  const int64_t xstride = int64_t{m} * 4;  // uint4 per k-step
+
+  float acc[2][kNT][4], d[2][kNT][4];
+#pragma unroll
+  for (int tt = 0; tt < 2; ++tt) {
+#pragma unroll
+    for (int nt = 0; nt < kNT; ++nt) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[tt][nt][j] = d[tt][nt][j] = 0.0f;
+    }
+  }
+  int item = blockIdx.x, c = 0, c_hi = 0, iter = 0;
+  if (item < p.items) warp_slice(n_gu, kCpg, S, item % S, W, warp, &c, &c_hi);
+
+  for (int ub = 0; ub < total; ub += kP) {
+#pragma unroll
+    for (int i = 0; i < kP; ++i) {
+      if (ub + i < total) {
+        if constexpr (kAsync) {  // this slot's copies are the oldest group in flight
+          cp_async_wait<kP - 1>();
+          __syncwarp();
+          AsyncStage& st = ring[i];
+#pragma unroll
+          for (int tt = 0; tt < 2; ++tt) {
+            slot[0].q[tt] = st.q[tt][lane];
+#pragma unroll
+            for (int j = 0; j < kGpc; ++j) {
+              slot[0].s[tt][j] = st.s[tt][j][g];
+              if constexpr (F::kZero != kZeroNone) slot[0].z[tt][j] = st.z[tt][j][g];
+            }
+          }
+        }
+        Slot& sl = slot[kAsync ? 0 : i];
+        uint32_t bias[2][2] = {{kBf2_128, kBf2_128}, {kBf2_128, kBf2_128}};
+        if constexpr (F::kZero == kZeroInt) {
+#pragma unroll
+          for (int tt = 0; tt < 2; ++tt) {
+            const float zl = static_cast<float>(static_cast<int8_t>(sl.z[tt][0] & 0xffu));
+            const float zh = static_cast<float>(static_cast<int8_t>((sl.z[tt][0] >> 16) & 0xffu));
+            bias[tt][0] = pack_bf16x2(128.0f + zl, 128.0f + zl);
+            bias[tt][1] = pack_bf16x2(128.0f + zh, 128.0f + zh);
+          }
+        }
+        const uint4* xk = xlane + int64_t{c} * kSteps * xstride;
+        if constexpr (kSkeleton) {  // kernel lab: memory traffic and control only
+          acc[0][0][0] += __uint_as_float((sl.q[0].x ^ sl.q[0].y ^ sl.q[0].z ^ sl.q[0].w ^ sl.q[1].x ^ sl.q[1].w ^
+                                         sl.s[0][0] ^ sl.s[1][0]) & 0x3fffffffu);
+        }
+        if constexpr (!kSkeleton) {
+#pragma unroll
+        for (int s = 0; s < kSteps; ++s) {
+          uint4 b[kNT];
+          b[0] = has_n0 ? xk[s * xstride] : make_uint4(0u, 0u, 0u, 0u);
+          if constexpr (kNT == 2) b[1] = has_n1 ? xk[s * xstride + 32] : make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+          for (int tt = 0; tt < 2; ++tt) {
+            uint32_t a[4];
+            const uint32_t* qw = reinterpret_cast<const uint32_t*>(&sl.q[tt]);
+            if constexpr (kBits == 4) {
+              decode_a4(qw[s], a);
+            } else {
+              const uint32_t X = qw[2 * s], Y = qw[2 * s + 1];
+              a[0] = decode_a8(X, 0, bias[tt][0]);
+              a[1] = decode_a8(X, 8, bias[tt][1]);
+              a[2] = decode_a8(Y, 0, bias[tt][0]);
+              a[3] = decode_a8(Y, 8, bias[tt][1]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < kNT; ++nt) {
+              mma_bf16(d[tt][nt], a, b[nt].x, b[nt].y);
+              mma_bf16(d[tt][nt], a, b[nt].z, b[nt].w);
+            }
+          }
+          // Group end: fold this group's sums into the fp32 accumulators with its scale (and
+          // the zero-point term). Compile-time when groups fit in a chunk, per chunk otherwise.
+          bool flush;
+          if constexpr (kKsg <= kSteps) {
+            flush = (s + 1) % kKsg == 0;
+          } else {
+            flush = s == kSteps - 1 && (c + 1) % kCpg == 0;
+          }
+          if (flush) {
+            const int j = kGpc == 2 ? s / kKsg : 0;  // which group of the chunk
+            const int grp = (c * kSteps + s) / kKsg;
+#pragma unroll
+            for (int tt = 0; tt < 2; ++tt) {
+              const uint32_t sw = sl.s[tt][j];
+              const float sl_ = F::kScaleF16 ? fp16_bits_to_f32(sw & 0xffffu) : bf16_bits_to_f32(sw & 0xffffu);
+              const float sh_ = F::kScaleF16 ? fp16_bits_to_f32(sw >> 16) : bf16_bits_to_f32(sw >> 16);
+              float cl = 0.0f, ch = 0.0f;
+              if constexpr (F::kZero == kZeroFloat) {
+                const uint32_t zw = sl.z[tt][j];
+                cl = (8.0f - bf16_bits_to_f32(zw & 0xffffu)) * sl_;
+                ch = (8.0f - bf16_bits_to_f32(zw >> 16)) * sh_;
+              }
+#pragma unroll
+              for (int nt = 0; nt < kNT; ++nt) {
+                acc[tt][nt][0] = fmaf(sl_, d[tt][nt][0], acc[tt][nt][0]);
+                acc[tt][nt][1] = fmaf(sl_, d[tt][nt][1], acc[tt][nt][1]);
+                acc[tt][nt][2] = fmaf(sh_, d[tt][nt][2], acc[tt][nt][2]);
+                acc[tt][nt][3] = fmaf(sh_, d[tt][nt][3], acc[tt][nt][3]);
+                if constexpr (F::kZero == kZeroFloat) {
+                  const float2 xv = *reinterpret_cast<const float2*>(xs + int64_t{grp} * 16 + 8 * nt + 2 * t);
+                  acc[tt][nt][0] = fmaf(cl, xv.x, acc[tt][nt][0]);
+                  acc[tt][nt][1] = fmaf(cl, xv.y, acc[tt][nt][1]);
+                  acc[tt][nt][2] = fmaf(ch, xv.x, acc[tt][nt][2]);
+                  acc[tt][nt][3] = fmaf(ch, xv.y, acc[tt][nt][3]);
+                }
+#pragma unroll
+                for (int jj = 0; jj < 4; ++jj) d[tt][nt][jj] = 0.0f;
+              }
+            }
+          }
+        }
+        }  // !kSkeleton
+        // Refill the slot kP units ahead (possibly from the next item).
+        if (ub + i + kP < total) {
+          if constexpr (kAsync) {
+            __syncwarp();  // every lane has read the stage before it is refilled
+            issue_stage<kFmt, kG>(w, ld_item / S, ld_c, lane, g, t, ring[i]);
+          } else {
+            load_slot<kFmt, kG>(w, ld_item / S, ld_c, lane, g, sl);
+          }
+          if (++ld_c == ld_hi) {
+            ld_item += gridDim.x;
+            if (ld_item < p.items) warp_slice(n_gu, kCpg, S, ld_item % S, W, warp, &ld_c, &ld_hi);
+          }
+        }
+        if constexpr (kAsync) cp_async_commit();
+        if (++c == c_hi) {  // end of this warp's slice of the item
+          const int ps = iter & 1;
+#pragma unroll
+          for (int tt = 0; tt < 2; ++tt) {
+#pragma unroll
+            for (int nt = 0; nt < kNT; ++nt) {
+              part[(((ps * W + warp) * 2 + tt) * kNT + nt) * 32 + lane] =
+                  make_float4(acc[tt][nt][0], acc[tt][nt][1], acc[tt][nt][2], acc[tt][nt][3]);
+#pragma unroll
+              for (int jj = 0; jj < 4; ++jj) acc[tt][nt][jj] = 0.0f;
+            }
+          }
+          __syncthreads();
+          if (warp == iter % W) {
+            // Output (row r of the pair, token n): tile r/16, lane (r%8)·4 + (n%8)/2, component
+            // ((r%16)/8)·2 + n%2 of n-tile n/8.
+            const int pair = item / S, split = item % S;
+            const float* pf = reinterpret_cast<const float*>(part);
+            for (int o = lane; o < 32 * m; o += 32) {
+              const int n = o % m, r = o / m;
+              const int tt = r >> 4, rr = r & 15;
+              const int ln = (rr & 7) * 4 + ((n & 7) >> 1);
+              const int comp = (rr >> 3) * 2 + (n & 1);
+              float sum = 0.0f;
+              for (int wi = 0; wi < W; ++wi) {
+                sum += pf[((((ps * W + wi) * 2 + tt) * kNT + (n >> 3)) * 32 + ln) * 4 + comp];
+              }
+              if (S == 1) {
+                const int64_t row = int64_t{pair} * 32 + r;
+                if (row < w.rows) p.y[int64_t{n} * w.rows + row] = sum;
+              } else {
+                p.split_partial[((int64_t{pair} * S + split) * 32 + r) * m + n] = sum;
+              }
+            }
+            if (S > 1) {
+              __threadfence();
+              __syncwarp();
+              int old = 0;
+              if (lane == 0) old = atomicAdd(p.split_count + pair, 1);
+              old = __shfl_sync(0xffffffffu, old, 0);
+              if (old == S - 1) {  // last split of this pair: add the partials in split order
+                __threadfence();
+                for (int o = lane; o < 32 * m; o += 32) {
+                  const int n = o % m, r = o / m;
+                  const int64_t row = int64_t{pair} * 32 + r;
+                  float sum = 0.0f;
+                  for (int sp = 0; sp < S; ++sp) sum += __ldcg(p.split_partial + ((int64_t{pair} * S + sp) * 32 + r) * m + n);
+                  if (row < w.rows) p.y[int64_t{n} * w.rows + row] = sum;
+                }
+                if (lane == 0) atomicExch(p.split_count + pair, 0);
+              }
+            }
+          }
+          ++iter;
+          item += gridDim.x;
+          if (item < p.items) warp_slice(n_gu, kCpg, S, item % S, W, warp, &c, &c_hi);
+        }
+      }
+    }
+  }
+}
+
+static __global__ void build_fragments_kernel(const float* x, int64_t K, int m, int64_t ksteps, int64_t n_groups,
+                                              int G, bool sums, uint4* frag, float* xsum) {
+  build_fragments(x, K, m, ksteps, n_groups, G, sums, frag, xsum, blockIdx.x * int64_t{blockDim.x} + threadIdx.x,
+                  int64_t{gridDim.x} * blockDim.x);
+}
+
+// ---- raw layouts: one warp per row, each lane decodes 32-element slices ----
+
+template <QuantType kType>
+static __global__ void __launch_bounds__(kMaxWarps * 32) gemv_raw_kernel(WeightView w, const float* x, float* y,
+                                                                          int m) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t row = int64_t{blockIdx.x} * kMaxWarps + warp;
+  if (row >= w.rows) return;
+  const int64_t K = w.cols;
+  float acc[kGemvMaxM];
+#pragma unroll
+  for (int n = 0; n < kGemvMaxM; ++n) acc[n] = 0.0f;
+  const int64_t n32 = (K + 31) / 32;
+  for (int64_t j = lane; j < n32; j += 32) {
+    float v[32];
+    raw_decode32_typed<kType>(w, row, j * 32, v);
+    const int64_t k0 = j * 32;
+    const int valid = K - k0 < 32 ? static_cast<int>(K - k0) : 32;
+#pragma unroll
+    for (int n = 0; n < kGemvMaxM; ++n) {
+      if (n < m) {
+        const float* xr = x + n * K + k0;
+        float s = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 32; ++i) {
+          if (i < valid) s = fmaf(v[i], __ldg(xr + i), s);
+        }
+        acc[n] += s;
+      }
+    }
+  }
+#pragma unroll
+  for (int n = 0; n < kGemvMaxM; ++n) {
+    if (n < m) {
+      const float s = warp_sum(acc[n]);
+      if (lane == 0) y[int64_t{n} * w.rows + row] = s;
+    }
+  }
+}
+
+template <int kFmt, int kG, int kNT, int kP = kPrefetch, int kMinB = kMinBlocks, bool kSkeleton = false,
+          bool kAsync = false>
+cudaError_t launch_one(const TiledParams& p, int ctas_per_sm, size_t smem, const LaunchContext& ctx) {
+  auto kernel = gemv_tiled_kernel<kFmt, kG, kNT, kP, kMinB, kSkeleton, kAsync>;
+  if (kAsync) smem += static_cast<size_t>(p.warps) * kP * sizeof(AsyncStage);
+  static bool configured = false;  // lab variants raise their shared-memory limit on first use
+  if (!configured) {
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024);
+    if (e != cudaSuccess) return e;
+    configured = true;
+  }
+  const int threads = p.warps * 32;
+  int occ = ctas_per_sm;
+  if (occ <= 0) {
+    cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, threads, smem);
+    if (e != cudaSuccess) return e;
+    occ = occ < 1 ? 1 : occ;
+  }
+  const int64_t max_ctas = int64_t{occ} * (ctx.num_sms > 0 ? ctx.num_sms : 1);
+  const int grid = static_cast<int>(p.items < max_ctas ? p.items : max_ctas);
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>(grid));
+  cfg.blockDim = dim3(static_cast<unsigned>(threads));
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = ctx.stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = ctx.programmatic_launch ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, p);
+}
+
+// Production instantiations: M <= 8 with x staged in shared memory takes the cp.async ring (3 CTAs
+// per SM); everything else the register-prefetch kernel (2 CTAs per SM).
+constexpr int kAsyncPrefetch = 3;
+constexpr int kAsyncMinBlocks = 3;
+
+template <int kFmt, int kG>
+cudaError_t launch_nt(const TiledParams& p, int nt, bool async, int occ, size_t smem, const LaunchContext& ctx) {
+  if (nt == 1 && async) return launch_one<kFmt, kG, 1, kAsyncPrefetch, kAsyncMinBlocks, false, true>(p, occ, smem, ctx);
+  return nt == 1 ? launch_one<kFmt, kG, 1>(p, occ, smem, ctx) : launch_one<kFmt, kG, 2>(p, occ, smem, ctx);
+}
+
+template <int kFmt>
+cudaError_t launch_group(const TiledParams& p, int nt, bool async, int occ, size_t smem, const LaunchContext& ctx) {
+  if constexpr (kFmt == kFmtQ4_0 || kFmt == kFmtQ8_0) {
+    return launch_nt<kFmt, 32>(p, nt, async, occ, smem, ctx);
+  } else {
+    switch (p.w.group_size) {
+      case 32: return launch_nt<kFmt, 32>(p, nt, async, occ, smem, ctx);
+      case 64: return launch_nt<kFmt, 64>(p, nt, async, occ, smem, ctx);
+      case 128: return launch_nt<kFmt, 128>(p, nt, async, occ, smem, ctx);
+      default: return cudaErrorInvalidValue;
+    }
+  }
+}
+
+template <int kFmt, int kG, int kNT>
+cudaError_t set_limit_one(int bytes) {
+  return cudaFuncSetAttribute(gemv_tiled_kernel<kFmt, kG, kNT>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+}
+
+template <int kFmt, int kG>
+cudaError_t set_limit_g(int bytes) {
+  cudaError_t e = set_limit_one<kFmt, kG, 1>(bytes);
+  return e != cudaSuccess ? e : set_limit_one<kFmt, kG, 2>(bytes);
+}
+
+template <int kFmt>
+cudaError_t set_limit_fmt(int bytes) {
+  if constexpr (kFmt == kFmtQ4_0 || kFmt == kFmtQ8_0) {
+    return set_limit_g<kFmt, 32>(bytes);
+  } else {
+    cudaError_t e = set_limit_g<kFmt, 32>(bytes);
+    if (e == cudaSuccess) e = set_limit_g<kFmt, 64>(bytes);
+    if (e == cudaSuccess) e = set_limit_g<kFmt, 128>(bytes);
+    return e;
+  }
+}
+
+constexpr size_t kMaxStagedFragBytes = 96 * 1024;
+constexpr int kSmemLimit = 200 * 1024;
+
+// Fraction of the resident-CTA slots that `items` work items keep busy over their rounds.
+double fill_efficiency(int64_t items, int capacity) {
+  const int64_t rounds = (items + capacity - 1) / capacity;
+  return static_cast<double>(items) / static_cast<double>(rounds * capacity);
+}
+
+// K-splits per tile pair: the fewest (1..8) whose items fill the resident CTAs to >= 90%, else the
+// best filling; every warp must keep at least one whole group of each split. Splits cost an extra
+// partial-sum pass, so fewer is better at equal balance.
+int choose_splits(int n_pairs, int n_gu, int capacity) {
+  int best = 1;
+  double best_eff = 0.0;
+  for (int s = 1; s <= 8; ++s) {
+    if (n_gu / s < std::min(kMaxWarps, n_gu)) break;
+    const double eff = fill_efficiency(int64_t{n_pairs} * s, capacity);
+    if (eff >= 0.9) return s;
+    if (eff > best_eff + 0.02) {
+      best_eff = eff;
+      best = s;
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+cudaError_t configure_gemv_kernels() {
+  cudaError_t e = set_limit_fmt<kFmtQ4_0>(kSmemLimit);
+  if (e == cudaSuccess) e = set_limit_fmt<kFmtI4>(kSmemLimit);
+  if (e == cudaSuccess) e = set_limit_fmt<kFmtI4Z>(kSmemLimit);
+  if (e == cudaSuccess) e = set_limit_fmt<kFmtQ8_0>(kSmemLimit);
+  if (e == cudaSuccess) e = set_limit_fmt<kFmtI8>(kSmemLimit);
+  if (e == cudaSuccess) e = set_limit_fmt<kFmtI8Z>(kSmemLimit);
+  return e;
+}
+
+namespace {
+
+struct TiledLaunch {
+  TiledParams p;
+  size_t smem = 0;
+  int nt = 1;
+  int fmt = kFmtQ4_0;
+  bool staged = true;
+};
+
+// Work split, scratch and shared-memory size of one tiled GEMV (also builds global x fragments
+// when they do not fit in shared memory).
+cudaError_t prepare_tiled(const WeightView& w, const float* x, int m, float* y, const GemvScratch& scratch,
+                          int ctas_per_sm, int force_splits, const LaunchContext& ctx, TiledLaunch* out) {
+  const bool four = w.layout == WeightLayout::kTiled4;
+  const int steps_per_chunk = four ? 4 : 2;
+  const int chunk_k = steps_per_chunk * 16;
+  const int nt = m <= 8 ? 1 : 2;
+  const int64_t ksteps = int64_t{w.n_chunks} * steps_per_chunk;
+  const bool float_zero = four && w.zeros != nullptr;
+  if (four) {
+    out->fmt = w.scale_fp16 ? kFmtQ4_0 : (w.zeros != nullptr ? kFmtI4Z : kFmtI4);
+  } else {
+    out->fmt = w.scale_fp16 ? kFmtQ8_0 : (w.zeros != nullptr ? kFmtI8Z : kFmtI8);
+  }
+  const int cpg = w.group_size > chunk_k ? w.group_size / chunk_k : 1;
+  const int n_gu = w.n_chunks / cpg;  // whole-group units along K
+  const int n_pairs = w.n_tiles / 2;  // the packer pads the tile count to even
+
+  const size_t frag_bytes = static_cast<size_t>(ksteps) * m * 64;
+  const size_t sum_bytes = float_zero ? static_cast<size_t>(w.n_groups) * 16 * 4 : 0;
+  const bool staged = frag_bytes + sum_bytes <= kMaxStagedFragBytes;
+
+  // Work split: the resident CTAs share tile pairs x K-splits evenly.
+  const int capacity = ctas_per_sm * std::max(ctx.num_sms, 1);
+  const int splits = force_splits > 0 ? force_splits : choose_splits(n_pairs, n_gu, capacity);
+  const int warps = std::max(1, std::min(kMaxWarps, n_gu / splits));
+  const size_t part_bytes = static_cast<size_t>(2) * warps * 2 * nt * 32 * 16;
+
+  TiledParams& p = out->p;
+  p.w = w;
+  p.x = x;
+  p.y = y;
+  p.m = m;
+  p.warps = warps;
+  p.splits = splits;
+  p.items = n_pairs * splits;
+  p.xfrag = nullptr;
+  p.xsum = nullptr;
+  p.split_partial = nullptr;
+  p.split_count = nullptr;
+  if (splits > 1) {
+    if (scratch.split_partial == nullptr || scratch.split_count == nullptr) return cudaErrorInvalidValue;
+    const size_t need = static_cast<size_t>(p.items) * 32 * m * 4;
+    if (!scratch.split_partial->ensure(need, "gemv split partials").is_ok()) return cudaErrorMemoryAllocation;
+    const size_t counts = static_cast<size_t>(n_pairs) * 4;
+    if (scratch.split_count->bytes() < counts) {
+      if (!scratch.split_count->allocate(counts, "gemv split counters").is_ok()) return cudaErrorMemoryAllocation;
+      cudaError_t e = cudaMemsetAsync(scratch.split_count->get(), 0, counts, ctx.stream);
+      if (e != cudaSuccess) return e;
+    }
+    p.split_partial = scratch.split_partial->as<float>();
+    p.split_count = scratch.split_count->as<int>();
+  }
+  if (!staged) {
+    // Fragments built once into global memory; the GEMV reads them through L1/L2.
+    if (scratch.fragments == nullptr) return cudaErrorInvalidValue;
+    const size_t need = frag_bytes + sum_bytes + 16;
+    if (!scratch.fragments->ensure(need, "gemv fragments").is_ok()) return cudaErrorMemoryAllocation;
+    uint4* frag = scratch.fragments->as<uint4>();
+    float* xsum = reinterpret_cast<float*>(frag + ksteps * m * 4);
+    const int64_t items = std::max<int64_t>(ksteps * m * 4, int64_t{w.n_groups} * 16);
+    build_fragments_kernel<<<blocks_for(items, 256, 4096), 256, 0, ctx.stream>>>(
+        x, w.cols, m, ksteps, w.n_groups, w.group_size, float_zero, frag, xsum);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    p.xfrag = frag;
+    p.xsum = xsum;
+  }
+  out->smem = (staged ? frag_bytes + sum_bytes : 0) + part_bytes;
+  out->nt = nt;
+  out->staged = staged;
+  return cudaSuccess;
+}
+
+// Whether the cp.async ring fits kAsyncMinBlocks CTAs per SM for this weight and m.
+bool async_fits(const WeightView& w, int m) {
+  if (m > 8) return false;
+  const bool four = w.layout == WeightLayout::kTiled4;
+  const int64_t ksteps = int64_t{w.n_chunks} * (four ? 4 : 2);
+  const size_t frag = static_cast<size_t>(ksteps) * m * 64 +
+                      (four && w.zeros != nullptr ? static_cast<size_t>(w.n_groups) * 64 : 0);
+  if (frag > kMaxStagedFragBytes) return false;
+  const size_t part = static_cast<size_t>(2) * kMaxWarps * 2 * 32 * 16;
+  const size_t ring = static_cast<size_t>(kMaxWarps) * kAsyncPrefetch * sizeof(AsyncStage);
+  return (frag + part + ring) * kAsyncMinBlocks <= 227 * 1024;
+}
+
+}  // namespace
+
+cudaError_t launch_gemv_tiled(const WeightView& w, const float* x, int m, float* y, const GemvScratch& scratch,
+                              const GemvTuning& tune, const LaunchContext& ctx) {
+  // The cp.async ring (3 CTAs per SM) wins when whole tile pairs alone keep those CTAs >= 80%
+  // busy (measured: LM head 1.3 -> 2.0 TB/s); with K-splits its short items lose to the
+  // register-prefetch kernel at 2 CTAs per SM (docs/cuda-backend.md, kernel lab).
+  const int sms = std::max(ctx.num_sms, 1);
+  const bool async = tune.ctas_per_sm == 0 && async_fits(w, m) &&
+                     fill_efficiency(w.n_tiles / 2, kAsyncMinBlocks * sms) >= 0.8;
+  const int ctas = tune.ctas_per_sm > 0 ? tune.ctas_per_sm : (async ? kAsyncMinBlocks : kMinBlocks);
+  TiledLaunch L;
+  cudaError_t e = prepare_tiled(w, x, m, y, scratch, ctas, async ? 1 : 0, ctx, &L);
+  if (e != cudaSuccess) return e;
+  const int occ = tune.ctas_per_sm;
+  switch (L.fmt) {
+    case kFmtQ4_0: return launch_group<kFmtQ4_0>(L.p, L.nt, async, occ, L.smem, ctx);
+    case kFmtI4: return launch_group<kFmtI4>(L.p, L.nt, async, occ, L.smem, ctx);
+    case kFmtI4Z: return launch_group<kFmtI4Z>(L.p, L.nt, async, occ, L.smem, ctx);
+    case kFmtQ8_0: return launch_group<kFmtQ8_0>(L.p, L.nt, async, occ, L.smem, ctx);
+    case kFmtI8: return launch_group<kFmtI8>(L.p, L.nt, async, occ, L.smem, ctx);
+    default: return launch_group<kFmtI8Z>(L.p, L.nt, async, occ, L.smem, ctx);
+  }
+}
+
+int gemv_lab_variants() { return 8; }
+
+const char* gemv_lab_variant_name(int v) {
+  static const char* kNames[] = {"registers, prefetch 3, 2 CTAs/SM", "cp.async ring 3, 3 CTAs/SM, no K-split",
+                                 "cp.async ring 4, 2 CTAs/SM",        "cp.async ring 2, 3 CTAs/SM, no K-split",
+                                 "cp.async ring 3, 2 CTAs/SM",        "production choice",
+                                 "skeleton cp.async ring 3, 3 CTAs/SM, no K-split", "skeleton registers, prefetch 3, 2 CTAs/SM"};
+  return v >= 0 && v < 8 ? kNames[v] : "unknown";
+}
+
+cudaError_t launch_gemv_tiled_lab(const WeightView& w, const float* x, float* y, int variant,
+                                  const GemvScratch& scratch, const LaunchContext& ctx) {
+  if (w.layout != WeightLayout::kTiled4 || !w.scale_fp16) return cudaErrorInvalidValue;  // Q4_0 only
+  if (variant == 5) return launch_gemv_tiled(w, x, 1, y, scratch, GemvTuning{}, ctx);
+  static const int kOcc[] = {2, 3, 2, 3, 2, 0, 3, 2};
+  static const int kSplits[] = {0, 1, 0, 1, 0, 0, 1, 0};  // the cp.async variants run whole pairs
+  if (variant < 0 || variant >= 8) return cudaErrorInvalidValue;
+  TiledLaunch L;
+  cudaError_t e = prepare_tiled(w, x, 1, y, scratch, kOcc[variant], kSplits[variant], ctx, &L);
+  if (e != cudaSuccess) return e;
+  const int occ = 0;  // as many as fit
+  switch (variant) {
+    case 0: return launch_one<kFmtQ4_0, 32, 1, 3, 2, false, false>(L.p, occ, L.smem, ctx);
+    case 1: return launch_one<kFmtQ4_0, 32, 1, 3, 3, false, true>(L.p, occ, L.smem, ctx);
+    case 2: return launch_one<kFmtQ4_0, 32, 1, 4, 2, false, true>(L.p, occ, L.smem, ctx);
+    case 3: return launch_one<kFmtQ4_0, 32, 1, 2, 3, false, true>(L.p, occ, L.smem, ctx);
+    case 4: return launch_one<kFmtQ4_0, 32, 1, 3, 2, false, true>(L.p, occ, L.smem, ctx);
+    case 6: return launch_one<kFmtQ4_0, 32, 1, 3, 3, true, true>(L.p, occ, L.smem, ctx);
+    default: return launch_one<kFmtQ4_0, 32, 1, 3, 2, true, false>(L.p, occ, L.smem, ctx);
+  }
+}
+
+template <QuantType kType>
+cudaError_t launch_raw_typed(const WeightView& w, const float* x, int64_t m, float* y, const LaunchContext& ctx) {
+  const unsigned grid = static_cast<unsigned>((w.rows + kMaxWarps - 1) / kMaxWarps);
+  for (int64_t m0 = 0; m0 < m; m0 += kGemvMaxM) {
+    const int mc = static_cast<int>(std::min<int64_t>(kGemvMaxM, m - m0));
+    gemv_raw_kernel<kType><<<grid, kMaxWarps * 32, 0, ctx.stream>>>(w, x + m0 * w.cols, y + m0 * w.rows, mc);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
+
+cudaError_t launch_gemv_raw(const WeightView& w, const float* x, int64_t m, float* y, const LaunchContext& ctx) {
+  switch (w.type) {
+    case QuantType::kF32: return launch_raw_typed<QuantType::kF32>(w, x, m, y, ctx);
+    case QuantType::kF16: return launch_raw_typed<QuantType::kF16>(w, x, m, y, ctx);
+    case QuantType::kBF16: return launch_raw_typed<QuantType::kBF16>(w, x, m, y, ctx);
+    case QuantType::kQ4_0: return launch_raw_typed<QuantType::kQ4_0>(w, x, m, y, ctx);
+    case QuantType::kQ5_0: return launch_raw_typed<QuantType::kQ5_0>(w, x, m, y, ctx);
+    case QuantType::kQ8_0: return launch_raw_typed<QuantType::kQ8_0>(w, x, m, y, ctx);
+    case QuantType::kQ4_K: return launch_raw_typed<QuantType::kQ4_K>(w, x, m, y, ctx);
+    case QuantType::kQ5_K: return launch_raw_typed<QuantType::kQ5_K>(w, x, m, y, ctx);
+    case QuantType::kQ6_K: return launch_raw_typed<QuantType::kQ6_K>(w, x, m, y, ctx);
+    case QuantType::kInt4Group: return launch_raw_typed<QuantType::kInt4Group>(w, x, m, y, ctx);
+    case QuantType::kInt8Group: return launch_raw_typed<QuantType::kInt8Group>(w, x, m, y, ctx);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace ge::cuda

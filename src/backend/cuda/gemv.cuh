@@ -1,0 +1,42 @@
+// Matrix-vector products for decode (M = 1) and small batches (M <= 16): y[m, n] = x[m, :] · w[n, :].
+// Tiled weights (Q4_0, Q8_0, Int4Group, Int8Group) run on the tensor cores (bf16 mma with x split
+// into bf16 high + low parts, fp32 accumulate); raw layouts run a decode-in-kernel fp32 GEMV.
+#pragma once
+
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/packed_weight.cuh"
+
+namespace ge::cuda {
+
+constexpr int kGemvMaxM = 16;
+
+struct GemvTuning {
+  int ctas_per_sm = 0;  // persistent CTAs per SM; 0 = as many as fit (occupancy calculator)
+};
+
+// Backend-owned scratch: x fragments too large for shared memory, and the K-split partial sums
+// with their per-pair arrival counters (zeroed once, reset by the last split of each pair).
+struct GemvScratch {
+  DeviceMemory* fragments = nullptr;
+  DeviceMemory* split_partial = nullptr;
+  DeviceMemory* split_count = nullptr;
+};
+
+// w tiled, 1 <= m <= kGemvMaxM.
+cudaError_t launch_gemv_tiled(const WeightView& w, const float* x, int m, float* y, const GemvScratch& scratch,
+                              const GemvTuning& tune, const LaunchContext& ctx);
+
+// w raw (any encoding), any m >= 1 (processed 16 rows of x at a time).
+cudaError_t launch_gemv_raw(const WeightView& w, const float* x, int64_t m, float* y, const LaunchContext& ctx);
+
+// Kernel lab (dev/cuda/bench_decode): configuration variants of the tiled GEMV on a Q4_0 weight,
+// M = 1. Variant 0 is the production configuration.
+int gemv_lab_variants();
+const char* gemv_lab_variant_name(int variant);
+cudaError_t launch_gemv_tiled_lab(const WeightView& w, const float* x, float* y, int variant,
+                                  const GemvScratch& scratch, const LaunchContext& ctx);
+
+// Raises the dynamic shared-memory limit of every GEMV kernel (once per device).
+cudaError_t configure_gemv_kernels();
+
+}  // namespace ge::cuda

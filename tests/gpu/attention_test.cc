@@ -1,0 +1,155 @@
+// kv_store + attention on the CUDA backend against the CPU reference over sequences of prefill
+// chunks and decode steps: head_dim 32..512, GQA 1/2/4/8, full and sliding-window layers, ring
+// wrap-around, chunk sizes at the tile edges (16 queries x 32 keys) and split-K decode.
+//
+// The GPU cache holds bf16, the CPU cache fp32. Inputs K/V are rounded to bf16 first, so both
+// caches hold the same values and the comparison isolates the kernels:
+//   relative L2 ≤ 2e-6 and max error ≤ 1e-4 · rms(reference)   (fp32 math, different sum orders)
+// One test feeds raw fp32 K/V to show the cache-precision effect: relative L2 ≤ 1e-2.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "gpu_test_util.h"
+
+namespace ge {
+namespace {
+
+using gputest::GpuTest;
+
+struct AttnCase {
+  int d;
+  int n_kv;
+  int group;
+  int window;  // 0 = full
+  float scale;
+  float softcap;
+  std::vector<int> chunks;  // tokens per call, positions run on from 0
+  std::string name() const {
+    return "d" + std::to_string(d) + "_kv" + std::to_string(n_kv) + "_g" + std::to_string(group) + "_w" +
+           std::to_string(window) + (softcap > 0 ? "_cap" : "");
+  }
+};
+
+class CudaAttention : public GpuTest {
+ protected:
+  void run_case(const AttnCase& c, bool round_kv, double rel_tol, double max_tol) {
+    SCOPED_TRACE(c.name());
+    int total = 0, max_chunk = 0;
+    for (int n : c.chunks) {
+      total += n;
+      max_chunk = std::max(max_chunk, n);
+    }
+    KvLayerSpec spec;
+    spec.n_kv_heads = c.n_kv;
+    spec.head_dim = c.d;
+    spec.sliding_window = c.window;
+    spec.capacity = c.window > 0 ? c.window + max_chunk : total;
+    // Layer 1 is the one under test; layer 0 is a decoy that must stay untouched.
+    Result<std::unique_ptr<KvCache>> gcache = gpu_->create_kv_cache({spec, spec});
+    Result<std::unique_ptr<KvCache>> ccache = cpu_->create_kv_cache({spec, spec});
+    ASSERT_TRUE(gcache.is_ok() && ccache.is_ok()) << gcache.status().to_string();
+    AttentionParams p;
+    p.n_kv_heads = c.n_kv;
+    p.n_heads = c.n_kv * c.group;
+    p.head_dim = c.d;
+    p.sliding_window = c.window;
+    p.scale = c.scale;
+    p.logit_softcap = c.softcap;
+    const int64_t kv_row = int64_t{c.n_kv} * c.d, q_row = int64_t{p.n_heads} * c.d;
+    int pos0 = 0;
+    for (int n : c.chunks) {
+      SCOPED_TRACE("chunk of " + std::to_string(n) + " at position " + std::to_string(pos0));
+      std::vector<int32_t> pos(n);
+      for (int i = 0; i < n; ++i) pos[i] = pos0 + i;
+      std::vector<float> k = normal(n * kv_row), v = normal(n * kv_row), q = normal(n * q_row, 0.5f);
+      if (round_kv) {
+        for (float& f : k) f = round_bf16(f);
+        for (float& f : v) f = round_bf16(f);
+      }
+      DeviceBuffer gp = to_gpu(pos), gk = to_gpu(k), gv = to_gpu(v), gq = to_gpu(q), go = poisoned(n * q_row);
+      DeviceBuffer cp = to_cpu(pos), ck = to_cpu(k), cv = to_cpu(v), cq = to_cpu(q);
+      DeviceBuffer co = to_cpu(std::vector<float>(static_cast<size_t>(n * q_row)));
+      gpu_->kv_store(**gcache, 1, gk.f32(), gv.f32(), n, gp.i32());
+      cpu_->kv_store(**ccache, 1, ck.f32(), cv.f32(), n, cp.i32());
+      gpu_->attention(**gcache, 1, gq.f32(), n, gp.i32(), p, go.f32());
+      cpu_->attention(**ccache, 1, cq.f32(), n, cp.i32(), p, co.f32());
+      Status st = gpu_->synchronize();
+      ASSERT_TRUE(st.is_ok()) << st.to_string();
+      const std::vector<float> got = from_gpu(go, n * q_row), want = from_cpu(co, n * q_row);
+      EXPECT_LE(gputest::rel_l2(got, want), rel_tol);
+      EXPECT_LE(gputest::max_err_over_rms(got, want), max_tol);
+      pos0 += n;
+    }
+    // The decoy layer was never written: attention over it sees zeros, so the output is zero.
+    std::vector<int32_t> last = {pos0 - 1};
+    DeviceBuffer gp = to_gpu(last), gq = to_gpu(normal(q_row)), go = poisoned(q_row);
+    gpu_->attention(**gcache, 0, gq.f32(), 1, gp.i32(), p, go.f32());
+    ASSERT_TRUE(gpu_->synchronize().is_ok());
+    for (float f : from_gpu(go, q_row)) ASSERT_EQ(f, 0.0f);
+  }
+};
+
+TEST_F(CudaAttention, DecodeAndPrefillOverHeadDimsAndGroups) {
+  SCOPED_TRACE(trace());
+  const std::vector<int> seq = {17, 1, 1, 3, 16, 1, 33, 4, 5, 1, 15, 2};
+  for (int d : {32, 64, 128, 256, 512}) {
+    for (int group : {1, 2, 4, 8}) {
+      if (d == 512 && group == 1) continue;
+      for (int window : {0, 20}) {
+        run_case({d, group == 8 ? 1 : 2, group, window, 1.0f / std::sqrt(static_cast<float>(d)), 0.0f, seq}, true,
+                 2e-6, 1e-4);
+      }
+    }
+  }
+}
+
+TEST_F(CudaAttention, SlidingWindowEdgesAndRingWrap) {
+  SCOPED_TRACE(trace());
+  // Window 1 (each query sees itself), a window equal to a chunk, and many wraps of a small ring.
+  run_case({64, 2, 2, 1, 0.125f, 0.0f, {5, 1, 1, 7, 1}}, true, 2e-6, 1e-4);
+  run_case({256, 4, 2, 16, 0.0625f, 0.0f, {16, 16, 1, 16, 17, 1, 1}}, true, 2e-6, 1e-4);
+  run_case({128, 1, 4, 8, 0.1f, 0.0f, {9, 1, 1, 1, 1, 1, 1, 1, 1, 1, 9, 9, 2}}, true, 2e-6, 1e-4);
+  // Gemma 4 31B shapes: sliding layer (d 256, 16 KV heads, GQA 2) and full layer (d 512, 4 KV, GQA 8).
+  run_case({256, 16, 2, 64, 1.0f, 0.0f, {70, 1, 1, 33}}, true, 2e-6, 1e-4);
+  run_case({512, 4, 8, 0, 1.0f, 0.0f, {40, 1, 2}}, true, 2e-6, 1e-4);
+}
+
+TEST_F(CudaAttention, SoftcapAndLongContextSplitK) {
+  SCOPED_TRACE(trace());
+  run_case({128, 2, 4, 0, 0.09f, 30.0f, {21, 1, 3}}, true, 2e-6, 1e-4);
+  // 1.5k cached keys: the decode kernel splits the keys across CTAs and combines the partials.
+  run_case({128, 2, 2, 0, 0.09f, 0.0f, {700, 800, 1, 1, 2, 3, 4}}, true, 2e-6, 1e-4);
+  run_case({256, 2, 4, 1024, 0.0625f, 0.0f, {500, 600, 1, 4, 1}}, true, 2e-6, 1e-4);
+}
+
+TEST_F(CudaAttention, Bf16CacheMatchesFp32ReferenceWithinCachePrecision) {
+  SCOPED_TRACE(trace());
+  run_case({256, 2, 2, 0, 0.0625f, 0.0f, {9, 1, 1, 20, 1}}, false, 1e-2, 5e-2);
+}
+
+TEST_F(CudaAttention, WindowLargerThanRingIsReported) {
+  KvLayerSpec spec{2, 64, 8, 16};  // window 16 but only 8 slots
+  Result<std::unique_ptr<KvCache>> cache = gpu_->create_kv_cache({spec});
+  ASSERT_TRUE(cache.is_ok());
+  AttentionParams p;
+  p.n_heads = 2;
+  p.n_kv_heads = 2;
+  p.head_dim = 64;
+  p.sliding_window = 16;
+  std::vector<int32_t> pos = {12};
+  DeviceBuffer gp = to_gpu(pos), gq = to_gpu(normal(128)), go = poisoned(128);
+  gpu_->attention(**cache, 0, gq.f32(), 1, gp.i32(), p, go.f32());
+  Status st = gpu_->synchronize();
+  EXPECT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("KV ring"), std::string::npos) << st.to_string();
+  // Mismatched geometry is rejected on the host.
+  p.head_dim = 32;
+  gpu_->attention(**cache, 0, gq.f32(), 1, gp.i32(), p, go.f32());
+  EXPECT_FALSE(gpu_->synchronize().is_ok());
+  EXPECT_FALSE(gpu_->create_kv_cache({KvLayerSpec{0, 64, 8, 0}}).is_ok());
+}
+
+}  // namespace
+}  // namespace ge
