@@ -7,7 +7,9 @@
 //   tiled layouts, tensor-core GEMV:   |gpu − cpu| ≤ 5e-5 · A   (x split into bf16 hi + lo keeps 16
 //                                      significant bits: 2^-17 ≈ 7.6e-6 per product, plus fp32 sums
 //                                      and the zero-point term (8 − z)·s·Σx of torchao int4)
-//   M > 16, bf16 cuBLASLt GEMM:        |gpu − cpu| ≤ 8e-3 · A   (x and w rounded to bf16: ≤ 2^-9 each)
+//   M > 16, bf16 cuBLASLt GEMM:        |gpu − cpu| ≤ 1.2e-2 · A (x and w rounded to bf16, ≤ 2^-9 each,
+//                                      give 3.9e-3; up to 6.5e-3 was seen on H100, so cuBLASLt's own
+//                                      accumulation adds error of the same order)
 // A wrong scale, zero, nibble or layout gives errors of order A.
 #include <gtest/gtest.h>
 
@@ -104,7 +106,7 @@ class CudaMatmul : public GpuTest {
       const std::vector<float> got = from_gpu(gy, m * rows);
       const std::vector<float> want = from_cpu(cy, m * rows);
       const std::vector<double> a = abs_sums(hw.view, x, m);
-      const double tol = m > 16 ? 8e-3 : (expect_tiled(c) ? 5e-5 : 1e-5);
+      const double tol = m > 16 ? 1.2e-2 : (expect_tiled(c) ? 5e-5 : 1e-5);
       int bad = 0;
       for (size_t i = 0; i < want.size(); ++i) {
         const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
