@@ -39,7 +39,7 @@ from gguf import GGMLQuantizationType as QT
 
 H = 64            # hidden size
 F = 128           # MLP width
-CONTEXT = 4096
+CONTEXT = 32768  # long enough that a request can run for seconds (cancellation tests)
 MODE_DIM = H - 1  # residual direction set when tools were declared
 MARKER_KEY_DIM = 20  # a key dimension that RoPE leaves alone (partial rotation: 25 % of pairs)
 

@@ -10,9 +10,11 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 # Release build: everything except GPU tests.
 ctest --test-dir build --output-on-failure -j"$(nproc)" -LE gpu
+# gemma serve through the official OpenAI client (tiny models in tests/server/data; GE_TEST_MODEL).
+GEMMA_BIN="$PWD/build/gemma" .venv/bin/python -m pytest -q tests/server
 
-# Sanitizer build of the parts that read untrusted input (model files, tokenizer, chat).
+# Sanitizer build of the parts that read untrusted input (model files, tokenizer, chat, requests).
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGE_SANITIZE=ON >/dev/null
-cmake --build build-asan -j"$(nproc)" --target ge_core_tests ge_formats_tests ge_quant_tests ge_tokenizer_tests ge_chat_tests
+cmake --build build-asan -j"$(nproc)" --target ge_core_tests ge_formats_tests ge_quant_tests ge_tokenizer_tests ge_chat_tests ge_server_tests
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -L 'core|formats|quant|tokenizer|chat'
+  ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -L 'core|formats|quant|tokenizer|chat|server'

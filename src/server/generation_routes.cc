@@ -41,13 +41,13 @@ struct CancelOnDrop {
   }
 };
 
-ApiError context_error(int64_t n_prompt, int64_t max_new, int64_t n_ctx, bool prompt_only) {
+ApiError context_error(int64_t n_prompt, int64_t max_new, int64_t n_ctx, bool prompt_only, const char* prompt_param) {
   ApiError e = invalid_request(
       prompt_only ? "the prompt has " + std::to_string(n_prompt) + " tokens but the context holds " +
                         std::to_string(n_ctx) + " (at least one token must be left to generate)"
                   : "the prompt (" + std::to_string(n_prompt) + " tokens) plus max_tokens (" + std::to_string(max_new) +
                         ") exceeds the context of " + std::to_string(n_ctx) + " tokens",
-      prompt_only ? "messages" : "max_tokens", "context_length_exceeded");
+      prompt_only ? prompt_param : "max_tokens", "context_length_exceeded");
   e.extra = json{{"n_prompt_tokens", n_prompt}, {"n_ctx", n_ctx}};
   if (!prompt_only) e.extra["max_tokens"] = max_new;
   return e;
@@ -55,10 +55,11 @@ ApiError context_error(int64_t n_prompt, int64_t max_new, int64_t n_ctx, bool pr
 
 }  // namespace
 
-void ServerImpl::handle_generation(const httplib::Request& req, httplib::Response& res, bool chat_mode) {
+void ServerImpl::handle_generation(const httplib::Request& req, const std::string& body_text, httplib::Response& res,
+                                   bool chat_mode) {
   if (state_ != State::kReady) return send_unavailable(res);
   json body;
-  if (auto e = parse_body(req.body, limits_, &body)) return send_error(res, *e);
+  if (auto e = parse_body(body_text, limits_, &body)) return send_error(res, *e);
   const Tokenizer& tok = engine_->tokenizer();
 
   GenerationOptions opt;
@@ -103,9 +104,10 @@ void ServerImpl::handle_generation(const httplib::Request& req, httplib::Respons
   // Context: at least one token must be left to generate; an explicit max_tokens must fit whole.
   const int64_t n_ctx = options_.scheduler.context_len;
   const int64_t n_prompt = static_cast<int64_t>(prompt.size());
-  if (n_prompt >= n_ctx) return send_error(res, context_error(n_prompt, 0, n_ctx, true));
+  const char* prompt_param = chat_mode ? "messages" : "prompt";
+  if (n_prompt >= n_ctx) return send_error(res, context_error(n_prompt, 0, n_ctx, true, prompt_param));
   const int64_t max_new = opt.max_tokens.value_or(n_ctx - n_prompt);
-  if (n_prompt + max_new > n_ctx) return send_error(res, context_error(n_prompt, max_new, n_ctx, false));
+  if (n_prompt + max_new > n_ctx) return send_error(res, context_error(n_prompt, max_new, n_ctx, false, prompt_param));
 
   so.stop = opt.stop;
   so.logprobs = opt.top_logprobs >= 0;

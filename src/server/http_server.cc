@@ -210,12 +210,44 @@ void ServerImpl::install_routes() {
   });
   for (const char* path : {"/v1/models", "/models"})
     svr_->Get(path, [this](const httplib::Request&, httplib::Response& res) { handle_models(res); });
+  // POST bodies are read here rather than by httplib, which would parse a body sent as
+  // application/x-www-form-urlencoded (curl's default) as form fields and cap it at 8 KiB.
+  auto post = [this](const char* path, std::function<void(const httplib::Request&, const std::string&, httplib::Response&)> h) {
+    svr_->Post(path, [this, h](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+      std::string body;
+      bool too_big = false;
+      const bool read = reader([&](const char* data, size_t n) {
+        if (body.size() + n > options_.max_body_bytes) {
+          too_big = true;
+          return false;
+        }
+        body.append(data, n);
+        return true;
+      });
+      if (!read) {
+        // httplib refuses a declared Content-Length over the limit itself (status 413); a chunked
+        // body is cut off above; anything else is a broken upload.
+        too_big = too_big || res.status == 413;
+        ApiError e = invalid_request(too_big ? "the request body is larger than " +
+                                                   std::to_string(options_.max_body_bytes) + " bytes"
+                                             : "the request body could not be read");
+        e.http_status = too_big ? 413 : 400;
+        res.set_header("Connection", "close");
+        return send_error(res, e);
+      }
+      h(req, body, res);
+    });
+  };
   for (const char* path : {"/v1/chat/completions", "/chat/completions"})
-    svr_->Post(path, [this](const httplib::Request& req, httplib::Response& res) { handle_generation(req, res, true); });
+    post(path, [this](const httplib::Request& req, const std::string& body, httplib::Response& res) {
+      handle_generation(req, body, res, true);
+    });
   for (const char* path : {"/v1/completions", "/completions"})
-    svr_->Post(path, [this](const httplib::Request& req, httplib::Response& res) { handle_generation(req, res, false); });
-  svr_->Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) { handle_tokenize(req, res); });
-  svr_->Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) { handle_detokenize(req, res); });
+    post(path, [this](const httplib::Request& req, const std::string& body, httplib::Response& res) {
+      handle_generation(req, body, res, false);
+    });
+  post("/tokenize", [this](const httplib::Request&, const std::string& body, httplib::Response& res) { handle_tokenize(body, res); });
+  post("/detokenize", [this](const httplib::Request&, const std::string& body, httplib::Response& res) { handle_detokenize(body, res); });
 }
 
 void ServerImpl::handle_health(httplib::Response& res) {
@@ -263,11 +295,11 @@ void ServerImpl::handle_models(httplib::Response& res) {
   res.set_content(dump_json(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
 }
 
-void ServerImpl::handle_tokenize(const httplib::Request& req, httplib::Response& res) {
+void ServerImpl::handle_tokenize(const std::string& body_text, httplib::Response& res) {
   using nlohmann::json;
   if (state_ != State::kReady) return send_unavailable(res);
   json body;
-  if (auto e = parse_body(req.body, limits_, &body)) return send_error(res, *e);
+  if (auto e = parse_body(body_text, limits_, &body)) return send_error(res, *e);
   TokenizeRequest tr;
   if (auto e = parse_tokenize_request(body, &tr)) return send_error(res, *e);
   const Tokenizer& tok = engine_->tokenizer();
@@ -295,11 +327,11 @@ void ServerImpl::handle_tokenize(const httplib::Request& req, httplib::Response&
                   "application/json");
 }
 
-void ServerImpl::handle_detokenize(const httplib::Request& req, httplib::Response& res) {
+void ServerImpl::handle_detokenize(const std::string& body_text, httplib::Response& res) {
   using nlohmann::json;
   if (state_ != State::kReady) return send_unavailable(res);
   json body;
-  if (auto e = parse_body(req.body, limits_, &body)) return send_error(res, *e);
+  if (auto e = parse_body(body_text, limits_, &body)) return send_error(res, *e);
   DetokenizeRequest dr;
   if (auto e = parse_detokenize_request(body, limits_, &dr)) return send_error(res, *e);
   // Special tokens are written out, so tokenize (parse_special) and detokenize round-trip.

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
+#include <functional>
+#include <string>
 #include <memory>
 #include <mutex>
 
@@ -41,10 +43,10 @@ class ServerImpl {
   void install_routes();
   void handle_health(httplib::Response& res);
   void handle_models(httplib::Response& res);
-  void handle_tokenize(const httplib::Request& req, httplib::Response& res);
-  void handle_detokenize(const httplib::Request& req, httplib::Response& res);
+  void handle_tokenize(const std::string& body, httplib::Response& res);
+  void handle_detokenize(const std::string& body, httplib::Response& res);
   // /v1/chat/completions (chat) and /v1/completions (!chat), streamed or not.
-  void handle_generation(const httplib::Request& req, httplib::Response& res, bool chat);
+  void handle_generation(const httplib::Request& req, const std::string& body, httplib::Response& res, bool chat);
   void fail_load(const Status& s);
   void request_stop();
   double uptime_s() const;
