@@ -5,12 +5,15 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
+#include "model/checkpoint.h"
 #include "model/gemma_config.h"
 #include "quant/quant_type.h"
+#include "quant/quantize.h"
 #include "quant/quantize_recipe.h"
 #include "quant/tensor_quantizer.h"
 
@@ -69,5 +72,26 @@ Result<std::string> hf_config_json(const GemmaConfig& config);
 // Gemma 3 norms shifted back by −1). `dtype_bf16` chooses BF16 over F32.
 Status dequantize_gguf_to_hf(const std::string& gguf_path, const std::string& out_dir, bool dtype_bf16, bool force,
                              int n_threads = 0);
+
+// Quantization at load time (`--quantize int4-g32`): the encodings the torchao writer would store
+// for `source` (F32/F16/BF16 matrices), held in memory; weights() views them and can be handed to
+// GemmaModel::create like a checkpoint's weights. Norms and scalars are copied unchanged.
+class QuantizedModelWeights {
+ public:
+  const ModelWeights& weights() const { return weights_; }
+  uint64_t bytes() const;  // quantized data, scales and zeros held
+
+ private:
+  friend Result<std::unique_ptr<QuantizedModelWeights>> quantize_model_weights(const GemmaConfig&,
+                                                                               const ModelWeights&,
+                                                                               const QuantRecipe&, int);
+  ModelWeights weights_;
+  std::vector<std::unique_ptr<Int4GroupData>> int4_;
+  std::vector<std::unique_ptr<Int8GroupData>> int8_;
+};
+
+Result<std::unique_ptr<QuantizedModelWeights>> quantize_model_weights(const GemmaConfig& config,
+                                                                      const ModelWeights& source,
+                                                                      const QuantRecipe& recipe, int n_threads = 0);
 
 }  // namespace ge

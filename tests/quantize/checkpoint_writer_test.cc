@@ -454,3 +454,45 @@ TEST(QuantizeCheckpoint, ExistingOutputNeedsForce) {
 
 }  // namespace
 }  // namespace ge
+
+namespace ge {
+namespace {
+
+// Quantizing at load time gives exactly the weights of the written checkpoint, loaded back.
+TEST(QuantizeModelWeights, EqualsTheWrittenCheckpoint) {
+  for (const char* model : {"gemma3_tiny", "gemma4_tiny"}) {
+    SCOPED_TRACE(model);
+    const std::string src_dir = kGoldenDir + model;
+    QuantizeOptions o;
+    o.recipe.kind = RecipeKind::kSensitive;
+    o.recipe.method = QuantMethod::kHqq;
+    o.recipe.int4_lm_head = true;
+    const fs::path out = test::scratch_dir(model);
+    quantize_or_die(src_dir, out.string(), o);
+    auto src = open_or_die(src_dir);
+    auto file = open_or_die(out.string());
+    ASSERT_TRUE(src && file);
+    Result<std::unique_ptr<QuantizedModelWeights>> mem =
+        quantize_model_weights(src->config(), src->weights(), o.recipe, 2);
+    ASSERT_TRUE(mem.is_ok()) << mem.status().to_string();
+    const ModelWeights& a = (*mem)->weights();
+    const ModelWeights& b = file->weights();
+    auto m_a = matrices(a), m_b = matrices(b);
+    m_a.push_back({"lm_head", &a.lm_head});
+    m_b.push_back({"lm_head", &b.lm_head});
+    ASSERT_EQ(m_a.size(), m_b.size());
+    for (size_t i = 0; i < m_a.size(); ++i) {
+      const QuantWeight &x = *m_a[i].second, &y = *m_b[i].second;
+      ASSERT_EQ(x.type, y.type) << m_a[i].first;
+      ASSERT_EQ(x.group_size, y.group_size) << m_a[i].first;
+      EXPECT_EQ(decode_all(x), decode_all(y)) << m_a[i].first;
+    }
+    EXPECT_EQ(a.embed_scale, b.embed_scale);
+    EXPECT_GT((*mem)->bytes(), 0u);
+    // A checkpoint that is already quantized is refused.
+    EXPECT_FALSE(quantize_model_weights(file->config(), file->weights(), o.recipe, 1).is_ok());
+  }
+}
+
+}  // namespace
+}  // namespace ge

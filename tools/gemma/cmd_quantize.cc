@@ -1,7 +1,9 @@
 // `gemma quantize`: HF checkpoint → torchao INT4/INT8 safetensors or GGUF, one tensor at a time; plus
-// `--dequantize-gguf` (GGUF → HF-layout reference) and `--compare` (KL divergence of two checkpoints).
+// `--dequantize-gguf` (GGUF → HF-layout reference), `--compare` (KL divergence of two checkpoints) and
+// `--time-load` (Checkpoint::open + packing time).
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -122,7 +124,7 @@ int run_compare(const Args& a, int threads) {
   if (static_cast<int64_t>(tokens->size()) > *max_tokens) tokens->resize(static_cast<size_t>(*max_tokens));
   if (tokens->empty()) return fail(invalid_argument("--compare: no tokens"));
   int64_t v_ref = 0, v_test = 0;
-  const std::string backend = a.str("backend");
+  const std::string backend = a.has("backend") ? a.str("backend") : "cpu-ref";
   auto ref = all_logits(a.str("compare"), *tokens, backend, threads, static_cast<int32_t>(*chunk), &v_ref);
   if (!ref.is_ok()) return fail(ref.status());
   auto test = all_logits(a.str("input"), *tokens, backend, threads, static_cast<int32_t>(*chunk), &v_test);
@@ -141,6 +143,36 @@ int run_compare(const Args& a, int threads) {
   return 0;
 }
 
+// Times Checkpoint::open plus packing every weight for a backend (GemmaModel::create), repeated so
+// that all but the first run read from a warm page cache.
+int run_time_load(const Args& a, int threads) {
+  auto reps = a.integer("repetitions", 1, 100);
+  if (!reps.is_ok()) return fail(reps.status());
+  const std::string backend_name = a.has("backend") ? a.str("backend") : "cpu";
+  double best = 1e30;
+  for (int64_t r = 0; r < *reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto cp = Checkpoint::open(a.str("input"));
+    if (!cp.is_ok()) return fail(cp.status());
+    const double open_s = seconds_since(t0);
+    auto backend = create_backend(backend_name, threads);
+    if (!backend.is_ok()) return fail(backend.status());
+    const auto t1 = std::chrono::steady_clock::now();
+    auto model = GemmaModel::create((*cp)->config(), (*cp)->weights(), **backend, 1);
+    if (!model.is_ok()) return fail(model.status());
+    const double pack_s = seconds_since(t1), total = seconds_since(t0);
+    const double gb = static_cast<double>((*cp)->weight_bytes()) / 1e9;
+    best = std::min(best, total);
+    std::printf("run %lld: open %.3f s, pack (%s, %d threads) %.3f s, total %.3f s: %.2f GB of weights at %.2f GB/s "
+                "(packed %.2f GB)\n",
+                static_cast<long long>(r + 1), open_s, backend_name.c_str(), threads, pack_s, total, gb, gb / total,
+                static_cast<double>((*model)->packed_weight_bytes()) / 1e9);
+    std::fflush(stdout);
+  }
+  std::printf("best %.3f s; peak RSS %.0f MB\n", best, peak_rss_mb());
+  return 0;
+}
+
 }  // namespace
 
 int cmd_quantize(int argc, char** argv) {
@@ -148,7 +180,8 @@ int cmd_quantize(int argc, char** argv) {
          "gemma quantize -i HF_DIR_OR_FILE -o OUT [--format torchao|gguf] [--type q4_0|q8_0|q4_k|q6_k]\n"
          "                      [--method minmax|hqq] [--recipe default|sensitive] [--group-size 32|64|128]\n"
          "       gemma quantize --dequantize-gguf -i MODEL.gguf -o OUT_DIR [--bf16]\n"
-         "       gemma quantize --compare REF -i TEST (--tokens-json F | --text F --tokenizer T)");
+         "       gemma quantize --compare REF -i TEST (--tokens-json F | --text F --tokenizer T)\n"
+         "       gemma quantize --time-load -i CHECKPOINT [--backend cpu] [-r 3]");
   a.option("input", "i", "PATH", "HF checkpoint directory (config.json + safetensors, sharded or not) or .safetensors file");
   a.option("output", "o", "PATH", "output directory (torchao) or .gguf file");
   a.option("format", "f", "FMT", "torchao (ExecuTorch's Int4Tensor/IntxUnpackedToInt8Tensor safetensors) or gguf",
@@ -170,8 +203,10 @@ int cmd_quantize(int argc, char** argv) {
   a.option("text", "", "FILE", "--compare: text to tokenize with --tokenizer");
   a.option("tokenizer", "", "PATH", "--compare: a .gguf or tokenizer.json");
   a.option("max-tokens", "", "N", "--compare: positions evaluated", "256");
-  a.option("backend", "", "NAME", "--compare: cpu-ref (reference) or cpu", "cpu-ref");
+  a.option("backend", "", "NAME", "--compare: cpu-ref (default) or cpu; --time-load: cpu (default), cpu-ref, cuda");
   a.option("chunk", "", "N", "--compare: tokens per forward pass", "64");
+  a.flag("time-load", "time Checkpoint::open + packing of the checkpoint given by -i (--backend, default cpu)");
+  a.option("repetitions", "r", "N", "--time-load: runs (the first may read from disk)", "3");
   if (Status s = a.parse(argc, argv); !s.is_ok()) return fail(s);
   if (a.help_requested()) {
     std::cout << a.help();
@@ -183,6 +218,7 @@ int cmd_quantize(int argc, char** argv) {
       *threads > 0 ? static_cast<int>(*threads) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!a.has("input")) return fail(invalid_argument("gemma quantize: missing -i INPUT"));
   if (a.has("compare")) return run_compare(a, n_threads);
+  if (a.on("time-load")) return run_time_load(a, n_threads);
   if (!a.has("output")) return fail(invalid_argument("gemma quantize: missing -o OUTPUT"));
   const auto t0 = std::chrono::steady_clock::now();
 
