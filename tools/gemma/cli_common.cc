@@ -1,6 +1,7 @@
 // Shared CLI plumbing: engine loading with a progress line, sampling flags, chat encoding.
 #include "cli_common.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <unistd.h>
 
@@ -10,7 +11,7 @@ void add_model_options(Args& a) {
   a.option("model", "m", "PATH", "model: .gguf file, .safetensors file or HF checkpoint directory");
   a.option("backend", "", "NAME", "cpu or cuda", "cpu");
   a.option("threads", "t", "N", "CPU threads (0 = all cores)", "0");
-  a.option("ctx", "c", "N", "context length in tokens", "4096");
+  a.option("ctx", "c", "N", "context length in tokens (0 = min(4096, the model's maximum))", "0");
   a.option("chunk", "", "N", "prefill chunk (tokens per forward pass)", "256");
   a.flag("mlock", "pin the weights in RAM");
 }
@@ -27,8 +28,14 @@ void add_sampling_options(Args& a) {
 }
 
 Result<int32_t> context_length(const Args& a) {
-  GE_ASSIGN_OR_RETURN(int64_t c, a.integer("ctx", 1, 1 << 22));
+  GE_ASSIGN_OR_RETURN(int64_t c, a.integer("ctx", 0, 1 << 22));
   return static_cast<int32_t>(c);
+}
+
+int32_t resolve_context(int32_t requested, const Engine& e) {
+  if (requested > 0) return requested;
+  const int64_t max_pos = e.config().max_position_embeddings;
+  return static_cast<int32_t>(max_pos > 0 ? std::min<int64_t>(4096, max_pos) : 4096);
 }
 
 Result<std::unique_ptr<Engine>> load_engine(const Args& a, bool show_progress) {

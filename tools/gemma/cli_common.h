@@ -15,7 +15,8 @@ void add_model_options(Args& a);     // -m, --backend, -t, -c, --chunk, --mlock
 void add_sampling_options(Args& a);  // --temp, --top-k, --top-p, --min-p, penalties, --seed
 
 Result<std::unique_ptr<Engine>> load_engine(const Args& a, bool show_progress);
-Result<int32_t> context_length(const Args& a);
+Result<int32_t> context_length(const Args& a);  // 0 = let resolve_context decide
+int32_t resolve_context(int32_t requested, const Engine& e);
 // The engine's defaults overridden by whatever flags were given; validated.
 Result<SamplingParams> sampling_from_args(const Args& a, const SamplingParams& defaults);
 

@@ -36,7 +36,7 @@ int cmd_chat(int argc, char** argv) {
   Engine& e = **engine;
   Result<SamplingParams> sp = sampling_from_args(a, e.default_sampling());
   if (!sp.is_ok()) return fail(sp.status());
-  Result<std::unique_ptr<Session>> session = e.create_session(*ctx);
+  Result<std::unique_ptr<Session>> session = e.create_session(resolve_context(*ctx, e));
   if (!session.is_ok()) return fail(session.status());
   Sampler sampler(*sp);
   GenerateOptions go;

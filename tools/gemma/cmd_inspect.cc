@@ -59,7 +59,7 @@ int cmd_inspect(int argc, char** argv) {
     return 0;
   }
   if (!a.has("model")) return fail(invalid_argument("gemma inspect: needs -m MODEL"));
-  Result<int32_t> ctx = context_length(a);
+  Result<int64_t> ctx = a.integer("ctx", 1, 1 << 22);
   if (!ctx.is_ok()) return fail(ctx.status());
   Result<std::unique_ptr<Checkpoint>> cp = Checkpoint::open(a.str("model"));
   if (!cp.is_ok()) return fail(cp.status());
@@ -98,8 +98,8 @@ int cmd_inspect(int argc, char** argv) {
                                      : static_cast<uint64_t>(*ctx);
     kv += 2 * slots * static_cast<uint64_t>(l.num_key_value_heads) * static_cast<uint64_t>(l.head_dim) * 4;
   }
-  std::printf("\nmemory:      weights %.1f MiB, KV cache at %d tokens %.1f MiB (fp32)\n",
-              static_cast<double>((*cp)->weight_bytes()) / 1048576.0, *ctx, static_cast<double>(kv) / 1048576.0);
+  std::printf("\nmemory:      weights %.1f MiB, KV cache at %lld tokens %.1f MiB (fp32)\n",
+              static_cast<double>((*cp)->weight_bytes()) / 1048576.0, static_cast<long long>(*ctx), static_cast<double>(kv) / 1048576.0);
   if (const gguf::GgufFile* g = (*cp)->gguf()) {
     Result<Tokenizer> tok = Tokenizer::from_gguf(*g);
     if (tok.is_ok())

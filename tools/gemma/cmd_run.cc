@@ -66,7 +66,7 @@ int cmd_run(int argc, char** argv) {
     if (!t.is_ok()) return fail(t.status());
     tokens = std::move(t).value();
   }
-  Result<std::unique_ptr<Session>> session = e.create_session(*ctx);
+  Result<std::unique_ptr<Session>> session = e.create_session(resolve_context(*ctx, e));
   if (!session.is_ok()) return fail(session.status());
   Sampler sampler(*sp);
   GenerateOptions go;
