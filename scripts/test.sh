@@ -10,6 +10,9 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 # Release build: everything except GPU tests.
 ctest --test-dir build --output-on-failure -j"$(nproc)" -LE gpu
+
+# The gemma command end to end (tiny models, the real model, bad flags and files).
+.venv/bin/python -m pytest -q tests/cli
 # gemma serve through the official OpenAI client (tiny models in tests/server/data; GE_TEST_MODEL).
 GEMMA_BIN="$PWD/build/gemma" .venv/bin/python -m pytest -q tests/server
 
