@@ -16,6 +16,7 @@ using nlohmann::json;
 namespace {
 
 constexpr std::chrono::milliseconds kPollInterval{20};
+constexpr std::chrono::seconds kPingInterval{10};
 
 std::string random_id(const char* prefix) {
   static const char kHex[] = "0123456789abcdef";
@@ -182,17 +183,29 @@ void ServerImpl::handle_generation(const httplib::Request& req, const std::strin
         if (chat_mode) ok = write(sse_event(chat_chunk_json(meta, json{{"role", "assistant"}, {"content", ""}})));
         else if (!echo_text.empty()) ok = write(sse_event(text_chunk_json(meta, echo_text)));
         int tool_index = 0;
+        size_t text_offset = echo_text.size();
+        auto last_write = std::chrono::steady_clock::now();
         while (ok) {
           StreamOutput out;
           const bool done = stream->take(&out, kPollInterval);
+          const auto now = std::chrono::steady_clock::now();
+          if (out.empty() && now - last_write > kPingInterval) {
+            // An SSE comment keeps proxies from timing out a request that waits in the queue or
+            // in a long prefill, and finds a vanished client through the failed write.
+            ok = write(": ping\n\n");
+            last_write = now;
+          }
           if (!out.empty()) {
+            last_write = now;
             if (chat_mode) {
               json delta = chat_delta_json(out, tool_index);
               tool_index += static_cast<int>(out.tool_calls.size());
               const json lp = logprobs && !out.logprobs.empty() ? chat_logprobs_json(out.logprobs) : json(nullptr);
               if (!delta.empty() || !lp.is_null()) ok = write(sse_event(chat_chunk_json(meta, delta, "", lp)));
             } else {
-              const json lp = logprobs && !out.logprobs.empty() ? completion_logprobs_json(out.logprobs, 0) : json(nullptr);
+              const json lp =
+                  logprobs && !out.logprobs.empty() ? completion_logprobs_json(out.logprobs, text_offset) : json(nullptr);
+              text_offset += out.content.size();
               ok = write(sse_event(text_chunk_json(meta, out.content, "", lp)));
             }
           }

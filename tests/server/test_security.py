@@ -96,3 +96,12 @@ def test_c6_foreign_host_header_refused(chat_server):
     assert r.status_code == 403
     for host in ["localhost", f"127.0.0.1:{chat_server.port}", "[::1]:80"]:
         assert get(chat_server.url + "/v1/models", {"Host": host}).status_code == 200
+
+
+def test_unloadable_model_exits_with_an_error(tmp_path):
+    bad = tmp_path / "not-a-model.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 60)
+    p = subprocess.run([str(gemma_bin()), "serve", "-m", str(bad), "--port", "0"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode != 0
+    assert "error:" in p.stderr
