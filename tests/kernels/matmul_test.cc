@@ -45,7 +45,10 @@ struct TypeCase {
 //    random-byte Q4_K/Q5_K rows, whose large mins make every row share one common-mode component
 //    (see docs/cpu-backend.md). A wrong scale, min or layout gives errors of order 100%. fp32
 //    weights take no activation quantization.
+//  - decode (M ≤ kInt16MaxTokens) quantizes activations to int16 (d = max|x|/32767): the same
+//    bounds hold, and the relative row error must stay under 2e-4 (fp32 rounding dominates).
 constexpr double kExactTol = 1e-4;
+constexpr double kInt16RowRelTol = 2e-4;
 constexpr double kRowRelTol = 0.05;
 constexpr int64_t kRowRelMinOutputs = 33;
 
@@ -56,7 +59,6 @@ TEST_P(MatmulTest, MatchesReferenceOverShapeGrid) {
   SCOPED_TRACE("GE_TEST_SEED=" + std::to_string(seed));
   std::mt19937 rng(seed);
   const cpu::CpuIsa isa = GetParam();
-  std::unique_ptr<Backend> fast(create_cpu_backend_isa(2, isa));
   std::unique_ptr<Backend> ref(create_cpu_reference_backend(1));
   const cpu::CpuKernels& kern = cpu::kernels_for(isa);
   const TypeCase cases[] = {
@@ -70,64 +72,75 @@ TEST_P(MatmulTest, MatchesReferenceOverShapeGrid) {
       {QuantType::kInt4Group, 16, 1, {48}},  // group not on a block: fp32 fallback
   };
   double max_row_rel = 0.0;
-  for (const TypeCase& c : cases) {
-    for (int64_t k : c.ks) {
-      for (int64_t n : {1, 8, 13, 33}) {
-        test::RandomWeight w = test::make_random_weight(c.type, n, k, rng, c.group, c.zero_kind);
-        auto pf = fast->pack_weight(w.view);
-        auto pr = ref->pack_weight(w.view);
-        ASSERT_TRUE(pf.is_ok() && pr.is_ok());
-        const auto& packed = static_cast<const cpu::CpuPackedWeight&>(**pf);
-        const bool quant = packed.kind() != cpu::PackedKind::kF32;
-        // Dequantized packed rows [n, k] for the exact oracle.
-        std::vector<float> wd(static_cast<size_t>(n * k));
-        for (int64_t r = 0; r < n; ++r) packed.dequantize_row(r, wd.data() + r * k);
-        for (int64_t m : {1, 3, 4, 5, 9, 12}) {
-          SCOPED_TRACE(std::string(quant_type_name(c.type)) + " group " + std::to_string(c.group) +
-                       " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
-                       " isa=" + cpu::cpu_isa_name(isa));
-          std::vector<float> x = test::random_floats(m * k, rng);
-          std::vector<float> y(static_cast<size_t>(m * n), std::nanf(""));  // poisoned
-          std::vector<float> yr(static_cast<size_t>(m * n));
-          fast->matmul(x.data(), m, **pf, y.data());
-          ref->matmul(x.data(), m, **pr, yr.data());
-          // The activations the kernel actually saw: d · q per block (fp32 weights see x itself).
-          std::vector<float> xq = x;
-          if (quant) {
-            const int64_t nb = k / 32;
-            std::vector<int8_t> q(static_cast<size_t>(m * k));
-            std::vector<float> d(static_cast<size_t>(m * nb)), ds(static_cast<size_t>(m * nb));
-            std::vector<int32_t> s16(static_cast<size_t>(m * nb * 2));
-            kern.quantize_acts(x.data(), m, nb, q.data(), d.data(), ds.data(), s16.data());
-            for (int64_t i = 0; i < m * k; ++i) xq[i] = d[i / 32] * static_cast<float>(q[i]);
-          }
-          for (int64_t t = 0; t < m; ++t) {
-            double err_norm = 0.0;  // ‖x − xq‖₂ of this token
-            for (int64_t i = 0; i < k; ++i) {
-              const double e = static_cast<double>(x[t * k + i]) - xq[t * k + i];
-              err_norm += e * e;
-            }
-            err_norm = std::sqrt(err_norm);
-            std::vector<double> want(static_cast<size_t>(n));
-            for (int64_t r = 0; r < n; ++r) {
-              double exact = 0.0, abs_sum = 0.0, w_norm = 0.0;
-              for (int64_t i = 0; i < k; ++i) {
-                const double wi = wd[r * k + i];
-                exact += wi * xq[t * k + i];
-                abs_sum += std::fabs(wi * xq[t * k + i]) + std::fabs(wi * x[t * k + i]);
-                w_norm += wi * wi;
+  for (cpu::CpuActivations acts : {cpu::CpuActivations::kInt8, cpu::CpuActivations::kInt16}) {
+    std::unique_ptr<Backend> fast(create_cpu_backend_isa(2, isa, acts));
+    for (const TypeCase& c : cases) {
+      for (int64_t k : c.ks) {
+        for (int64_t n : {1, 8, 13, 33}) {
+          test::RandomWeight w = test::make_random_weight(c.type, n, k, rng, c.group, c.zero_kind);
+          auto pf = fast->pack_weight(w.view);
+          auto pr = ref->pack_weight(w.view);
+          ASSERT_TRUE(pf.is_ok() && pr.is_ok());
+          const auto& packed = static_cast<const cpu::CpuPackedWeight&>(**pf);
+          const bool quant = packed.kind() != cpu::PackedKind::kF32;
+          // Dequantized packed rows [n, k] for the exact oracle.
+          std::vector<float> wd(static_cast<size_t>(n * k));
+          for (int64_t r = 0; r < n; ++r) packed.dequantize_row(r, wd.data() + r * k);
+          for (int64_t m : {1, 3, 4, 5, 9, 12}) {
+            SCOPED_TRACE(std::string(quant_type_name(c.type)) + " group " + std::to_string(c.group) +
+                         " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
+                         " isa=" + cpu::cpu_isa_name(isa) + " activations=" + cpu::cpu_activations_name(acts));
+            std::vector<float> x = test::random_floats(m * k, rng);
+            std::vector<float> y(static_cast<size_t>(m * n), std::nanf(""));  // poisoned
+            std::vector<float> yr(static_cast<size_t>(m * n));
+            fast->matmul(x.data(), m, **pf, y.data());
+            ref->matmul(x.data(), m, **pr, yr.data());
+            // The activations the kernel actually saw: d · q per block (fp32 weights see x itself).
+            std::vector<float> xq = x;
+            const bool int16_acts = quant && (m <= cpu::kInt16MaxTokens || acts == cpu::CpuActivations::kInt16);
+            if (quant) {
+              const int64_t nb = k / 32;
+              std::vector<int8_t> q(static_cast<size_t>(m * k));
+              std::vector<int16_t> q16(static_cast<size_t>(m * k));
+              std::vector<float> d(static_cast<size_t>(m * nb)), ds(static_cast<size_t>(m * nb));
+              std::vector<int32_t> s16(static_cast<size_t>(m * nb * 2));
+              if (int16_acts) {
+                kern.quantize_acts16(x.data(), m, nb, q16.data(), d.data(), ds.data(), s16.data());
+              } else {
+                kern.quantize_acts(x.data(), m, nb, q.data(), d.data(), ds.data(), s16.data());
               }
-              const float got = y[t * n + r];
-              want[r] = yr[t * n + r];
-              ASSERT_FALSE(std::isnan(got)) << "row " << r << " token " << t << " unwritten";
-              EXPECT_LE(std::fabs(got - exact), kExactTol * abs_sum) << "row " << r << " token " << t;
-              const double act_bound = std::sqrt(w_norm) * err_norm;
-              EXPECT_LE(std::fabs(got - want[r]), act_bound + kExactTol * abs_sum) << "row " << r << " token " << t;
+              for (int64_t i = 0; i < m * k; ++i) {
+                xq[i] = d[i / 32] * static_cast<float>(int16_acts ? q16[i] : q[i]);
+              }
             }
-            if (n >= kRowRelMinOutputs) {
-              const double rel = row_rel_error(y.data() + t * n, want.data(), n);
-              EXPECT_LE(rel, quant ? kRowRelTol : kExactTol) << "token " << t;
-              if (quant) max_row_rel = std::max(max_row_rel, rel);
+            for (int64_t t = 0; t < m; ++t) {
+              double err_norm = 0.0;  // ‖x − xq‖₂ of this token
+              for (int64_t i = 0; i < k; ++i) {
+                const double e = static_cast<double>(x[t * k + i]) - xq[t * k + i];
+                err_norm += e * e;
+              }
+              err_norm = std::sqrt(err_norm);
+              std::vector<double> want(static_cast<size_t>(n));
+              for (int64_t r = 0; r < n; ++r) {
+                double exact = 0.0, abs_sum = 0.0, w_norm = 0.0;
+                for (int64_t i = 0; i < k; ++i) {
+                  const double wi = wd[r * k + i];
+                  exact += wi * xq[t * k + i];
+                  abs_sum += std::fabs(wi * xq[t * k + i]) + std::fabs(wi * x[t * k + i]);
+                  w_norm += wi * wi;
+                }
+                const float got = y[t * n + r];
+                want[r] = yr[t * n + r];
+                ASSERT_FALSE(std::isnan(got)) << "row " << r << " token " << t << " unwritten";
+                EXPECT_LE(std::fabs(got - exact), kExactTol * abs_sum) << "row " << r << " token " << t;
+                const double act_bound = std::sqrt(w_norm) * err_norm;
+                EXPECT_LE(std::fabs(got - want[r]), act_bound + kExactTol * abs_sum) << "row " << r << " token " << t;
+              }
+              if (n >= kRowRelMinOutputs) {
+                const double rel = row_rel_error(y.data() + t * n, want.data(), n);
+                EXPECT_LE(rel, !quant ? kExactTol : int16_acts ? kInt16RowRelTol : kRowRelTol) << "token " << t;
+                if (quant && !int16_acts) max_row_rel = std::max(max_row_rel, rel);
+              }
             }
           }
         }
@@ -142,7 +155,7 @@ TEST_P(MatmulTest, MatchesReferenceOverShapeGrid) {
 // A block of zeros must quantize to q = 0 with d = 0 (no division by zero, no NaN).
 TEST_P(MatmulTest, ZeroActivationBlocks) {
   std::mt19937 rng(test::test_seed());
-  std::unique_ptr<Backend> fast(create_cpu_backend_isa(1, GetParam()));
+  std::unique_ptr<Backend> fast(create_cpu_backend_isa(1, GetParam(), cpu::CpuActivations::kInt8));
   test::RandomWeight w = test::make_random_weight(QuantType::kQ4_K, 9, 256, rng);
   auto pf = fast->pack_weight(w.view);
   ASSERT_TRUE(pf.is_ok());

@@ -24,7 +24,8 @@ constexpr int64_t kParallelElems = 1 << 15;
 
 class CpuBackend final : public CpuReferenceBackend {
  public:
-  CpuBackend(int n_threads, cpu::CpuIsa isa) : CpuReferenceBackend(n_threads), k_(cpu::kernels_for(isa)) {}
+  CpuBackend(int n_threads, cpu::CpuIsa isa, cpu::CpuActivations acts)
+      : CpuReferenceBackend(n_threads), k_(cpu::kernels_for(isa)), acts_(acts) {}
   std::string name() const override { return "cpu"; }
 
   Result<std::unique_ptr<PackedWeight>> pack_weight(const QuantWeight& w) override {
@@ -57,10 +58,25 @@ class CpuBackend final : public CpuReferenceBackend {
     }
     const cpu::QStreamLayout& l = w.layout();
     const int64_t nb = l.blocks;
-    q_.resize(static_cast<size_t>(m * nb * kBlock));
     d_.resize(static_cast<size_t>(m * nb));
     dsum_.resize(static_cast<size_t>(m * nb));
     sum16_.resize(static_cast<size_t>(m * nb * 2));
+    if (m <= cpu::kInt16MaxTokens || acts_ == cpu::CpuActivations::kInt16) {
+      // Decode streams the weights, so int16 activations (near-exact) cost nothing there.
+      q16_.resize(static_cast<size_t>(m * nb * kBlock));
+      if (m * k >= kParallelElems) {
+        pool_.parallel_for(m, 1, [&](int64_t b, int64_t e) {
+          k_.quantize_acts16(x + b * k, e - b, nb, q16_.data() + b * nb * kBlock, d_.data() + b * nb,
+                             dsum_.data() + b * nb, sum16_.data() + b * nb * 2);
+        });
+      } else {
+        k_.quantize_acts16(x, m, nb, q16_.data(), d_.data(), dsum_.data(), sum16_.data());
+      }
+      cpu::QuantizedActs a{nullptr, q16_.data(), d_.data(), dsum_.data(), sum16_.data(), m, nb};
+      parallel_chunks(tiles, grain, [&](int64_t b, int64_t e) { k_.gemm_q16(l, w.data(), n, a, b, e, y, n); });
+      return;
+    }
+    q_.resize(static_cast<size_t>(m * nb * kBlock));
     if (m * k >= kParallelElems) {
       pool_.parallel_for(m, 1, [&](int64_t b, int64_t e) {
         k_.quantize_acts(x + b * k, e - b, nb, q_.data() + b * nb * kBlock, d_.data() + b * nb,
@@ -69,7 +85,7 @@ class CpuBackend final : public CpuReferenceBackend {
     } else {
       k_.quantize_acts(x, m, nb, q_.data(), d_.data(), dsum_.data(), sum16_.data());
     }
-    cpu::QuantizedActs a{q_.data(), d_.data(), dsum_.data(), sum16_.data(), m, nb};
+    cpu::QuantizedActs a{q_.data(), nullptr, d_.data(), dsum_.data(), sum16_.data(), m, nb};
     parallel_chunks(tiles, grain, [&](int64_t b, int64_t e) { k_.gemm_q(l, w.data(), n, a, b, e, y, n); });
   }
 
@@ -210,16 +226,20 @@ class CpuBackend final : public CpuReferenceBackend {
   }
 
   const cpu::CpuKernels& k_;
-  // Activation quantization scratch, reused across calls: [m][blocks][32] int8 and per block d,
+  const cpu::CpuActivations acts_;
+  // Activation quantization scratch, reused across calls: [m][blocks][32] int8 (or int16) and per block d,
   // d·Σq and the two half sums. One backend serves one caller at a time (the pool does too).
   std::vector<int8_t> q_;
+  std::vector<int16_t> q16_;
   std::vector<float> d_, dsum_;
   std::vector<int32_t> sum16_;
 };
 
 }  // namespace
 
-Backend* create_cpu_backend_isa(int n_threads, cpu::CpuIsa isa) { return new CpuBackend(n_threads, isa); }
+Backend* create_cpu_backend_isa(int n_threads, cpu::CpuIsa isa, cpu::CpuActivations acts) {
+  return new CpuBackend(n_threads, isa, acts);
+}
 
 Backend* create_cpu_backend(int n_threads) { return create_cpu_backend_isa(n_threads, cpu::detect_cpu_isa()); }
 

@@ -1,5 +1,6 @@
 // Run-time instruction-set selection: the build targets baseline x86-64 and picks kernels by
-// what the processor reports (GE_CPU_ISA=portable|avx2|avx512vnni caps it, for tests and A/B runs).
+// what the processor reports (GE_CPU_ISA=portable|avx2|avx512vnni caps it, for tests and A/B runs);
+// and the default activation precision (GE_CPU_ACTIVATIONS=int8|int16).
 #include <cstdlib>
 #include <cstring>
 
@@ -49,6 +50,18 @@ CpuIsa detect_cpu_isa() {
     }
   }
   return best;
+}
+
+const char* cpu_activations_name(CpuActivations acts) {
+  return acts == CpuActivations::kInt8 ? "int8" : "int16";
+}
+
+CpuActivations default_cpu_activations() {
+  if (const char* v = std::getenv("GE_CPU_ACTIVATIONS")) {
+    if (std::strcmp(v, "int8") == 0) return CpuActivations::kInt8;
+    if (std::strcmp(v, "int16") == 0) return CpuActivations::kInt16;
+  }
+  return CpuActivations::kInt16;
 }
 
 const CpuKernels& kernels_for(CpuIsa isa) {

@@ -22,8 +22,11 @@ bool cpu_isa_supported(CpuIsa isa);
 
 // Activations quantized to int8 per block of 32 (as ggml's Q8_0 activations, with an fp32 scale):
 // x[t, 32b + i] ≈ d[t, b] · q[t, 32b + i], q in −127..127.
+// Decode (M ≤ kInt16MaxTokens) quantizes to int16 instead (d = max|x|/32767; relative error ~1e-5,
+// so decode matches the fp32 reference): its matmuls are bound by weight bytes, not by the dots.
 struct QuantizedActs {
-  const int8_t* q = nullptr;      // [m][blocks · 32]
+  const int8_t* q = nullptr;      // [m][blocks · 32]; null on the int16 path
+  const int16_t* q16 = nullptr;   // [m][blocks · 32] on the int16 path
   const float* d = nullptr;       // [m][blocks]
   const float* dsum = nullptr;    // [m][blocks]: d · Σ q over the block (for weight mins)
   const int32_t* sum16 = nullptr; // [m][blocks][2]: Σ q over columns 0..15 and 16..31
@@ -31,14 +34,31 @@ struct QuantizedActs {
   int64_t blocks = 0;
 };
 
+// Matmuls with at most this many tokens take int16 activations whatever the backend's setting.
+constexpr int64_t kInt16MaxTokens = 2;
+
+// Activation precision of the quantized matmuls with more tokens (prefill).
+//   kInt16: near-exact (relative error ~1e-5 per output), 2 MACs per 32-bit lane.
+//   kInt8:  ggml-style, relative error ~0.5% per output, 4 MACs per 32-bit lane.
+enum class CpuActivations : uint8_t { kInt8, kInt16 };
+const char* cpu_activations_name(CpuActivations acts);
+// The default: GE_CPU_ACTIVATIONS=int8|int16 if set, else kDefaultActivations.
+CpuActivations default_cpu_activations();
+
 struct CpuKernels {
   CpuIsa isa;
-  // Quantizes x [m, 32·blocks] into the buffers of `out` (each sized for m × blocks).
+  // Quantizes x [m, 32·blocks] to int8 (q in −127..127) with per-block d, d·Σq and half sums.
   void (*quantize_acts)(const float* x, int64_t m, int64_t blocks, int8_t* q, float* d, float* dsum,
                         int32_t* sum16);
+  // The same with int16 quants (q in −32767..32767).
+  void (*quantize_acts16)(const float* x, int64_t m, int64_t blocks, int16_t* q, float* d, float* dsum,
+                          int32_t* sum16);
   // y[t, r] (row stride ldy) for rows of tiles [tile_begin, tile_end) of a quant stream.
   void (*gemm_q)(const QStreamLayout& l, const uint8_t* data, int64_t rows, const QuantizedActs& a,
                  int64_t tile_begin, int64_t tile_end, float* y, int64_t ldy);
+  // Same with int16 activations (a.q16).
+  void (*gemm_q16)(const QStreamLayout& l, const uint8_t* data, int64_t rows, const QuantizedActs& a,
+                   int64_t tile_begin, int64_t tile_end, float* y, int64_t ldy);
   // Same for an fp32 tile stream [tiles][k][8] and fp32 activations x [m, k].
   void (*gemm_f32)(const float* w, int64_t rows, int64_t k, const float* x, int64_t m,
                    int64_t tile_begin, int64_t tile_end, float* y, int64_t ldy);

@@ -10,20 +10,20 @@
 namespace ge::cpu {
 namespace {
 
-void quantize_acts(const float* x, int64_t m, int64_t blocks, int8_t* q, float* d, float* dsum,
-                   int32_t* sum16) {
+template <typename Q, int kMax>
+void quantize_acts_t(const float* x, int64_t m, int64_t blocks, Q* q, float* d, float* dsum, int32_t* sum16) {
   for (int64_t t = 0; t < m; ++t) {
     for (int64_t b = 0; b < blocks; ++b) {
       const float* xb = x + (t * blocks + b) * kBlock;
-      int8_t* qb = q + (t * blocks + b) * kBlock;
+      Q* qb = q + (t * blocks + b) * kBlock;
       float amax = 0.0f;
       for (int i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(xb[i]));
-      const float db = amax / 127.0f;
-      const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      const float db = amax / static_cast<float>(kMax);
+      const float inv = amax > 0.0f ? static_cast<float>(kMax) / amax : 0.0f;
       int32_t s[2] = {0, 0};
       for (int i = 0; i < kBlock; ++i) {
         const int v = static_cast<int>(std::nearbyint(xb[i] * inv));
-        qb[i] = static_cast<int8_t>(v);
+        qb[i] = static_cast<Q>(v);
         s[i / 16] += v;
       }
       d[t * blocks + b] = db;
@@ -32,6 +32,14 @@ void quantize_acts(const float* x, int64_t m, int64_t blocks, int8_t* q, float* 
       sum16[(t * blocks + b) * 2 + 1] = s[1];
     }
   }
+}
+
+void quantize_acts(const float* x, int64_t m, int64_t blocks, int8_t* q, float* d, float* dsum, int32_t* sum16) {
+  quantize_acts_t<int8_t, 127>(x, m, blocks, q, d, dsum, sum16);
+}
+void quantize_acts16(const float* x, int64_t m, int64_t blocks, int16_t* q, float* d, float* dsum,
+                     int32_t* sum16) {
+  quantize_acts_t<int16_t, 32767>(x, m, blocks, q, d, dsum, sum16);
 }
 
 int quant_at(const QStreamLayout& l, const uint8_t* blk, int64_t rr, int k) {
@@ -49,8 +57,9 @@ float load_f32(const uint8_t* p) {
   return v;
 }
 
-void gemm_q(const QStreamLayout& l, const uint8_t* data, int64_t rows, const QuantizedActs& a,
-            int64_t tile_begin, int64_t tile_end, float* y, int64_t ldy) {
+template <typename Q>
+void gemm_q_t(const QStreamLayout& l, const uint8_t* data, int64_t rows, const QuantizedActs& a, const Q* aq,
+              int64_t tile_begin, int64_t tile_end, float* y, int64_t ldy) {
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     const uint8_t* base = data + tile * l.tile_stride;
     const int64_t n_rr = std::min<int64_t>(kRowTile, rows - tile * kRowTile);
@@ -59,7 +68,7 @@ void gemm_q(const QStreamLayout& l, const uint8_t* data, int64_t rows, const Qua
         float acc = 0.0f;
         for (int64_t b = 0; b < l.blocks; ++b) {
           const uint8_t* blk = base + b * l.block_stride;
-          const int8_t* qa = a.q + (t * a.blocks + b) * kBlock;
+          const Q* qa = aq + (t * a.blocks + b) * kBlock;
           int32_t s[2] = {0, 0};
           for (int k = 0; k < kBlock; ++k) s[k / 16] += (quant_at(l, blk, rr, k) - l.zero_point) * qa[k];
           const uint8_t* sc = blk + l.scale_offset();
@@ -79,6 +88,15 @@ void gemm_q(const QStreamLayout& l, const uint8_t* data, int64_t rows, const Qua
       }
     }
   }
+}
+
+void gemm_q(const QStreamLayout& l, const uint8_t* data, int64_t rows, const QuantizedActs& a,
+            int64_t tile_begin, int64_t tile_end, float* y, int64_t ldy) {
+  gemm_q_t(l, data, rows, a, a.q, tile_begin, tile_end, y, ldy);
+}
+void gemm_q16(const QStreamLayout& l, const uint8_t* data, int64_t rows, const QuantizedActs& a,
+              int64_t tile_begin, int64_t tile_end, float* y, int64_t ldy) {
+  gemm_q_t(l, data, rows, a, a.q16, tile_begin, tile_end, y, ldy);
 }
 
 void gemm_f32(const float* w, int64_t rows, int64_t k, const float* x, int64_t m, int64_t tile_begin,
@@ -161,7 +179,7 @@ void attn_accumulate(const float* p, int64_t p_stride, int64_t nq, const float* 
 }  // namespace
 
 const CpuKernels& portable_kernels() {
-  static const CpuKernels k{CpuIsa::kPortable, quantize_acts, gemm_q, gemm_f32, dot, axpy,
+  static const CpuKernels k{CpuIsa::kPortable, quantize_acts, quantize_acts16, gemm_q, gemm_q16, gemm_f32, dot, axpy,
                             rms_norm_row, gelu_tanh_mul, add, scale, softcap, exp_sum,
                             attn_scores, attn_accumulate};
   return k;
