@@ -93,3 +93,15 @@ def test_real_model_parallel_streams_match_alone(real_server):
     alone = [run(p) for p in prompts]
     with cf.ThreadPoolExecutor(len(prompts)) as ex:
         assert list(ex.map(run, prompts)) == alone
+
+
+def test_real_model_chat_stream_equals_whole(real_server):
+    # Gemma 3's chat format (no system role: the system text joins the first user turn).
+    client = real_server.client(timeout=300)
+    kw = dict(model="gemma3", messages=[{"role": "system", "content": "Answer briefly."},
+                                        {"role": "user", "content": "Name a colour."}], max_tokens=8, temperature=0)
+    r = client.chat.completions.create(**kw)
+    assert r.choices[0].finish_reason in ("stop", "length")
+    assert r.usage.completion_tokens >= 1
+    chunks = list(client.chat.completions.create(stream=True, **kw))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == r.choices[0].message.content
