@@ -21,11 +21,16 @@ constexpr int32_t kMaxTopLogprobs = 20;
 
 const char* finish_reason_name(FinishReason r) {
   switch (r) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kContextFull: return "length";
-    case FinishReason::kCancelled: return "cancelled";
-    case FinishReason::kError: return "error";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kContextFull:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kError:
+      return "error";
   }
   return "stop";
 }
@@ -102,7 +107,8 @@ Submission Scheduler::submit(GenerationRequest request) {
   for (int32_t id : request.prompt)
     if (id < 0 || id >= vocab) return invalid("prompt token id " + std::to_string(id) + " is outside the vocabulary");
   for (const auto& [id, bias] : request.logit_bias)
-    if (id < 0 || id >= vocab || !std::isfinite(bias)) return invalid("logit_bias entry for token " + std::to_string(id));
+    if (id < 0 || id >= vocab || !std::isfinite(bias))
+      return invalid("logit_bias entry for token " + std::to_string(id));
   if (request.max_new_tokens < 1) return invalid("max_new_tokens must be >= 1");
   if (request.top_logprobs < -1 || request.top_logprobs > kMaxTopLogprobs)
     return invalid("top_logprobs must be in [-1, " + std::to_string(kMaxTopLogprobs) + "]");
@@ -123,8 +129,8 @@ Submission Scheduler::submit(GenerationRequest request) {
       out.handle.reset();
       return out;
     }
-    const size_t capacity = static_cast<size_t>(options_.max_queue) +
-                            static_cast<size_t>(std::max(0, options_.n_slots - active_count_));
+    const size_t capacity =
+        static_cast<size_t>(options_.max_queue) + static_cast<size_t>(std::max(0, options_.n_slots - active_count_));
     if (queue_.size() >= capacity) {
       std::lock_guard<std::mutex> sl(stats_mu_);
       ++stats_.requests_rejected;
@@ -251,7 +257,8 @@ void Scheduler::step() {
   // Decoding sequences first: one token each (n_slots ≤ max_chunk, so all of them fit).
   for (Slot& s : slots_) {
     if (!s.active || !s.active->decoding || budget == 0) continue;
-    chunks.push_back(SequenceChunk{&s.session->cache(), &s.active->pending, 1, s.session->position(), LogitsMode::kLast});
+    chunks.push_back(
+        SequenceChunk{&s.session->cache(), &s.active->pending, 1, s.session->position(), LogitsMode::kLast});
     owners.push_back(&s);
     rows.push_back(&s);
     --budget;

@@ -30,8 +30,8 @@ struct TokenLogprob {
 // One generated token, as a request's sink sees it.
 struct TokenEvent {
   int32_t id = 0;
-  int32_t index = 0;    // 0 for the first generated token
-  float logprob = 0.0f;  // log p(id) of the model's distribution after logit_bias (when logprobs are on)
+  int32_t index = 0;              // 0 for the first generated token
+  float logprob = 0.0f;           // log p(id) of the model's distribution after logit_bias (when logprobs are on)
   std::vector<TokenLogprob> top;  // the `top_logprobs` most likely tokens, most likely first
 };
 
@@ -56,10 +56,10 @@ struct RequestTiming {
 };
 
 struct GenerationRequest {
-  std::vector<int32_t> prompt;  // non-empty, ids inside the vocabulary, at most the slot context
-  SamplingParams sampling;      // must pass validate()
-  int32_t max_new_tokens = 256;  // ≥ 1
-  std::vector<int32_t> stop_ids;  // sampling one ends the request; it is not passed on
+  std::vector<int32_t> prompt;                        // non-empty, ids inside the vocabulary, at most the slot context
+  SamplingParams sampling;                            // must pass validate()
+  int32_t max_new_tokens = 256;                       // ≥ 1
+  std::vector<int32_t> stop_ids;                      // sampling one ends the request; it is not passed on
   std::vector<std::pair<int32_t, float>> logit_bias;  // added to the logits before sampling
   int32_t top_logprobs = -1;  // -1: no logprobs; 0..20: the chosen token's logprob plus this many alternatives
   // Engine thread, once per generated token; returns false to end the request (kStop). Must not block.
@@ -83,10 +83,10 @@ class RequestHandle {
 };
 
 struct SchedulerOptions {
-  int32_t n_slots = 4;        // concurrent sequences, each with its own KV cache; ≤ the model's max_chunk
-  int32_t max_queue = 64;     // requests waiting for a slot beyond the free slots
-  int32_t context_len = 4096;  // positions per slot
-  double stall_ms = 5000;     // health(): a loop iteration older than this counts as stalled
+  int32_t n_slots = 4;            // concurrent sequences, each with its own KV cache; ≤ the model's max_chunk
+  int32_t max_queue = 64;         // requests waiting for a slot beyond the free slots
+  int32_t context_len = 4096;     // positions per slot
+  double stall_ms = 5000;         // health(): a loop iteration older than this counts as stalled
   std::function<void()> on_step;  // engine thread, start of every loop iteration (test seam)
 };
 
@@ -97,7 +97,7 @@ struct SchedulerStats {
   int64_t requests_finished = 0;  // any reason, cancelled and failed included
   int64_t requests_cancelled = 0;
   int64_t requests_failed = 0;
-  int64_t prompt_tokens = 0;       // of requests that reached a slot
+  int64_t prompt_tokens = 0;  // of requests that reached a slot
   int64_t cached_prompt_tokens = 0;
   int64_t generated_tokens = 0;
   int64_t steps = 0;         // forward_batch calls
@@ -165,8 +165,8 @@ class Scheduler {
   Engine& engine_;
   SchedulerOptions options_;
   std::vector<Slot> slots_;
-  std::vector<float> logits_;     // [n_slots, vocab]
-  std::vector<float> raw_row_;    // one row before sampling (logprobs)
+  std::vector<float> logits_;   // [n_slots, vocab]
+  std::vector<float> raw_row_;  // one row before sampling (logprobs)
   uint64_t use_counter_ = 0;
   uint64_t admit_counter_ = 0;
 

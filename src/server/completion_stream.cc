@@ -87,7 +87,8 @@ void CompletionStream::on_finish(FinishReason reason, const Status& error, const
     process_text(detok_.flush());
     if (!stopped_ && stopper_) {
       std::string tail = stopper_->flush();
-      if (parser_) append(parser_->push(tail));
+      if (parser_)
+        append(parser_->push(tail));
       else if (!tail.empty()) {
         std::lock_guard<std::mutex> lk(mu_);
         pending_.content += tail;

@@ -93,7 +93,8 @@ void ServerImpl::handle_generation(const httplib::Request& req, const std::strin
     if (auto e = parse_completion_request(body, limits_, engine_->default_sampling(), &cr)) return send_error(res, *e);
     if (cr.prompt_text) {
       prompt = tok.encode(*cr.prompt_text, /*add_bos=*/false, /*parse_special=*/true);
-      if (tok.bos_id() >= 0 && (prompt.empty() || prompt[0] != tok.bos_id())) prompt.insert(prompt.begin(), tok.bos_id());
+      if (tok.bos_id() >= 0 && (prompt.empty() || prompt[0] != tok.bos_id()))
+        prompt.insert(prompt.begin(), tok.bos_id());
       if (cr.echo) echo_text = *cr.prompt_text;
     } else {
       prompt = std::move(cr.prompt_tokens);
@@ -176,65 +177,67 @@ void ServerImpl::handle_generation(const httplib::Request& req, const std::strin
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   const bool include_usage = opt.include_usage;
-  res.set_chunked_content_provider(
-      "text/event-stream", [=](size_t, httplib::DataSink& sink) {
-        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
-        bool ok = true;
-        if (chat_mode) ok = write(sse_event(chat_chunk_json(meta, json{{"role", "assistant"}, {"content", ""}})));
-        else if (!echo_text.empty()) ok = write(sse_event(text_chunk_json(meta, echo_text)));
-        int tool_index = 0;
-        size_t text_offset = echo_text.size();
-        auto last_write = std::chrono::steady_clock::now();
-        while (ok) {
-          StreamOutput out;
-          const bool done = stream->take(&out, kPollInterval);
-          const auto now = std::chrono::steady_clock::now();
-          if (out.empty() && now - last_write > kPingInterval) {
-            // An SSE comment keeps proxies from timing out a request that waits in the queue or
-            // in a long prefill, and finds a vanished client through the failed write.
-            ok = write(": ping\n\n");
-            last_write = now;
-          }
-          if (!out.empty()) {
-            last_write = now;
-            if (chat_mode) {
-              json delta = chat_delta_json(out, tool_index);
-              tool_index += static_cast<int>(out.tool_calls.size());
-              const json lp = logprobs && !out.logprobs.empty() ? chat_logprobs_json(out.logprobs) : json(nullptr);
-              if (!delta.empty() || !lp.is_null()) ok = write(sse_event(chat_chunk_json(meta, delta, "", lp)));
-            } else {
-              const json lp =
-                  logprobs && !out.logprobs.empty() ? completion_logprobs_json(out.logprobs, text_offset) : json(nullptr);
-              text_offset += out.content.size();
-              ok = write(sse_event(text_chunk_json(meta, out.content, "", lp)));
-            }
-          }
-          if (done || !ok) break;
-          if (probe.peer_closed()) ok = false;
-        }
-        if (!ok) {
-          guard->handle->cancel();
-          return false;
-        }
-        const StreamResult r = stream->result();
-        if (r.reason == FinishReason::kError || r.reason == FinishReason::kCancelled) {
-          ApiError e;
-          e.type = "server_error";
-          e.http_status = 500;
-          e.message = r.reason == FinishReason::kError ? "generation failed: " + r.error.message()
-                                                       : "the request was cancelled (server shutting down)";
-          write(sse_event(e.body()));
-        } else if (chat_mode) {
-          write(sse_event(chat_chunk_json(meta, json::object(), r.finish_reason())));
+  res.set_chunked_content_provider("text/event-stream", [=](size_t, httplib::DataSink& sink) {
+    auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+    bool ok = true;
+    if (chat_mode)
+      ok = write(sse_event(chat_chunk_json(meta, json{{"role", "assistant"}, {"content", ""}})));
+    else if (!echo_text.empty())
+      ok = write(sse_event(text_chunk_json(meta, echo_text)));
+    int tool_index = 0;
+    size_t text_offset = echo_text.size();
+    auto last_write = std::chrono::steady_clock::now();
+    while (ok) {
+      StreamOutput out;
+      const bool done = stream->take(&out, kPollInterval);
+      const auto now = std::chrono::steady_clock::now();
+      if (out.empty() && now - last_write > kPingInterval) {
+        // An SSE comment keeps proxies from timing out a request that waits in the queue or
+        // in a long prefill, and finds a vanished client through the failed write.
+        ok = write(": ping\n\n");
+        last_write = now;
+      }
+      if (!out.empty()) {
+        last_write = now;
+        if (chat_mode) {
+          json delta = chat_delta_json(out, tool_index);
+          tool_index += static_cast<int>(out.tool_calls.size());
+          const json lp = logprobs && !out.logprobs.empty() ? chat_logprobs_json(out.logprobs) : json(nullptr);
+          if (!delta.empty() || !lp.is_null()) ok = write(sse_event(chat_chunk_json(meta, delta, "", lp)));
         } else {
-          write(sse_event(text_chunk_json(meta, "", r.finish_reason())));
+          const json lp =
+              logprobs && !out.logprobs.empty() ? completion_logprobs_json(out.logprobs, text_offset) : json(nullptr);
+          text_offset += out.content.size();
+          ok = write(sse_event(text_chunk_json(meta, out.content, "", lp)));
         }
-        if (include_usage) write(sse_event(usage_chunk_json(meta, chat_mode ? "chat.completion.chunk" : "text_completion", r.timing)));
-        write("data: [DONE]\n\n");
-        guard->handle.reset();
-        sink.done();
-        return true;
-      });
+      }
+      if (done || !ok) break;
+      if (probe.peer_closed()) ok = false;
+    }
+    if (!ok) {
+      guard->handle->cancel();
+      return false;
+    }
+    const StreamResult r = stream->result();
+    if (r.reason == FinishReason::kError || r.reason == FinishReason::kCancelled) {
+      ApiError e;
+      e.type = "server_error";
+      e.http_status = 500;
+      e.message = r.reason == FinishReason::kError ? "generation failed: " + r.error.message()
+                                                   : "the request was cancelled (server shutting down)";
+      write(sse_event(e.body()));
+    } else if (chat_mode) {
+      write(sse_event(chat_chunk_json(meta, json::object(), r.finish_reason())));
+    } else {
+      write(sse_event(text_chunk_json(meta, "", r.finish_reason())));
+    }
+    if (include_usage)
+      write(sse_event(usage_chunk_json(meta, chat_mode ? "chat.completion.chunk" : "text_completion", r.timing)));
+    write("data: [DONE]\n\n");
+    guard->handle.reset();
+    sink.done();
+    return true;
+  });
 }
 
 }  // namespace ge::server

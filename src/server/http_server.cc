@@ -44,14 +44,22 @@ bool same_secret(const std::string& a, const std::string& b) {
 
 std::string reason_phrase(int status) {
   switch (status) {
-    case 400: return "bad request";
-    case 401: return "invalid or missing API key";
-    case 403: return "forbidden";
-    case 404: return "no such route";
-    case 405: return "method not allowed";
-    case 413: return "the request body is larger than the server accepts";
-    case 429: return "too many requests";
-    default: return status >= 500 ? "server error" : "request failed";
+    case 400:
+      return "bad request";
+    case 401:
+      return "invalid or missing API key";
+    case 403:
+      return "forbidden";
+    case 404:
+      return "no such route";
+    case 405:
+      return "method not allowed";
+    case 413:
+      return "the request body is larger than the server accepts";
+    case 429:
+      return "too many requests";
+    default:
+      return status >= 500 ? "server error" : "request failed";
   }
 }
 
@@ -103,7 +111,8 @@ Status ServerImpl::bind() {
     port_ = p;
   } else {
     if (!svr_->bind_to_port(o.host, o.port))
-      return io_error("serve: cannot bind " + o.host + ":" + std::to_string(o.port) + " (in use, or not an address here)");
+      return io_error("serve: cannot bind " + o.host + ":" + std::to_string(o.port) +
+                      " (in use, or not an address here)");
     port_ = o.port;
   }
   return Status::ok();
@@ -114,7 +123,8 @@ void ServerImpl::install_guards() {
   const bool loopback = is_loopback_host(o.host);
   svr_->set_pre_routing_handler([this, loopback](const httplib::Request& req, httplib::Response& res) {
     // DNS rebinding: a page on evil.example resolving to 127.0.0.1 still sends Host: evil.example.
-    if (loopback && options_.host_check && req.has_header("Host") && !is_loopback_host(host_of(req.get_header_value("Host")))) {
+    if (loopback && options_.host_check && req.has_header("Host") &&
+        !is_loopback_host(host_of(req.get_header_value("Host")))) {
       ApiError e = invalid_request("Host '" + req.get_header_value("Host").substr(0, 128) +
                                    "' is not allowed on a loopback server");
       e.http_status = 403;
@@ -142,11 +152,13 @@ void ServerImpl::install_guards() {
     if (!options_.api_key.empty() && req.path != "/health") {
       std::string key;
       const std::string auth = req.get_header_value("Authorization");
-      if (auth.rfind("Bearer ", 0) == 0) key = auth.substr(7);
-      else if (req.has_header("X-Api-Key")) key = req.get_header_value("X-Api-Key");
+      if (auth.rfind("Bearer ", 0) == 0)
+        key = auth.substr(7);
+      else if (req.has_header("X-Api-Key"))
+        key = req.get_header_value("X-Api-Key");
       if (!same_secret(key, options_.api_key)) {
-        ApiError e = invalid_request("invalid or missing API key (send 'Authorization: Bearer <key>')", "",
-                                     "invalid_api_key");
+        ApiError e =
+            invalid_request("invalid or missing API key (send 'Authorization: Bearer <key>')", "", "invalid_api_key");
         e.http_status = 401;
         res.set_header("WWW-Authenticate", "Bearer");
         res.set_header("Connection", "close");  // the unread body must not be taken for the next request
@@ -212,31 +224,33 @@ void ServerImpl::install_routes() {
     svr_->Get(path, [this](const httplib::Request&, httplib::Response& res) { handle_models(res); });
   // POST bodies are read here rather than by httplib, which would parse a body sent as
   // application/x-www-form-urlencoded (curl's default) as form fields and cap it at 8 KiB.
-  auto post = [this](const char* path, std::function<void(const httplib::Request&, const std::string&, httplib::Response&)> h) {
-    svr_->Post(path, [this, h](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
-      std::string body;
-      bool too_big = false;
-      const bool read = reader([&](const char* data, size_t n) {
-        if (body.size() + n > options_.max_body_bytes) {
-          too_big = true;
-          return false;
-        }
-        body.append(data, n);
-        return true;
-      });
-      if (!read) {
-        // httplib refuses a declared Content-Length over the limit itself (status 413); a chunked
-        // body is cut off above; anything else is a broken upload.
-        too_big = too_big || res.status == 413;
-        ApiError e = invalid_request(too_big ? "the request body is larger than " +
-                                                   std::to_string(options_.max_body_bytes) + " bytes"
-                                             : "the request body could not be read");
-        e.http_status = too_big ? 413 : 400;
-        res.set_header("Connection", "close");
-        return send_error(res, e);
-      }
-      h(req, body, res);
-    });
+  auto post = [this](const char* path,
+                     std::function<void(const httplib::Request&, const std::string&, httplib::Response&)> h) {
+    svr_->Post(path,
+               [this, h](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+                 std::string body;
+                 bool too_big = false;
+                 const bool read = reader([&](const char* data, size_t n) {
+                   if (body.size() + n > options_.max_body_bytes) {
+                     too_big = true;
+                     return false;
+                   }
+                   body.append(data, n);
+                   return true;
+                 });
+                 if (!read) {
+                   // httplib refuses a declared Content-Length over the limit itself (status 413); a chunked
+                   // body is cut off above; anything else is a broken upload.
+                   too_big = too_big || res.status == 413;
+                   ApiError e = invalid_request(too_big ? "the request body is larger than " +
+                                                              std::to_string(options_.max_body_bytes) + " bytes"
+                                                        : "the request body could not be read");
+                   e.http_status = too_big ? 413 : 400;
+                   res.set_header("Connection", "close");
+                   return send_error(res, e);
+                 }
+                 h(req, body, res);
+               });
   };
   for (const char* path : {"/v1/chat/completions", "/chat/completions"})
     post(path, [this](const httplib::Request& req, const std::string& body, httplib::Response& res) {
@@ -246,8 +260,12 @@ void ServerImpl::install_routes() {
     post(path, [this](const httplib::Request& req, const std::string& body, httplib::Response& res) {
       handle_generation(req, body, res, false);
     });
-  post("/tokenize", [this](const httplib::Request&, const std::string& body, httplib::Response& res) { handle_tokenize(body, res); });
-  post("/detokenize", [this](const httplib::Request&, const std::string& body, httplib::Response& res) { handle_detokenize(body, res); });
+  post("/tokenize", [this](const httplib::Request&, const std::string& body, httplib::Response& res) {
+    handle_tokenize(body, res);
+  });
+  post("/detokenize", [this](const httplib::Request&, const std::string& body, httplib::Response& res) {
+    handle_detokenize(body, res);
+  });
 }
 
 void ServerImpl::handle_health(httplib::Response& res) {
@@ -268,7 +286,8 @@ void ServerImpl::handle_health(httplib::Response& res) {
   e.http_status = h == Scheduler::Health::kStalled ? 503 : 500;
   e.code = h == Scheduler::Health::kStalled ? "engine_stalled" : "engine_stopped";
   e.message = h == Scheduler::Health::kStalled
-                  ? "the engine loop has not advanced for " + std::to_string(static_cast<int64_t>(scheduler_->heartbeat_age_ms())) + " ms"
+                  ? "the engine loop has not advanced for " +
+                        std::to_string(static_cast<int64_t>(scheduler_->heartbeat_age_ms())) + " ms"
                   : "the engine loop is not running";
   json body = e.body();
   body["status"] = h == Scheduler::Health::kStalled ? "stalled" : "stopped";
@@ -304,7 +323,8 @@ void ServerImpl::handle_tokenize(const std::string& body_text, httplib::Response
   if (auto e = parse_tokenize_request(body, &tr)) return send_error(res, *e);
   const Tokenizer& tok = engine_->tokenizer();
   std::vector<int32_t> ids = tok.encode(tr.content, false, tr.parse_special);
-  if (tr.add_special && tok.bos_id() >= 0 && (ids.empty() || ids[0] != tok.bos_id())) ids.insert(ids.begin(), tok.bos_id());
+  if (tr.add_special && tok.bos_id() >= 0 && (ids.empty() || ids[0] != tok.bos_id()))
+    ids.insert(ids.begin(), tok.bos_id());
   json out = json::array();
   for (int32_t id : ids) {
     if (!tr.with_pieces) {
@@ -323,8 +343,9 @@ void ServerImpl::handle_tokenize(const std::string& body_text, httplib::Response
     }
     out.push_back(json{{"id", id}, {"piece", piece}});
   }
-  res.set_content(dump_json(json{{"tokens", out}, {"count", ids.size()}, {"max_model_len", options_.scheduler.context_len}}),
-                  "application/json");
+  res.set_content(
+      dump_json(json{{"tokens", out}, {"count", ids.size()}, {"max_model_len", options_.scheduler.context_len}}),
+      "application/json");
 }
 
 void ServerImpl::handle_detokenize(const std::string& body_text, httplib::Response& res) {
@@ -373,9 +394,8 @@ Status ServerImpl::serve(std::function<Result<std::unique_ptr<Engine>>()> load) 
     limits_.n_vocab = engine_->config().vocab_size;
     loaded_at_ = static_cast<int64_t>(std::time(nullptr));
     state_ = State::kReady;
-    std::fprintf(stderr, "gemma serve: ready on http://%s:%d (%d slots x %d tokens, queue %d)\n",
-                 options_.host.c_str(), port_, options_.scheduler.n_slots, options_.scheduler.context_len,
-                 options_.scheduler.max_queue);
+    std::fprintf(stderr, "gemma serve: ready on http://%s:%d (%d slots x %d tokens, queue %d)\n", options_.host.c_str(),
+                 port_, options_.scheduler.n_slots, options_.scheduler.context_len, options_.scheduler.max_queue);
   });
   std::fprintf(stderr, "gemma serve: listening on http://%s:%d, loading the model\n", options_.host.c_str(), port_);
   svr_->listen_after_bind();
@@ -414,7 +434,9 @@ HttpServer::HttpServer(ServerOptions options) : impl_(std::make_unique<ServerImp
 HttpServer::~HttpServer() = default;
 Status HttpServer::bind() { return impl_->bind(); }
 int HttpServer::port() const { return impl_->port(); }
-Status HttpServer::serve(std::function<Result<std::unique_ptr<Engine>>()> load) { return impl_->serve(std::move(load)); }
+Status HttpServer::serve(std::function<Result<std::unique_ptr<Engine>>()> load) {
+  return impl_->serve(std::move(load));
+}
 void HttpServer::stop() { impl_->stop(); }
 
 }  // namespace ge::server

@@ -179,8 +179,8 @@ void parse_generation_options(Fields& f, const json& body, const RequestLimits& 
         errno = 0;
         const long long id = std::strtoll(key.c_str(), &end, 10);
         if (key.empty() || *end != '\0' || errno == ERANGE || id < 0 || id >= limits.n_vocab) {
-          f.fail("logit_bias", "key '" + key.substr(0, 32) + "' is not a token id in [0, " +
-                                   std::to_string(limits.n_vocab) + ")");
+          f.fail("logit_bias",
+                 "key '" + key.substr(0, 32) + "' is not a token id in [0, " + std::to_string(limits.n_vocab) + ")");
           break;
         }
         if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < -100.0 ||
@@ -207,9 +207,8 @@ std::optional<ApiError> content_text(const json& content, const std::string& par
       return invalid_request("'" + param + "' parts must be objects with a 'type'", param);
     const std::string type = part["type"].get<std::string>();
     if (type != "text")
-      return invalid_request("'" + param + "': content of type '" + type.substr(0, 64) +
-                                 "' is not supported (text only)",
-                             param);
+      return invalid_request(
+          "'" + param + "': content of type '" + type.substr(0, 64) + "' is not supported (text only)", param);
     if (!part.contains("text") || !part["text"].is_string())
       return invalid_request("'" + param + "': a text part needs a string 'text'", param);
     *out += part["text"].get<std::string>();
@@ -274,12 +273,16 @@ std::optional<ApiError> parse_body(std::string_view body, const RequestLimits& l
   bool in_string = false, escaped = false;
   for (char ch : body) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (ch == '\\') escaped = true;
-      else if (ch == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (ch == '\\')
+        escaped = true;
+      else if (ch == '"')
+        in_string = false;
       continue;
     }
-    if (ch == '"') in_string = true;
+    if (ch == '"')
+      in_string = true;
     else if (ch == '[' || ch == '{') {
       if (++depth > limits.max_json_depth)
         return invalid_request("the request body nests JSON deeper than " + std::to_string(limits.max_json_depth) +
@@ -347,10 +350,14 @@ std::optional<ApiError> parse_chat_request(const json& body, const RequestLimits
   if (const json* tc = f.find("tool_choice")) {
     if (tc->is_string()) {
       const std::string v = tc->get<std::string>();
-      if (v == "auto") out->tool_choice = ToolChoice::kAuto;
-      else if (v == "none") out->tool_choice = ToolChoice::kNone;
-      else if (v == "required") out->tool_choice = ToolChoice::kRequired;
-      else return invalid_request("'tool_choice' must be none, auto, required or a function", "tool_choice");
+      if (v == "auto")
+        out->tool_choice = ToolChoice::kAuto;
+      else if (v == "none")
+        out->tool_choice = ToolChoice::kNone;
+      else if (v == "required")
+        out->tool_choice = ToolChoice::kRequired;
+      else
+        return invalid_request("'tool_choice' must be none, auto, required or a function", "tool_choice");
     } else if (tc->is_object() && tc->contains("function") && (*tc)["function"].is_object() &&
                (*tc)["function"].contains("name") && (*tc)["function"]["name"].is_string()) {
       out->tool_choice = ToolChoice::kNamed;

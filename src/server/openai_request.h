@@ -3,13 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "chat/chat_template.h"
 #include "sampling/sampler.h"
@@ -21,8 +20,8 @@ struct ApiError {
   int http_status = 400;
   std::string message;
   std::string type = "invalid_request_error";
-  std::string param;  // empty -> null
-  std::string code;   // empty -> null
+  std::string param;                                // empty -> null
+  std::string code;                                 // empty -> null
   nlohmann::json extra = nlohmann::json::object();  // more members of "error" (n_prompt_tokens, ...)
   nlohmann::json body() const;
 };

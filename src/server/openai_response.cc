@@ -25,16 +25,17 @@ json usage_json(const RequestTiming& t) {
 json timings_json(const RequestTiming& t) {
   const int64_t prompt_n = t.prompt_tokens - t.cached_tokens;
   auto rate = [](double n, double ms) { return ms > 0 ? n * 1000.0 / ms : 0.0; };
-  return json{{"cache_n", t.cached_tokens},
-              {"prompt_n", prompt_n},
-              {"prompt_ms", t.prompt_ms},
-              {"prompt_per_second", rate(static_cast<double>(prompt_n), t.prompt_ms)},
-              {"predicted_n", t.generated_tokens},
-              {"predicted_ms", t.decode_ms},
-              // The first token comes from the prompt's logits; decode steps make the rest.
-              {"predicted_per_second", rate(static_cast<double>(std::max<int64_t>(0, t.generated_tokens - 1)), t.decode_ms)},
-              {"queue_ms", t.queue_ms},
-              {"ttft_ms", t.ttft_ms}};
+  return json{
+      {"cache_n", t.cached_tokens},
+      {"prompt_n", prompt_n},
+      {"prompt_ms", t.prompt_ms},
+      {"prompt_per_second", rate(static_cast<double>(prompt_n), t.prompt_ms)},
+      {"predicted_n", t.generated_tokens},
+      {"predicted_ms", t.decode_ms},
+      // The first token comes from the prompt's logits; decode steps make the rest.
+      {"predicted_per_second", rate(static_cast<double>(std::max<int64_t>(0, t.generated_tokens - 1)), t.decode_ms)},
+      {"queue_ms", t.queue_ms},
+      {"ttft_ms", t.ttft_ms}};
 }
 
 json tool_call_json(const chat::ToolCall& c) {
@@ -89,24 +90,35 @@ json chat_completion_json(const ResponseMeta& meta, const StreamOutput& out, con
   }
   json choice = {{"index", 0}, {"message", msg}, {"finish_reason", r.finish_reason()}};
   choice["logprobs"] = logprobs ? chat_logprobs_json(out.logprobs) : json(nullptr);
-  return json{{"id", meta.id},         {"object", "chat.completion"},   {"created", meta.created},
-              {"model", meta.model},   {"choices", json::array({choice})}, {"usage", usage_json(r.timing)},
-              {"timings", timings_json(r.timing)}, {"system_fingerprint", "gemma-engine"}};
+  return json{{"id", meta.id},
+              {"object", "chat.completion"},
+              {"created", meta.created},
+              {"model", meta.model},
+              {"choices", json::array({choice})},
+              {"usage", usage_json(r.timing)},
+              {"timings", timings_json(r.timing)},
+              {"system_fingerprint", "gemma-engine"}};
 }
 
 json text_completion_json(const ResponseMeta& meta, const std::string& text, const StreamOutput& out,
                           const StreamResult& r, bool logprobs) {
   json choice = {{"index", 0}, {"text", text}, {"finish_reason", r.finish_reason()}};
-  choice["logprobs"] = logprobs ? completion_logprobs_json(out.logprobs, text.size() - out.content.size()) : json(nullptr);
-  return json{{"id", meta.id},       {"object", "text_completion"},    {"created", meta.created},
-              {"model", meta.model}, {"choices", json::array({choice})}, {"usage", usage_json(r.timing)},
-              {"timings", timings_json(r.timing)}, {"system_fingerprint", "gemma-engine"}};
+  choice["logprobs"] =
+      logprobs ? completion_logprobs_json(out.logprobs, text.size() - out.content.size()) : json(nullptr);
+  return json{{"id", meta.id},
+              {"object", "text_completion"},
+              {"created", meta.created},
+              {"model", meta.model},
+              {"choices", json::array({choice})},
+              {"usage", usage_json(r.timing)},
+              {"timings", timings_json(r.timing)},
+              {"system_fingerprint", "gemma-engine"}};
 }
 
 json chat_chunk_json(const ResponseMeta& meta, json delta, const std::string& finish_reason, const json& logprobs) {
   json choice = {{"index", 0}, {"delta", std::move(delta)}, {"logprobs", logprobs}};
   choice["finish_reason"] = finish_reason.empty() ? json(nullptr) : json(finish_reason);
-  return json{{"id", meta.id},       {"object", "chat.completion.chunk"}, {"created", meta.created},
+  return json{{"id", meta.id},       {"object", "chat.completion.chunk"},    {"created", meta.created},
               {"model", meta.model}, {"system_fingerprint", "gemma-engine"}, {"choices", json::array({choice})}};
 }
 
@@ -131,14 +143,17 @@ json text_chunk_json(const ResponseMeta& meta, const std::string& text, const st
                      const json& logprobs) {
   json choice = {{"index", 0}, {"text", text}, {"logprobs", logprobs}};
   choice["finish_reason"] = finish_reason.empty() ? json(nullptr) : json(finish_reason);
-  return json{{"id", meta.id},       {"object", "text_completion"},       {"created", meta.created},
+  return json{{"id", meta.id},       {"object", "text_completion"},          {"created", meta.created},
               {"model", meta.model}, {"system_fingerprint", "gemma-engine"}, {"choices", json::array({choice})}};
 }
 
 json usage_chunk_json(const ResponseMeta& meta, const char* object, const RequestTiming& t) {
-  return json{{"id", meta.id},         {"object", object},
-              {"created", meta.created}, {"model", meta.model},
-              {"choices", json::array()}, {"usage", usage_json(t)},
+  return json{{"id", meta.id},
+              {"object", object},
+              {"created", meta.created},
+              {"model", meta.model},
+              {"choices", json::array()},
+              {"usage", usage_json(t)},
               {"timings", timings_json(t)}};
 }
 

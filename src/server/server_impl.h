@@ -7,9 +7,9 @@
 #include <condition_variable>
 #include <ctime>
 #include <functional>
-#include <string>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "chat/chat_template.h"
 #include "server/http_server.h"

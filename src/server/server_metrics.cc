@@ -7,8 +7,9 @@
 namespace ge::server {
 namespace {
 
-const char* const kRoutes[] = {"/health",   "/metrics",    "/v1/models", "/v1/chat/completions", "/v1/completions",
-                               "/tokenize", "/detokenize", "/chat/completions", "/completions", "/models"};
+const char* const kRoutes[] = {"/health",         "/metrics",  "/v1/models",  "/v1/chat/completions",
+                               "/v1/completions", "/tokenize", "/detokenize", "/chat/completions",
+                               "/completions",    "/models"};
 
 std::string num(double v) {
   char buf[64];

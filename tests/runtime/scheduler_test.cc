@@ -74,10 +74,13 @@ std::vector<int32_t> generate_alone(Engine& e, const std::vector<int32_t>& promp
   go.max_new_tokens = max_new;
   go.stop_ids = e.stop_token_ids();
   std::vector<int32_t> out;
-  Result<StopReason> r = generate(**session, prompt, sampler, go, [&](int32_t id) {
-    out.push_back(id);
-    return true;
-  }, nullptr);
+  Result<StopReason> r = generate(
+      **session, prompt, sampler, go,
+      [&](int32_t id) {
+        out.push_back(id);
+        return true;
+      },
+      nullptr);
   EXPECT_TRUE(r.is_ok()) << r.status().to_string();
   return out;
 }
@@ -92,8 +95,14 @@ GenerationRequest request(const Engine& e, std::vector<int32_t> prompt, Sampling
 }
 
 const std::vector<std::string> kPrompts = {
-    "hello there", "The quick brown fox jumps over the lazy dog", "a", "Once upon a time, in a land far away",
-    "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20", "tools: <|tool>x<tool|>", "zz", "What is the capital of France?",
+    "hello there",
+    "The quick brown fox jumps over the lazy dog",
+    "a",
+    "Once upon a time, in a land far away",
+    "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20",
+    "tools: <|tool>x<tool|>",
+    "zz",
+    "What is the capital of France?",
 };
 
 TEST(Scheduler, BatchedStreamsEqualTheSingleSequenceLoop) {

@@ -106,7 +106,8 @@ TEST(OpenAiRequest, BadFieldsNameTheirParameter) {
       {"{" + m + R"(, "chat_template_kwargs": {"enable_thinking": 1}})", "chat_template_kwargs.enable_thinking"},
       {R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", "messages[0].content"},
       {R"({"messages": [{"role": "robot", "content": "x"}]})", "messages[0].role"},
-      {R"({"messages": [{"role": "assistant", "tool_calls": [{"function": {}}]}]})", "messages[0].tool_calls[0].function.name"},
+      {R"({"messages": [{"role": "assistant", "tool_calls": [{"function": {}}]}]})",
+       "messages[0].tool_calls[0].function.name"},
       {R"({"messages": []})", "messages"},
       {R"({})", "messages"},
   };
@@ -128,8 +129,8 @@ TEST(OpenAiRequest, HostileBodies) {
   EXPECT_TRUE(parse_body(std::string(10000, '{'), limits(), &out));
   // Brackets inside strings do not count as nesting.
   EXPECT_FALSE(parse_body(R"({"a": ")" + std::string(1000, '[') + R"("})", limits(), &out));
-  EXPECT_TRUE(parse_body("{\"a\": \"\xff\"}", limits(), &out));      // ill-formed UTF-8
-  EXPECT_TRUE(parse_body(R"({"a": "\ud800"})", limits(), &out));     // lone surrogate
+  EXPECT_TRUE(parse_body("{\"a\": \"\xff\"}", limits(), &out));   // ill-formed UTF-8
+  EXPECT_TRUE(parse_body(R"({"a": "\ud800"})", limits(), &out));  // lone surrogate
   EXPECT_TRUE(parse_body(R"({"a": NaN})", limits(), &out));
   EXPECT_TRUE(parse_body("", limits(), &out));
   EXPECT_TRUE(parse_body("[]", limits(), &out));
@@ -153,10 +154,10 @@ TEST(OpenAiRequest, CompletionPrompts) {
   r = CompletionRequest();
   ASSERT_FALSE(parse(R"({"prompt": ["one"]})", &r));
   EXPECT_EQ(r.prompt_text, "one");
-  for (const char* bad : {R"({"prompt": [1000]})", R"({"prompt": [-1]})", R"({"prompt": [1.0]})",
-                          R"({"prompt": ["a", "b"]})", R"({"prompt": {}})", R"({"prompt": []})",
-                          R"({"prompt": [[]]})", R"({"prompt": "x", "best_of": 3})", R"({"prompt": "x", "suffix": "s"})",
-                          R"({"prompt": [18446744073709551615]})"}) {
+  for (const char* bad :
+       {R"({"prompt": [1000]})", R"({"prompt": [-1]})", R"({"prompt": [1.0]})", R"({"prompt": ["a", "b"]})",
+        R"({"prompt": {}})", R"({"prompt": []})", R"({"prompt": [[]]})", R"({"prompt": "x", "best_of": 3})",
+        R"({"prompt": "x", "suffix": "s"})", R"({"prompt": [18446744073709551615]})"}) {
     CompletionRequest c;
     auto e = parse(bad, &c);
     ASSERT_TRUE(e) << bad;

@@ -1,9 +1,10 @@
 // `gemma serve`: the OpenAI-compatible server (continuous batching over --slots sequences).
+#include <pthread.h>
+
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
-#include <pthread.h>
 #include <thread>
 
 #include "cli_common.h"
@@ -52,8 +53,8 @@ int cmd_serve(int argc, char** argv) {
   Result<int64_t> threads = a.integer("http-threads", 0, 4096);
   Result<double> stall = a.number("stall-ms", 1, 1e9);
   Result<int32_t> ctx = context_length(a);
-  for (const Status& s : {port.status(), slots.status(), queue.status(), body.status(), threads.status(),
-                          stall.status(), ctx.status()})
+  for (const Status& s :
+       {port.status(), slots.status(), queue.status(), body.status(), threads.status(), stall.status(), ctx.status()})
     if (!s.is_ok()) return fail(s);
   o.port = static_cast<int>(*port);
   o.max_body_bytes = static_cast<size_t>(*body);
