@@ -25,14 +25,14 @@ std::vector<float> read_f32(const std::string& path) {
   return v;
 }
 
-struct Run {
+struct LoadedModel {
   std::unique_ptr<Checkpoint> cp;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<GemmaModel> model;
 };
 
-Run load(const std::string& path, const std::string& backend, int32_t chunk) {
-  Run r;
+LoadedModel load(const std::string& path, const std::string& backend, int32_t chunk) {
+  LoadedModel r;
   auto cp = Checkpoint::open(path);
   EXPECT_TRUE(cp.is_ok()) << cp.status().to_string();
   r.cp = std::move(cp).value();
@@ -53,7 +53,7 @@ TEST_P(CudaGolden, LogitsMatchTransformers) {
   const auto tokens = nlohmann::json::parse(in).at("tokens").get<std::vector<int32_t>>();
   const std::vector<float> ref = read_f32(dir + "/logits.f32");
   for (int32_t chunk : {1, 16, 80}) {
-    Run r = load(dir, "cuda", chunk);
+    LoadedModel r = load(dir, "cuda", chunk);
     const int64_t V = r.cp->config().vocab_size;
     auto cache = r.model->create_kv_cache(static_cast<int32_t>(tokens.size()));
     ASSERT_TRUE(cache.is_ok());
@@ -90,7 +90,7 @@ TEST_P(CudaGolden, Greedy64StepsMatchTheCpuReference) {
   std::vector<int32_t> out[2];
   const char* backends[2] = {"cpu-ref", "cuda"};
   for (int k = 0; k < 2; ++k) {
-    Run r = load(dir, backends[k], 16);
+    LoadedModel r = load(dir, backends[k], 16);
     const int64_t V = r.cp->config().vocab_size;
     auto cache = r.model->create_kv_cache(128);
     ASSERT_TRUE(cache.is_ok());
