@@ -79,9 +79,24 @@ TEST_P(CudaGolden, LogitsMatchTransformers) {
     const double rel = std::sqrt(err2 / ref2);
     std::printf("%s chunk %d: relative L2 error %.3g, max |d| %.3g, top-1 %d/%zu\n", GetParam().c_str(), chunk, rel,
                 max_err, top1, tokens.size());
-    // bf16 KV cache (8 mantissa bits): a relative error around 1e-2 is bf16 rounding through a few layers.
-    EXPECT_LE(rel, 2e-2) << "chunk " << chunk;
-    EXPECT_GE(top1, static_cast<int>(tokens.size() * 9 / 10)) << "chunk " << chunk;
+    // bf16 KV cache and bf16 GEMM operands (8 significant bits) perturb the logits like 8-bit weights
+    // do. The bound is that effect, measured by transformers on the same model: the distance between
+    // its logits on Q8_0 (or, where only Q4_0 is kept, Q4_0) weights and on the f32 weights. The tiny
+    // Gemma 4 models are very sensitive (scale-1.0 attention), Gemma 3 is not.
+    std::vector<float> q = read_f32(dir + "/logits-q8_0.f32");
+    if (q.empty()) q = read_f32(dir + "/logits-q4_0.f32");
+    ASSERT_EQ(q.size(), ref.size());
+    float q_max = 0;
+    int q_top1 = 0;
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      const float* a = q.data() + t * static_cast<size_t>(V);
+      const float* b = ref.data() + t * static_cast<size_t>(V);
+      for (int64_t i = 0; i < V; ++i) q_max = std::max(q_max, std::fabs(a[i] - b[i]));
+      q_top1 += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
+    }
+    EXPECT_LE(max_err, q_max) << "chunk " << chunk;
+    EXPECT_GE(top1, q_top1) << "chunk " << chunk;
+    EXPECT_LE(rel, 5e-2) << "chunk " << chunk;
   }
 }
 
