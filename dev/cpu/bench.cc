@@ -106,7 +106,8 @@ int main(int argc, char** argv) {
   }
   std::mt19937 rng(1234);
   const ge::cpu::CpuIsa isa = ge::cpu::detect_cpu_isa();
-  std::printf("isa: %s, reps: %d (median)\n\n", ge::cpu::cpu_isa_name(isa), reps);
+  std::printf("isa: %s, prefill activations: %s, reps: %d (median)\n\n", ge::cpu::cpu_isa_name(isa),
+              ge::cpu::cpu_activations_name(ge::cpu::default_cpu_activations()), reps);
 
   std::printf("## streaming read bandwidth (1 GiB buffer)\n");
   for (int threads : {1, 2}) {

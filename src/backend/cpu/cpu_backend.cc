@@ -61,32 +61,51 @@ class CpuBackend final : public CpuReferenceBackend {
     d_.resize(static_cast<size_t>(m * nb));
     dsum_.resize(static_cast<size_t>(m * nb));
     sum16_.resize(static_cast<size_t>(m * nb * 2));
-    if (m <= cpu::kInt16MaxTokens || acts_ == cpu::CpuActivations::kInt16) {
-      // Decode streams the weights, so int16 activations (near-exact) cost nothing there.
+    const bool int16 = m <= cpu::kInt16MaxTokens || acts_ == cpu::CpuActivations::kInt16;
+    if (int16) {
       q16_.resize(static_cast<size_t>(m * nb * kBlock));
-      if (m * k >= kParallelElems) {
-        pool_.parallel_for(m, 1, [&](int64_t b, int64_t e) {
-          k_.quantize_acts16(x + b * k, e - b, nb, q16_.data() + b * nb * kBlock, d_.data() + b * nb,
-                             dsum_.data() + b * nb, sum16_.data() + b * nb * 2);
-        });
-      } else {
-        k_.quantize_acts16(x, m, nb, q16_.data(), d_.data(), dsum_.data(), sum16_.data());
-      }
-      cpu::QuantizedActs a{nullptr, q16_.data(), d_.data(), dsum_.data(), sum16_.data(), m, nb};
-      parallel_chunks(tiles, grain, [&](int64_t b, int64_t e) { k_.gemm_q16(l, w.data(), n, a, b, e, y, n); });
-      return;
+    } else {
+      q_.resize(static_cast<size_t>(m * nb * kBlock));
     }
-    q_.resize(static_cast<size_t>(m * nb * kBlock));
-    if (m * k >= kParallelElems) {
-      pool_.parallel_for(m, 1, [&](int64_t b, int64_t e) {
+    // Quantize every token once (parallel over tokens for large inputs).
+    auto quantize = [&](int64_t b, int64_t e) {
+      if (int16) {
+        k_.quantize_acts16(x + b * k, e - b, nb, q16_.data() + b * nb * kBlock, d_.data() + b * nb,
+                           dsum_.data() + b * nb, sum16_.data() + b * nb * 2);
+      } else {
         k_.quantize_acts(x + b * k, e - b, nb, q_.data() + b * nb * kBlock, d_.data() + b * nb,
                          dsum_.data() + b * nb, sum16_.data() + b * nb * 2);
-      });
+      }
+    };
+    if (m * k >= kParallelElems) {
+      pool_.parallel_for(m, 1, quantize);
     } else {
-      k_.quantize_acts(x, m, nb, q_.data(), d_.data(), dsum_.data(), sum16_.data());
+      quantize(0, m);
     }
-    cpu::QuantizedActs a{q_.data(), nullptr, d_.data(), dsum_.data(), sum16_.data(), m, nb};
-    parallel_chunks(tiles, grain, [&](int64_t b, int64_t e) { k_.gemm_q(l, w.data(), n, a, b, e, y, n); });
+    // Prefill is blocked over tokens too: a chunk's activations (≤ 256 KiB) stay in L2 while every
+    // tile of the weight streams past them, instead of each 8-row tile re-reading all tokens.
+    const int64_t act_bytes = k * (int16 ? 2 : 1);
+    const int64_t tok_chunk = std::clamp<int64_t>((256 << 10) / act_bytes / 8 * 8, 8, 256);
+    const int64_t n_tok_chunks = (m + tok_chunk - 1) / tok_chunk;
+    // With several tokens, a chunk of tiles is sized to stay in L1 (16 KiB) across the chunk's
+    // token groups; decode streams each tile once, so its chunks only amortise the claiming.
+    const int64_t tile_grain =
+        m <= cpu::kInt16MaxTokens ? grain : std::clamp<int64_t>((16 << 10) / l.tile_stride, 1, 64);
+    const int64_t n_tile_chunks = (tiles + tile_grain - 1) / tile_grain;
+    parallel_chunks(n_tok_chunks * n_tile_chunks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t t0 = (item / n_tile_chunks) * tok_chunk, tile0 = (item % n_tile_chunks) * tile_grain;
+        const int64_t o = t0 * nb;
+        cpu::QuantizedActs a{int16 ? nullptr : q_.data() + o * kBlock, int16 ? q16_.data() + o * kBlock : nullptr,
+                             d_.data() + o, dsum_.data() + o, sum16_.data() + 2 * o, std::min(tok_chunk, m - t0), nb};
+        const int64_t tile1 = std::min(tiles, tile0 + tile_grain);
+        if (int16) {
+          k_.gemm_q16(l, w.data(), n, a, tile0, tile1, y + t0 * n, n);
+        } else {
+          k_.gemm_q(l, w.data(), n, a, tile0, tile1, y + t0 * n, n);
+        }
+      }
+    });
   }
 
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* y) override {
