@@ -228,3 +228,32 @@ def test_c7_random_bytes_stream_as_valid_utf8(random_server):
                                       "temperature": 1.5, "top_k": 0, "seed": seed})
         assert r.status_code == 200
         r.content.decode("utf-8", errors="strict")
+
+
+def test_c1_mutated_bodies_never_get_5xx(chat_server):
+    # Byte-level mutations of valid requests (seeded): every answer is a 2xx or a 4xx with the
+    # OpenAI error shape, and the server stays up.
+    import random
+
+    rng = random.Random(1234)
+    bases = [json.dumps({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "hi é"}],
+                         "max_tokens": 2, "temperature": 0.5, "stop": ["x"], "logprobs": True, "top_logprobs": 2,
+                         "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}),
+             json.dumps({"prompt": "count:", "max_tokens": 2, "logit_bias": {"5": 1}, "echo": True})]
+    alphabet = b'{}[]":,0123456789-.eE\\u \xff\xc3\xa9nulltruefalse'
+    for i in range(300):
+        base = bases[i % 2].encode()
+        b = bytearray(base)
+        for _ in range(rng.randint(1, 4)):
+            op, pos = rng.randrange(3), rng.randrange(len(b))
+            if op == 0:
+                b[pos] = rng.choice(alphabet)
+            elif op == 1:
+                b.insert(pos, rng.choice(alphabet))
+            elif len(b) > 1:
+                del b[pos]
+        r = chat_server.post(CHAT if i % 2 == 0 else COMP, bytes(b))
+        assert r.status_code < 500, (bytes(b), r.text)
+        if r.status_code >= 400:
+            check_error_shape(r, r.status_code)
+    assert chat_server.get("/health").status_code == 200
