@@ -566,25 +566,30 @@ Status gguf_tokenizer_from_json(const std::string& path, const GemmaConfig& c, K
     const json& model = j.at("model");
     if (model.value("type", "") != "BPE") return unsupported("tokenizer.json: model type is not BPE");
     const json& vocab = model.at("vocab");
+    constexpr int64_t kMaxVocab = int64_t{1} << 24;
     int64_t n = 0;
-    for (const auto& [tok, id] : vocab.items()) n = std::max<int64_t>(n, id.get<int64_t>() + 1);
+    auto grow = [&](const json& id) -> Status {
+      const int64_t i = id.get<int64_t>();
+      if (i < 0 || i >= kMaxVocab) return format_error("tokenizer.json: token id " + std::to_string(i) + " out of range");
+      n = std::max(n, i + 1);
+      return Status::ok();
+    };
+    for (const auto& [tok, id] : vocab.items()) GE_RETURN_IF_ERROR(grow(id));
     const json empty = json::array();
     const json& added = j.contains("added_tokens") ? j.at("added_tokens") : empty;
-    for (const json& a : added) n = std::max<int64_t>(n, a.at("id").get<int64_t>() + 1);
-    if (n <= 0 || n > (1 << 24)) return format_error("tokenizer.json: vocabulary size out of range");
+    for (const json& a : added) GE_RETURN_IF_ERROR(grow(a.at("id")));
+    if (n <= 0) return format_error("tokenizer.json: empty vocabulary");
     std::vector<std::string> tokens(static_cast<size_t>(n));
     std::vector<int32_t> types(static_cast<size_t>(n), 1);  // NORMAL
     std::vector<bool> seen(static_cast<size_t>(n), false);
     for (const auto& [tok, id] : vocab.items()) {
-      const int64_t i = id.get<int64_t>();
-      if (i < 0) return format_error("tokenizer.json: negative token id");
+      const int64_t i = id.get<int64_t>();  // in [0, n): checked above
       tokens[static_cast<size_t>(i)] = tok;
       seen[static_cast<size_t>(i)] = true;
       if (tok.size() == 6 && tok.rfind("<0x", 0) == 0 && tok[5] == '>') types[static_cast<size_t>(i)] = 6;  // BYTE
     }
     for (const json& a : added) {
       const int64_t i = a.at("id").get<int64_t>();
-      if (i < 0) return format_error("tokenizer.json: negative added token id");
       tokens[static_cast<size_t>(i)] = a.at("content").get<std::string>();
       seen[static_cast<size_t>(i)] = true;
       if (types[static_cast<size_t>(i)] != 6) types[static_cast<size_t>(i)] = a.value("special", false) ? 3 : 4;

@@ -299,6 +299,22 @@ TEST(QuantizeCheckpoint, GgufTokenizerCopiedOrConverted) {
   for (const char* text : {"hello world", "The quick brown fox jumps", "  spaces\tand\nnewlines", "ünïcödé ☃ 123"}) {
     EXPECT_EQ(from_gguf->encode(text, false, false), from_json->encode(text, false, false)) << text;
   }
+  // Malformed tokenizer.json files are errors, not crashes.
+  const char* bad[] = {
+      R"({"model": {"type": "BPE", "vocab": {"a": 9223372036854775807}, "merges": []}})",
+      R"({"model": {"type": "BPE", "vocab": {"a": -1}, "merges": []}})",
+      R"({"model": {"type": "BPE", "vocab": {"a": "zero"}, "merges": []}})",
+      R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 2}, "merges": []}})",
+      R"({"model": {"type": "Unigram", "vocab": []}})",
+      R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [["a"]]}})",
+      R"([1, 2)",
+  };
+  for (const char* text : bad) {
+    test::write_text(hf / "tokenizer.json", text);
+    Result<QuantizeReport> r = quantize_checkpoint(hf.string(), (dir / "bad.gguf").string(), o);
+    EXPECT_FALSE(r.is_ok()) << text;
+    EXPECT_FALSE(fs::exists(dir / "bad.gguf")) << text;
+  }
 }
 
 TEST(DequantizeGguf, RoundTripsThroughAnHfDirectory) {
