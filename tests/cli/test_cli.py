@@ -142,3 +142,12 @@ def test_real_model_tokenize():
     r = gemma("tokenize", "-m", REAL, "-p", "<start_of_turn>user", "--special")
     ids = json.loads(r.stdout)
     assert ids[0] == 105
+
+
+@pytest.mark.skipif(not REAL, reason="GE_TEST_MODEL is not set (CI sets it)")
+def test_real_model_stop_string_ends_output_before_it():
+    r = gemma("run", "-m", REAL, "-p", "The capital of France is", "-n", "40", "--temp", "0", "--stop", "largest")
+    assert r.returncode == 0, r.stderr
+    text = r.stdout.split("PyTorchObserver")[0]
+    assert "the capital of the country of France" in text and "largest" not in text
+    assert observer(r.stdout)["generated_tokens"] < 40

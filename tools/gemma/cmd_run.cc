@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "chat/stop_string_matcher.h"
 #include "cli_common.h"
 #include "core/mapped_file.h"
 #include "runtime/generation.h"
@@ -21,6 +22,7 @@ int cmd_run(int argc, char** argv) {
   a.flag("think", "enable thinking (Gemma 4)");
   a.flag("hide-thinking", "do not print the thought channel");
   a.flag("no-stats", "do not print the stats lines");
+  a.option("stop", "", "TEXT", "stop when the output contains TEXT (user stop string, matched across tokens)");
   add_sampling_options(a);
   if (Status s = a.parse(argc, argv); !s.is_ok()) return fail(s);
   if (a.help_requested()) {
@@ -73,16 +75,24 @@ int cmd_run(int argc, char** argv) {
   go.max_new_tokens = static_cast<int32_t>(*max_new);
   go.stop_ids = e.stop_token_ids();
   StreamingDetokenizer detok(e.tokenizer(), /*skip_special=*/true);
+  std::vector<std::string> stops;
+  if (a.has("stop")) {
+    if (a.str("stop").empty()) return fail(invalid_argument("gemma run: --stop needs a non-empty text"));
+    stops.push_back(a.str("stop"));
+  }
+  chat::StopStringMatcher stop_matcher(stops);
   const bool stats_on = !a.on("no-stats");
   if (stats_on) std::fprintf(stderr, "Prompt tokens: %zu\n", tokens.size());
   if (raw) std::cout << prompt << std::flush;
   Result<StopReason> r = generate(**session, tokens, sampler, go,
                                   [&](int32_t id) {
-                                    std::cout << detok.push(id) << std::flush;
-                                    return true;
+                                    const chat::StopStringMatcher::Result out = stop_matcher.push(detok.push(id));
+                                    std::cout << out.text << std::flush;
+                                    return !out.stopped;
                                   },
                                   &stats);
-  std::cout << detok.flush() << std::endl;
+  if (!stop_matcher.stopped()) std::cout << stop_matcher.push(detok.flush()).text << stop_matcher.flush();
+  std::cout << std::endl;
   if (!r.is_ok()) return fail(r.status());
   if (stats_on) {
     std::cout << stats.observer_line() << std::endl;
