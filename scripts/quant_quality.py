@@ -92,7 +92,7 @@ def main() -> None:
         src = work / f"{name}-f32"
         run([args.gemma, "quantize", "--dequantize-gguf", "-i", args.gguf, "-o", str(src), "--force"])
         rows += evaluate(args.gemma, name, src, work,
-                         ["--tokens-json", args.tokens_json, "--max-tokens", args.max_tokens], args.threads)
+                         ["--tokens-json", args.tokens_json, "--max-tokens", args.max_tokens, "--chunk", args.max_tokens], args.threads)
     print(table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
