@@ -15,7 +15,7 @@ Result<std::unique_ptr<Backend>> create_backend(const std::string& name, int n_t
   if (name == "cuda") return create_cuda_backend();
 #endif
   if (name == "cuda") return unsupported("this build has no CUDA backend (configure with -DGE_CUDA=ON)");
-  return invalid_argument("unknown backend '" + name + "' (expected cpu or cuda)");
+  return invalid_argument("unknown backend '" + name + "' (expected cpu, cpu-ref or cuda)");
 }
 
 }  // namespace ge
