@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The test command: set up, build (Release, an ASan+UBSan build of the input parsers, and the CUDA
-# backend where nvcc exists), fetch the
-# default model, run every test that needs no GPU.
+# backend where nvcc exists), fetch the default model, run every test that needs no GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup_deps.sh
