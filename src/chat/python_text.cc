@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <system_error>
 
+#include "tokenizer/utf8.h"
+
 namespace ge::chat::py {
 namespace {
 
@@ -270,23 +272,6 @@ bool truthy(const nlohmann::json& value) {
 
 namespace {
 
-void append_utf8(char32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 // str.upper() for ASCII, Latin-1, Greek and basic Cyrillic (0 = no single-code-point mapping).
 char32_t upper_cp(char32_t c) {
@@ -334,7 +319,7 @@ std::string map_case(std::string_view text, Map map, bool upper) {
     if (upper && cp == 0xDF) {
       out.append("SS");  // the one expansion in these ranges
     } else {
-      append_utf8(map(cp), &out);
+      utf8::append(map(cp), &out);
     }
     pos += len;
   }
