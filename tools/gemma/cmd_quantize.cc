@@ -196,6 +196,7 @@ int cmd_quantize(int argc, char** argv) {
   a.flag("force", "replace an existing output");
   a.option("stats", "", "FILE", "write a JSON report (per-tensor SNR, sizes, peak RSS; or the --compare result)");
   a.flag("quiet", "no per-tensor lines");
+  a.flag("keep-source-pages", "do not drop the source's mapped pages once read (diagnostics: RSS then grows with the input)");
   a.flag("dequantize-gguf", "write the GGUF given by -i as an HF-layout checkpoint directory (F32, or --bf16)");
   a.flag("bf16", "with --dequantize-gguf: BF16 instead of F32");
   a.option("compare", "", "REF", "report KL(REF ‖ INPUT) of next-token distributions instead of quantizing");
@@ -234,6 +235,7 @@ int cmd_quantize(int argc, char** argv) {
   o.n_threads = n_threads;
   o.force = a.on("force");
   o.tokenizer_gguf = a.str("tokenizer-gguf");
+  o.release_source_pages = !a.on("keep-source-pages");
   const std::string format = a.str("format");
   if (format == "torchao") {
     o.format = ExportFormat::kTorchao;
