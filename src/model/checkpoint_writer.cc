@@ -146,6 +146,11 @@ Status read_source(const std::string& input, const QuantizeOptions& o, SourceMod
   std::error_code ec;
   const bool is_dir = fs::is_directory(input, ec);
   if (!is_dir && !fs::is_regular_file(input, ec)) return not_found("quantize: input '" + input + "' does not exist");
+  const std::string ext = fs::path(input).extension().string();
+  if (!is_dir && ext != ".safetensors" && ext != ".json") {
+    return invalid_argument("quantize: input '" + input + "' is not an HF safetensors checkpoint" +
+                            (ext == ".gguf" ? " (a GGUF is already quantized; --dequantize-gguf turns it into one)" : ""));
+  }
   m->dir = is_dir ? input : fs::path(input).parent_path().string();
   if (m->dir.empty()) m->dir = ".";
   Result<std::string> cfg = read_text_file(m->dir + "/config.json");

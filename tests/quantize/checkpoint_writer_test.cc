@@ -441,6 +441,7 @@ TEST(QuantizeCheckpoint, BadInputIsAClearError) {
   quantize_or_die(kGoldenDir + "gemma3_tiny", once.string(), o);
   expect_fails(once.string(), o, "already quantized");
   expect_fails(kGoldenDir + "nonexistent", o, "does not exist");
+  expect_fails(kGoldenDir + "gemma3_tiny/model-q4_0.gguf", o, "--dequantize-gguf");
 }
 
 TEST(QuantizeCheckpoint, ExistingOutputNeedsForce) {
