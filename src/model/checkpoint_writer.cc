@@ -718,7 +718,9 @@ Status write_gguf(const SourceModel& m, const std::string& path, const QuantizeO
   GE_RETURN_IF_ERROR(check_output_free(path, o.force));
   const GemmaConfig& c = m.config;
   KeyValues kvs;
-  GE_RETURN_IF_ERROR(gguf_model_keys(c, o, fs::path(m.dir).filename().string(), &kvs));
+  fs::path dir_name = fs::path(m.dir);
+  if (dir_name.filename().empty()) dir_name = dir_name.parent_path();  // "model/" → "model"
+  GE_RETURN_IF_ERROR(gguf_model_keys(c, o, dir_name.filename().string(), &kvs));
   GE_RETURN_IF_ERROR(gguf_tokenizer_keys(m, o, &kvs, report));
 
   std::vector<GgufTensor> tensors;
