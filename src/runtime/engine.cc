@@ -19,8 +19,17 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Engi
   const int threads = opt.n_threads > 0 ? opt.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   GE_ASSIGN_OR_RETURN(e->backend_, create_backend(opt.backend, threads));
   if (opt.on_progress) opt.on_progress(0.0f);
-  GE_ASSIGN_OR_RETURN(e->model_, GemmaModel::create(e->checkpoint_->config(), e->checkpoint_->weights(),
-                                                     *e->backend_, opt.max_chunk));
+  const ModelWeights* weights = &e->checkpoint_->weights();
+  if (!opt.quantize.empty()) {
+    QuantRecipe recipe;
+    if (opt.quantize == "int4-g32") recipe.group_size = 32;
+    else if (opt.quantize == "int4-g64") recipe.group_size = 64;
+    else if (opt.quantize == "int4-g128") recipe.group_size = 128;
+    else return invalid_argument("--quantize must be int4-g32, int4-g64 or int4-g128");
+    GE_ASSIGN_OR_RETURN(e->quantized_, quantize_model_weights(e->checkpoint_->config(), *weights, recipe, threads));
+    weights = &e->quantized_->weights();
+  }
+  GE_ASSIGN_OR_RETURN(e->model_, GemmaModel::create(e->checkpoint_->config(), *weights, *e->backend_, opt.max_chunk));
   if (opt.on_progress) opt.on_progress(1.0f);
 
   // Tokenizer: from the GGUF vocabulary, or tokenizer.json beside an HF checkpoint.

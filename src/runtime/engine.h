@@ -10,6 +10,7 @@
 #include "backend/backend.h"
 #include "core/status.h"
 #include "model/checkpoint.h"
+#include "model/checkpoint_writer.h"
 #include "model/gemma_model.h"
 #include "runtime/session.h"
 #include "sampling/sampler.h"
@@ -22,6 +23,9 @@ struct EngineOptions {
   int n_threads = 0;           // 0 = hardware concurrency
   int32_t max_chunk = 256;     // prefill tokens per forward call
   bool mlock = false;
+  // Quantize float weights at load: "" (keep the checkpoint's encoding), "int4-g32", "int4-g64",
+  // "int4-g128" (min-max INT4 linears, per-row INT8 embedding: the default recipe).
+  std::string quantize;
   // Called with a fraction in [0, 1] while weights are packed (progress bar).
   std::function<void(float)> on_progress;
 };
@@ -49,6 +53,7 @@ class Engine {
  private:
   Engine() = default;
   std::unique_ptr<Checkpoint> checkpoint_;
+  std::unique_ptr<QuantizedModelWeights> quantized_;  // set when EngineOptions::quantize asked for it
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<GemmaModel> model_;
   std::optional<Tokenizer> tokenizer_;

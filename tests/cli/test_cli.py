@@ -151,3 +151,14 @@ def test_real_model_stop_string_ends_output_before_it():
     text = r.stdout.split("PyTorchObserver")[0]
     assert "the capital of the country of France" in text and "largest" not in text
     assert observer(r.stdout)["generated_tokens"] < 40
+
+
+def test_quantize_at_load():
+    f32 = ROOT / "tests/data/golden/gemma4_tiny/model-f32.gguf"
+    r = gemma("run", "-m", f32, "-p", "abc", "--raw", "-n", "6", "--temp", "0", "--quantize", "int4-g32")
+    assert r.returncode == 0, r.stderr
+    assert observer(r.stdout)["prompt_tokens"] >= 2
+    r = gemma("run", "-m", TINY4, "-p", "abc", "--raw", "-n", "6", "--quantize", "int4-g32")
+    assert r.returncode == 1 and "already" in r.stderr
+    r = gemma("run", "-m", f32, "-p", "abc", "--raw", "-n", "6", "--quantize", "int3")
+    assert r.returncode == 1 and "--quantize" in r.stderr

@@ -14,6 +14,7 @@ void add_model_options(Args& a) {
   a.option("ctx", "c", "N", "context length in tokens (0 = min(4096, the model's maximum))", "0");
   a.option("chunk", "", "N", "prefill chunk (tokens per forward pass)", "256");
   a.flag("mlock", "pin the weights in RAM");
+  a.option("quantize", "", "Q", "quantize float weights at load: int4-g32, int4-g64 or int4-g128");
 }
 
 void add_sampling_options(Args& a) {
@@ -47,6 +48,7 @@ Result<std::unique_ptr<Engine>> load_engine(const Args& a, bool show_progress) {
   o.n_threads = static_cast<int>(threads);
   o.max_chunk = static_cast<int32_t>(chunk);
   o.mlock = a.on("mlock");
+  o.quantize = a.str("quantize");
   const bool tty = show_progress && isatty(STDERR_FILENO);
   if (tty) {
     o.on_progress = [](float f) {
