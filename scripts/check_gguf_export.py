@@ -26,22 +26,11 @@ import gguf
 from gguf import GGMLQuantizationType as QT
 from safetensors.numpy import load_file
 
-_LAYER = {
-    "input_layernorm.weight": "attn_norm.weight",
-    "self_attn.q_proj.weight": "attn_q.weight",
-    "self_attn.k_proj.weight": "attn_k.weight",
-    "self_attn.v_proj.weight": "attn_v.weight",
-    "self_attn.o_proj.weight": "attn_output.weight",
-    "self_attn.q_norm.weight": "attn_q_norm.weight",
-    "self_attn.k_norm.weight": "attn_k_norm.weight",
-    "post_attention_layernorm.weight": "post_attention_norm.weight",
-    "pre_feedforward_layernorm.weight": "ffn_norm.weight",
-    "mlp.gate_proj.weight": "ffn_gate.weight",
-    "mlp.up_proj.weight": "ffn_up.weight",
-    "mlp.down_proj.weight": "ffn_down.weight",
-    "post_feedforward_layernorm.weight": "post_ffw_norm.weight",
-    "layer_scalar": "layer_output_scale.weight",
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gguf_export import _LAYER_NAMES  # noqa: E402
+
+# HF tensor suffix inside a layer -> llama.cpp suffix inside blk.N: the exporter's own table.
+_LAYER = _LAYER_NAMES
 _MIN_SNR_DB = {QT.Q4_K: 15.0, QT.Q6_K: 25.0}
 
 
