@@ -25,6 +25,7 @@
 #include "formats/gguf_writer.h"
 #include "formats/safetensors_index.h"
 #include "formats/torchao_writer.h"
+#include "model/gguf_model_keys.h"
 #include "quant/dequantize.h"
 
 namespace ge {
@@ -33,7 +34,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr uint64_t kGgufAlignment = 32;
 // HF text-model prefixes, most specific first (the loader accepts the same set).
 constexpr const char* kTextPrefixes[] = {"model.language_model.", "model.", "language_model.model.", ""};
 // Towers of the multimodal checkpoints that a text export leaves out.
@@ -237,22 +237,6 @@ Status read_source(const std::string& input, const QuantizeOptions& o, SourceMod
 }
 
 // ---------------------------------------------------------------- encodings
-
-uint32_t ggml_type_of(QuantType t) {
-  switch (t) {
-    case QuantType::kF32: return ggml_id(GgmlType::kF32);
-    case QuantType::kF16: return ggml_id(GgmlType::kF16);
-    case QuantType::kBF16: return ggml_id(GgmlType::kBF16);
-    case QuantType::kQ4_0: return ggml_id(GgmlType::kQ4_0);
-    case QuantType::kQ5_0: return ggml_id(GgmlType::kQ5_0);
-    case QuantType::kQ8_0: return ggml_id(GgmlType::kQ8_0);
-    case QuantType::kQ4_K: return ggml_id(GgmlType::kQ4_K);
-    case QuantType::kQ5_K: return ggml_id(GgmlType::kQ5_K);
-    case QuantType::kQ6_K: return ggml_id(GgmlType::kQ6_K);
-    default: break;
-  }
-  return ggml_id(GgmlType::kF32);
-}
 
 std::string encoding_text(const QuantTarget& t) {
   if (t.type == QuantType::kInt4Group) {
@@ -461,104 +445,9 @@ struct GgufTensor {
   std::vector<float> values;     // F32 tensors written from memory (norms, scalars, rope_freqs)
 };
 
-using KeyValues = std::vector<std::pair<std::string, gguf::Value>>;
+using KeyValues = GgufKeyValues;
 
 void put_kv(KeyValues* kv, const std::string& key, gguf::Value v) { kv->emplace_back(key, std::move(v)); }
-
-// llama.cpp's freq-factor tensor for Gemma 4 proportional RoPE: 1 for rotating pairs, 1e30 for frozen.
-std::vector<float> rope_freqs_of(const LayerConfig& full) {
-  const int32_t half = full.head_dim / 2;
-  const int32_t n_rot = static_cast<int32_t>(full.partial_rotary_factor * static_cast<float>(full.head_dim)) / 2;
-  std::vector<float> f(static_cast<size_t>(half), 1e30f);
-  for (int32_t i = 0; i < n_rot && i < half; ++i) f[static_cast<size_t>(i)] = 1.0f;
-  return f;
-}
-
-Status gguf_model_keys(const GemmaConfig& c, const QuantizeOptions& o, const std::string& name, KeyValues* kv) {
-  const bool g4 = c.family == ModelFamily::kGemma4;
-  const std::string a = g4 ? "gemma4" : "gemma3";
-  const std::string p = a + ".";
-  put_kv(kv, "general.architecture", gguf::Value::string(a));
-  put_kv(kv, "general.type", gguf::Value::string("model"));
-  put_kv(kv, "general.name", gguf::Value::string(name));
-  const uint32_t file_type = o.gguf_type == QuantType::kQ4_0   ? 2
-                             : o.gguf_type == QuantType::kQ8_0 ? 7
-                             : o.gguf_type == QuantType::kQ4_K ? 14
-                                                               : 18;  // MOSTLY_Q6_K
-  put_kv(kv, "general.file_type", gguf::Value::uint32(file_type));
-  put_kv(kv, "general.quantization_version", gguf::Value::uint32(2));
-  put_kv(kv, p + "context_length", gguf::Value::uint32(static_cast<uint32_t>(c.max_position_embeddings)));
-  put_kv(kv, p + "embedding_length", gguf::Value::uint32(static_cast<uint32_t>(c.hidden_size)));
-  put_kv(kv, p + "block_count", gguf::Value::uint32(static_cast<uint32_t>(c.num_hidden_layers)));
-  put_kv(kv, p + "feed_forward_length", gguf::Value::uint32(static_cast<uint32_t>(c.intermediate_size)));
-  put_kv(kv, p + "attention.head_count", gguf::Value::uint32(static_cast<uint32_t>(c.num_attention_heads)));
-  put_kv(kv, p + "attention.layer_norm_rms_epsilon", gguf::Value::float32(c.rms_norm_eps));
-  put_kv(kv, p + "attention.sliding_window", gguf::Value::uint32(static_cast<uint32_t>(c.sliding_window)));
-  if (c.final_logit_softcapping > 0.0f) {
-    put_kv(kv, p + "final_logit_softcapping", gguf::Value::float32(c.final_logit_softcapping));
-  }
-  if (c.attn_logit_softcapping > 0.0f) {
-    put_kv(kv, p + "attn_logit_softcapping", gguf::Value::float32(c.attn_logit_softcapping));
-  }
-  const LayerConfig* full = nullptr;
-  const LayerConfig* swa = nullptr;
-  for (const LayerConfig& l : c.layers) {
-    const LayerConfig*& first = l.sliding ? swa : full;
-    if (first == nullptr) first = &l;
-    if (l.head_dim != first->head_dim || l.rope_theta != first->rope_theta || l.rope_factor != first->rope_factor ||
-        l.partial_rotary_factor != first->partial_rotary_factor) {
-      return unsupported("quantize: GGUF needs one head_dim and RoPE per layer type; this config varies them");
-    }
-  }
-  const LayerConfig& any = full != nullptr ? *full : *swa;
-  put_kv(kv, p + "rope.freq_base", gguf::Value::float32(full != nullptr ? full->rope_theta : 1e6f));
-  if (!g4) {
-    for (size_t i = 0; i < c.layers.size(); ++i) {
-      if (c.layers[i].sliding != ((i % 6) != 5) || c.layers[i].head_dim != any.head_dim ||
-          c.layers[i].num_key_value_heads != any.num_key_value_heads) {
-        return unsupported("quantize: a gemma3 GGUF implies llama.cpp's fixed 5:1 layer pattern and uniform heads; "
-                           "this config differs");
-      }
-    }
-    if (swa != nullptr && (swa->rope_theta != 10000.0f || swa->rope_factor != 1.0f)) {
-      return unsupported("quantize: gemma3 GGUF fixes sliding-layer RoPE at theta 10000 without scaling");
-    }
-    put_kv(kv, p + "attention.head_count_kv", gguf::Value::uint32(static_cast<uint32_t>(any.num_key_value_heads)));
-    put_kv(kv, p + "attention.key_length", gguf::Value::uint32(static_cast<uint32_t>(any.head_dim)));
-    put_kv(kv, p + "attention.value_length", gguf::Value::uint32(static_cast<uint32_t>(any.head_dim)));
-    // llama.cpp's built-in rule is 1/sqrt(head_dim) (27B: 1/sqrt(H/heads)); other scales are written.
-    const double rule = c.num_hidden_layers == 62 ? static_cast<double>(c.hidden_size) / c.num_attention_heads
-                                                  : static_cast<double>(any.head_dim);
-    if (static_cast<float>(1.0 / std::sqrt(rule)) != c.query_scale) {
-      put_kv(kv, p + "attention.scale", gguf::Value::float32(c.query_scale));
-    }
-    if (full != nullptr && full->rope_factor != 1.0f) {
-      put_kv(kv, p + "rope.scaling.type", gguf::Value::string("linear"));
-      put_kv(kv, p + "rope.scaling.factor", gguf::Value::float32(full->rope_factor));
-    }
-    return Status::ok();
-  }
-  std::vector<bool> pattern;
-  std::vector<int32_t> kv_heads;
-  for (const LayerConfig& l : c.layers) {
-    pattern.push_back(l.sliding);
-    kv_heads.push_back(l.num_key_value_heads);
-  }
-  const int32_t hd_full = full != nullptr ? full->head_dim : swa->head_dim;
-  const int32_t hd_swa = swa != nullptr ? swa->head_dim : full->head_dim;
-  put_kv(kv, p + "attention.sliding_window_pattern", gguf::Value::bool_array(pattern));
-  put_kv(kv, p + "attention.head_count_kv", gguf::Value::array(std::span<const int32_t>(kv_heads)));
-  put_kv(kv, p + "attention.key_length", gguf::Value::uint32(static_cast<uint32_t>(hd_full)));
-  put_kv(kv, p + "attention.value_length", gguf::Value::uint32(static_cast<uint32_t>(hd_full)));
-  put_kv(kv, p + "attention.key_length_swa", gguf::Value::uint32(static_cast<uint32_t>(hd_swa)));
-  put_kv(kv, p + "attention.value_length_swa", gguf::Value::uint32(static_cast<uint32_t>(hd_swa)));
-  put_kv(kv, p + "rope.freq_base_swa", gguf::Value::float32(swa != nullptr ? swa->rope_theta : 1e4f));
-  put_kv(kv, p + "rope.dimension_count", gguf::Value::uint32(static_cast<uint32_t>(hd_full)));
-  put_kv(kv, p + "rope.dimension_count_swa", gguf::Value::uint32(static_cast<uint32_t>(hd_swa)));
-  put_kv(kv, p + "attention.shared_kv_layers", gguf::Value::uint32(0));
-  put_kv(kv, p + "embedding_length_per_layer_input", gguf::Value::uint32(0));
-  return Status::ok();
-}
 
 // GGUF tokenizer keys from an HF tokenizer.json (BPE with byte fallback, as Gemma ships it). Gemma 3
 // becomes llama.cpp's "llama" (SentencePiece) vocabulary with SentencePiece-style scores (−rank of
@@ -673,46 +562,6 @@ Status gguf_tokenizer_keys(const SourceModel& m, const QuantizeOptions& o, KeyVa
   return Status::ok();
 }
 
-Result<std::vector<uint8_t>> gguf_header(const KeyValues& kvs, std::vector<GgufTensor>* tensors, uint64_t* data_start,
-                                         uint64_t* data_bytes) {
-  std::vector<uint8_t> out = {'G', 'G', 'U', 'F'};
-  auto put = [&](auto v) {
-    uint8_t b[sizeof(v)];
-    std::memcpy(b, &v, sizeof(v));
-    out.insert(out.end(), b, b + sizeof(v));
-  };
-  auto put_string = [&](const std::string& s) {
-    put(static_cast<uint64_t>(s.size()));
-    out.insert(out.end(), s.begin(), s.end());
-  };
-  put(static_cast<uint32_t>(3));
-  put(static_cast<uint64_t>(tensors->size()));
-  put(static_cast<uint64_t>(kvs.size()));
-  for (const auto& [key, value] : kvs) {
-    put_string(key);
-    put(static_cast<uint32_t>(value.type()));
-    out.insert(out.end(), value.bytes().begin(), value.bytes().end());
-  }
-  uint64_t offset = 0;
-  for (GgufTensor& t : *tensors) {
-    GE_ASSIGN_OR_RETURN(t.nbytes, ggml_tensor_nbytes(ggml_type_of(t.type), t.ne.data(), static_cast<int>(t.ne.size())));
-    put_string(t.name);
-    put(static_cast<uint32_t>(t.ne.size()));
-    for (int64_t d : t.ne) put(d);
-    put(ggml_type_of(t.type));
-    put(offset);
-    t.offset = offset;
-    uint64_t padded;
-    if (!pad_ok(t.nbytes, kGgufAlignment, &padded) || !add_ok(offset, padded, &offset)) {
-      return invalid_argument("quantize: GGUF data size overflows");
-    }
-  }
-  if (!pad_ok(out.size(), kGgufAlignment, data_start)) return invalid_argument("quantize: GGUF header overflows");
-  out.resize(*data_start, 0);
-  *data_bytes = offset;
-  return out;
-}
-
 Status write_gguf(const SourceModel& m, const std::string& path, const QuantizeOptions& o, ThreadPool& pool,
                   QuantizeReport* report, const std::function<void(const TensorReport&)>& on_tensor) {
   GE_RETURN_IF_ERROR(check_output_free(path, o.force));
@@ -720,7 +569,7 @@ Status write_gguf(const SourceModel& m, const std::string& path, const QuantizeO
   KeyValues kvs;
   fs::path dir_name = fs::path(m.dir);
   if (dir_name.filename().empty()) dir_name = dir_name.parent_path();  // "model/" → "model"
-  GE_RETURN_IF_ERROR(gguf_model_keys(c, o, dir_name.filename().string(), &kvs));
+  GE_RETURN_IF_ERROR(gguf_model_keys(c, o.gguf_type, dir_name.filename().string(), &kvs));
   GE_RETURN_IF_ERROR(gguf_tokenizer_keys(m, o, &kvs, report));
 
   std::vector<GgufTensor> tensors;
@@ -746,14 +595,20 @@ Status write_gguf(const SourceModel& m, const std::string& path, const QuantizeO
       if (l.sliding) continue;
       GgufTensor t;
       t.name = "rope_freqs.weight";
-      t.values = rope_freqs_of(l);
+      t.values = gguf_rope_freqs(l);
       t.ne = {static_cast<int64_t>(t.values.size())};
       tensors.push_back(std::move(t));
       break;
     }
   }
   uint64_t data_start = 0, data_bytes = 0;
-  GE_ASSIGN_OR_RETURN(std::vector<uint8_t> header, gguf_header(kvs, &tensors, &data_start, &data_bytes));
+  std::vector<GgufTensorSlot> slots;
+  for (const GgufTensor& t : tensors) slots.push_back({t.name, t.ne, t.type});
+  GE_ASSIGN_OR_RETURN(std::vector<uint8_t> header, gguf_header(kvs, &slots, &data_start, &data_bytes));
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    tensors[i].nbytes = slots[i].nbytes;
+    tensors[i].offset = slots[i].offset;
+  }
   uint64_t total;
   if (!add_ok(data_start, data_bytes, &total)) return invalid_argument("quantize: GGUF size overflows");
   safetensors::PendingFile file;

@@ -11,6 +11,7 @@ int cmd_tokenize(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
 int cmd_quantize(int argc, char** argv);
+int cmd_synth(int argc, char** argv);
 }  // namespace ge::cli
 
 namespace {
@@ -26,6 +27,7 @@ const char* kUsage =
     "  inspect    describe a model file: architecture, layers, tensors, memory\n"
     "  serve      OpenAI-compatible HTTP server with continuous batching\n"
     "  quantize   HF checkpoint -> torchao INT4 safetensors or GGUF (and quality checks)\n"
+    "  synth      GGUF of random weights with a published model's shapes\n"
     "\n"
     "Run 'gemma <command> --help' for the options of a command.\n";
 
@@ -44,6 +46,7 @@ int main(int argc, char** argv) {
   if (cmd == "inspect") return ge::cli::cmd_inspect(argc - 1, argv + 1);
   if (cmd == "serve") return ge::cli::cmd_serve(argc - 1, argv + 1);
   if (cmd == "quantize") return ge::cli::cmd_quantize(argc - 1, argv + 1);
+  if (cmd == "synth") return ge::cli::cmd_synth(argc - 1, argv + 1);
   std::fprintf(stderr, "error: unknown command '%s'\n%s", cmd.c_str(), kUsage);
   return 2;
 }
