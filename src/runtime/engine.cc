@@ -52,19 +52,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Engi
     }
   }
 
-  // Stop tokens: the config's EOS ids plus the end-of-turn markers of the family's chat format.
-  const Tokenizer& tok = *e->tokenizer_;
-  auto add_stop = [&](int32_t id) {
-    if (id >= 0 && id < tok.n_vocab() && std::find(e->stop_ids_.begin(), e->stop_ids_.end(), id) == e->stop_ids_.end())
-      e->stop_ids_.push_back(id);
-  };
-  for (int32_t id : e->checkpoint_->config().eos_token_ids) add_stop(id);
-  add_stop(tok.eos_id());
-  const bool g4 = e->checkpoint_->config().family == ModelFamily::kGemma4;
-  static const std::vector<std::string> kGemma4Stops = {"<eos>", "<turn|>", "<|tool_response>"};
-  static const std::vector<std::string> kGemma3Stops = {"<eos>", "<end_of_turn>"};
-  for (const std::string& piece : g4 ? kGemma4Stops : kGemma3Stops)
-    if (auto id = tok.find_token(piece)) add_stop(*id);
+  e->set_stop_tokens();
 
   // Sampling defaults: generation_config.json beside an HF checkpoint, else the documented defaults.
   if (!e->checkpoint_->hf_dir().empty()) {
@@ -79,6 +67,51 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Engi
   GE_RETURN_IF_ERROR(e->backend_->synchronize());
   e->load_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return e;
+}
+
+Result<std::unique_ptr<Engine>> Engine::create_synthetic(const GemmaConfig& config, QuantType type,
+                                                         int64_t group_size, const std::string& tokenizer_gguf,
+                                                         const EngineOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::unique_ptr<Engine> e(new Engine());
+  // The tokenizer first: a vocabulary mismatch is found before minutes of weight synthesis.
+  Result<gguf::GgufFile> g = gguf::GgufFile::open(tokenizer_gguf);
+  if (!g.is_ok()) return Status(g.status().code(), "synthetic model: tokenizer file: " + g.status().message());
+  Result<Tokenizer> tok = Tokenizer::from_gguf(*g);
+  if (!tok.is_ok())
+    return Status(tok.status().code(), "synthetic model: tokenizer of " + tokenizer_gguf + ": " + tok.status().message());
+  if (tok->n_vocab() != config.vocab_size)
+    return invalid_argument("synthetic model: the tokenizer of " + tokenizer_gguf + " has " +
+                            std::to_string(tok->n_vocab()) + " tokens but the model's vocabulary has " +
+                            std::to_string(config.vocab_size));
+  e->tokenizer_.emplace(std::move(tok).value());
+  if (Result<std::string> t = g->get_string("tokenizer.chat_template"); t.is_ok()) e->chat_template_ = *t;
+  const int threads = opt.n_threads > 0 ? opt.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  GE_ASSIGN_OR_RETURN(e->backend_, create_backend(opt.backend, threads));
+  if (opt.on_progress) opt.on_progress(0.0f);
+  GE_ASSIGN_OR_RETURN(e->model_,
+                      GemmaModel::create_synthetic(config, type, group_size, *e->backend_, opt.max_chunk, 1234));
+  if (opt.on_progress) opt.on_progress(1.0f);
+  e->set_stop_tokens();
+  GE_RETURN_IF_ERROR(e->backend_->synchronize());
+  e->load_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return e;
+}
+
+void Engine::set_stop_tokens() {
+  // Stop tokens: the config's EOS ids plus the end-of-turn markers of the family's chat format.
+  const Tokenizer& tok = *tokenizer_;
+  auto add_stop = [&](int32_t id) {
+    if (id >= 0 && id < tok.n_vocab() && std::find(stop_ids_.begin(), stop_ids_.end(), id) == stop_ids_.end())
+      stop_ids_.push_back(id);
+  };
+  for (int32_t id : config().eos_token_ids) add_stop(id);
+  add_stop(tok.eos_id());
+  const bool g4 = config().family == ModelFamily::kGemma4;
+  static const std::vector<std::string> kGemma4Stops = {"<eos>", "<turn|>", "<|tool_response>"};
+  static const std::vector<std::string> kGemma3Stops = {"<eos>", "<end_of_turn>"};
+  for (const std::string& piece : g4 ? kGemma4Stops : kGemma3Stops)
+    if (auto id = tok.find_token(piece)) add_stop(*id);
 }
 
 Result<std::unique_ptr<Session>> Engine::create_session(int32_t context_len) {

@@ -34,10 +34,18 @@ class Engine {
  public:
   static Result<std::unique_ptr<Engine>> load(const std::string& model_path, const EngineOptions& options);
 
+  // Random weights of `config`'s shape built by the backend (no checkpoint: benchmarks of models
+  // whose weights are out of reach), with the tokenizer and chat template of `tokenizer_gguf`, any
+  // GGUF whose vocabulary has exactly config.vocab_size tokens (`gemma synth --vocab-only` writes one).
+  static Result<std::unique_ptr<Engine>> create_synthetic(const GemmaConfig& config, QuantType type,
+                                                          int64_t group_size, const std::string& tokenizer_gguf,
+                                                          const EngineOptions& options);
+
   Result<std::unique_ptr<Session>> create_session(int32_t context_len);
 
-  const GemmaConfig& config() const { return checkpoint_->config(); }
-  const Checkpoint& checkpoint() const { return *checkpoint_; }
+  const GemmaConfig& config() const { return model_->config(); }
+  // Null for a synthetic engine.
+  const Checkpoint* checkpoint() const { return checkpoint_.get(); }
   GemmaModel& model() { return *model_; }
   Backend& backend() { return *backend_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
@@ -52,6 +60,8 @@ class Engine {
 
  private:
   Engine() = default;
+  // Stop tokens from config.eos_token_ids, the tokenizer's EOS and the family's end-of-turn markers.
+  void set_stop_tokens();
   std::unique_ptr<Checkpoint> checkpoint_;
   std::unique_ptr<QuantizedModelWeights> quantized_;  // set when EngineOptions::quantize asked for it
   std::unique_ptr<Backend> backend_;
