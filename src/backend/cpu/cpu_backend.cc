@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <vector>
 
 #include "backend/cpu/cpu_kernels.h"
@@ -28,8 +31,15 @@ class CpuBackend final : public CpuReferenceBackend {
       : CpuReferenceBackend(n_threads), k_(cpu::kernels_for(isa)), acts_(acts) {}
   std::string name() const override { return "cpu"; }
 
+  void set_placement(cpu::WeightPlacement p) { placement_ = p; }
+
   Result<std::unique_ptr<PackedWeight>> pack_weight(const QuantWeight& w) override {
-    GE_ASSIGN_OR_RETURN(std::unique_ptr<CpuPackedWeight> p, cpu::pack_cpu_weight(w, &pool_));
+    std::unique_ptr<CpuPackedWeight> p;
+    if (placement_ == cpu::WeightPlacement::kInPlace && cpu::in_place_supported(w.type)) {
+      GE_ASSIGN_OR_RETURN(p, cpu::view_cpu_weight_in_place(w));
+    } else {
+      GE_ASSIGN_OR_RETURN(p, cpu::pack_cpu_weight(w, &pool_));
+    }
     return std::unique_ptr<PackedWeight>(std::move(p));
   }
 
@@ -48,6 +58,10 @@ class CpuBackend final : public CpuReferenceBackend {
     const auto& w = static_cast<const CpuPackedWeight&>(pw);
     const int64_t n = w.rows(), k = w.cols(), tiles = w.tiles();
     if (m <= 0) return;
+    if (w.kind() == cpu::PackedKind::kInPlace) {
+      matmul_in_place(x, m, w, y);
+      return;
+    }
     // Chunks of tiles claimed dynamically: about 8 per thread, at most 64 tiles (a few hundred KiB
     // of weights) each.
     const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(64, tiles / (8 * pool_.size())));
@@ -205,6 +219,42 @@ class CpuBackend final : public CpuReferenceBackend {
   }
 
  private:
+  // GGUF rows read from the mapping, int16 activations (decode and prefill). Prefill is blocked
+  // over tokens (a chunk's activations stay in L2) and rows (a chunk of rows stays in L1 while the
+  // chunk's tokens pass over it, four at a time).
+  void matmul_in_place(const float* x, int64_t m, const CpuPackedWeight& w, float* y) {
+    const int64_t n = w.rows(), k = w.cols(), nb = k / kBlock;
+    d_.resize(static_cast<size_t>(m * nb));
+    dsum_.resize(static_cast<size_t>(m * nb));
+    sum16_.resize(static_cast<size_t>(m * nb * 2));
+    q16_.resize(static_cast<size_t>(m * nb * kBlock));
+    auto quantize = [&](int64_t b, int64_t e) {
+      k_.quantize_acts16(x + b * k, e - b, nb, q16_.data() + b * nb * kBlock, d_.data() + b * nb,
+                         dsum_.data() + b * nb, sum16_.data() + b * nb * 2);
+    };
+    if (m * k >= kParallelElems) {
+      pool_.parallel_for(m, 1, quantize);
+    } else {
+      quantize(0, m);
+    }
+    const int64_t rb = w.source_row_bytes();
+    const int64_t tok_chunk = std::clamp<int64_t>((256 << 10) / (2 * k) / 4 * 4, 4, 256);
+    const int64_t n_tok_chunks = (m + tok_chunk - 1) / tok_chunk;
+    const int64_t row_grain =
+        m <= cpu::kInt16MaxTokens ? std::clamp<int64_t>(n / (8 * pool_.size()), 1, 256)
+                                  : std::clamp<int64_t>((16 << 10) / rb, 1, 64);
+    const int64_t n_row_chunks = (n + row_grain - 1) / row_grain;
+    parallel_chunks(n_tok_chunks * n_row_chunks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t t0 = (item / n_row_chunks) * tok_chunk, r0 = (item % n_row_chunks) * row_grain;
+        const int64_t o = t0 * nb;
+        cpu::QuantizedActs a{nullptr, q16_.data() + o * kBlock, d_.data() + o, dsum_.data() + o,
+                             sum16_.data() + 2 * o, std::min(tok_chunk, m - t0), nb};
+        k_.gemm_rows16(w.source_bits(), w.source_data(), rb, a, r0, std::min(n, r0 + row_grain), y + t0 * n, n);
+      }
+    });
+  }
+
   // fn(begin, end) over [0, n) in chunks of `chunk`, claimed one at a time by every thread of the
   // pool: on a shared machine a descheduled thread then delays the call by one chunk, not by a
   // static half of the work.
@@ -246,6 +296,7 @@ class CpuBackend final : public CpuReferenceBackend {
 
   const cpu::CpuKernels& k_;
   const cpu::CpuActivations acts_;
+  cpu::WeightPlacement placement_ = cpu::WeightPlacement::kRepack;
   // Activation quantization scratch, reused across calls: [m][blocks][32] int8 (or int16) and per block d,
   // d·Σq and the two half sums. One backend serves one caller at a time (the pool does too).
   std::vector<int8_t> q_;
@@ -261,5 +312,60 @@ Backend* create_cpu_backend_isa(int n_threads, cpu::CpuIsa isa, cpu::CpuActivati
 }
 
 Backend* create_cpu_backend(int n_threads) { return create_cpu_backend_isa(n_threads, cpu::detect_cpu_isa()); }
+
+namespace cpu {
+
+uint64_t mem_available_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("MemAvailable:", 0) != 0) continue;
+    std::istringstream in(line.substr(13));
+    uint64_t kib = 0;
+    if (in >> kib && kib < (uint64_t{1} << 44)) return kib * 1024;
+    return 0;
+  }
+  return 0;
+}
+
+WeightPlacement choose_weight_placement(uint64_t packed_bytes, uint64_t available, bool force_in_place) {
+  if (force_in_place) return WeightPlacement::kInPlace;
+  if (available == 0) return WeightPlacement::kRepack;
+  // While packing, the mapped source pages sit in the page cache beside the copy: both must fit,
+  // with 1 GiB left for activations, the KV cache and everything else.
+  const uint64_t margin = uint64_t{1} << 30;
+  return available > margin && packed_bytes <= (available - margin) / 2 ? WeightPlacement::kRepack
+                                                                         : WeightPlacement::kInPlace;
+}
+
+bool set_weight_placement(Backend& b, WeightPlacement p) {
+  auto* cb = dynamic_cast<CpuBackend*>(&b);
+  if (cb == nullptr) return false;
+  cb->set_placement(p);
+  return true;
+}
+
+std::string apply_weight_policy(Backend& b, uint64_t weight_bytes, bool force_in_place) {
+  if (dynamic_cast<CpuBackend*>(&b) == nullptr) return "";
+  const uint64_t avail = mem_available_bytes();
+  const WeightPlacement p = choose_weight_placement(weight_bytes, avail, force_in_place);
+  set_weight_placement(b, p);
+  char buf[256];
+  const double gib = 1.0 / (1u << 30);
+  if (p == WeightPlacement::kRepack) {
+    std::snprintf(buf, sizeof(buf), "cpu: weights repacked into SIMD tiles (%.2f GiB; %.2f GiB available)",
+                  static_cast<double>(weight_bytes) * gib, static_cast<double>(avail) * gib);
+  } else if (force_in_place) {
+    std::snprintf(buf, sizeof(buf), "cpu: Q4_0/Q8_0 weights used in place from the mapping (--no-repack)");
+  } else {
+    std::snprintf(buf, sizeof(buf),
+                  "cpu: Q4_0/Q8_0 weights used in place from the mapping (a %.2f GiB packed copy would not fit "
+                  "in %.2f GiB available)",
+                  static_cast<double>(weight_bytes) * gib, static_cast<double>(avail) * gib);
+  }
+  return buf;
+}
+
+}  // namespace cpu
 
 }  // namespace ge

@@ -60,6 +60,11 @@ struct CpuKernels {
   // Same with int16 activations (a.q16).
   void (*gemm_q16)(const QStreamLayout& l, const uint8_t* data, int64_t rows, const QuantizedActs& a,
                    int64_t tile_begin, int64_t tile_end, float* y, int64_t ldy);
+  // In place: y[t, r] for rows [row_begin, row_end) of a row-major GGUF matrix read where it lies
+  // (bits 4: Q4_0, 18-byte blocks; bits 8: Q8_0, 34-byte blocks; row_bytes apart) against int16
+  // activations (a.q16). The weight is decoded once per block for up to a few tokens at a time.
+  void (*gemm_rows16)(int bits, const uint8_t* data, int64_t row_bytes, const QuantizedActs& a, int64_t row_begin,
+                      int64_t row_end, float* y, int64_t ldy);
   // Same for an fp32 tile stream [tiles][k][8] and fp32 activations x [m, k].
   void (*gemm_f32)(const float* w, int64_t rows, int64_t k, const float* x, int64_t m,
                    int64_t tile_begin, int64_t tile_end, float* y, int64_t ldy);

@@ -15,7 +15,7 @@ namespace avx512 {
 
 const CpuKernels& avx512_vnni_kernels() {
   using namespace avx512;
-  static const CpuKernels k{CpuIsa::kAvx512Vnni, quantize_acts, quantize_acts16, gemm_q, gemm_q16, gemm_f32, dot, axpy, rms_norm_row,
+  static const CpuKernels k{CpuIsa::kAvx512Vnni, quantize_acts, quantize_acts16, gemm_q, gemm_q16, gemm_rows16, gemm_f32, dot, axpy, rms_norm_row,
                             gelu_tanh_mul, add, scale, softcap, exp_sum, attn_scores,
                             attn_accumulate};
   return k;

@@ -51,6 +51,36 @@ int quant_at(const QStreamLayout& l, const uint8_t* blk, int64_t rr, int k) {
   return q;
 }
 
+// In-place GGUF rows: per block an exact int32 dot of (q − zero) with the int16 activations,
+// scaled by the two fp16/fp32 scales into an fp32 sum (the SIMD kernels keep 8 partial sums).
+void gemm_rows16(int bits, const uint8_t* data, int64_t row_bytes, const QuantizedActs& a, int64_t row_begin,
+                 int64_t row_end, float* y, int64_t ldy) {
+  const int64_t bb = bits == 4 ? 18 : 34;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = data + r * row_bytes;
+    for (int64_t t = 0; t < a.m; ++t) {
+      float acc = 0.0f;
+      for (int64_t b = 0; b < a.blocks; ++b) {
+        const uint8_t* blk = row + b * bb;
+        uint16_t h;
+        std::memcpy(&h, blk, 2);
+        const int16_t* q = a.q16 + (t * a.blocks + b) * kBlock;
+        int32_t s = 0;
+        if (bits == 4) {
+          for (int j = 0; j < 16; ++j) {
+            s += ((blk[2 + j] & 0x0f) - 8) * q[j];
+            s += ((blk[2 + j] >> 4) - 8) * q[j + 16];
+          }
+        } else {
+          for (int j = 0; j < 32; ++j) s += static_cast<int8_t>(blk[2 + j]) * q[j];
+        }
+        acc += fp16_to_f32(h) * a.d[t * a.blocks + b] * static_cast<float>(s);
+      }
+      y[t * ldy + r] = acc;
+    }
+  }
+}
+
 float load_f32(const uint8_t* p) {
   float v;
   std::memcpy(&v, p, 4);
@@ -179,7 +209,7 @@ void attn_accumulate(const float* p, int64_t p_stride, int64_t nq, const float* 
 }  // namespace
 
 const CpuKernels& portable_kernels() {
-  static const CpuKernels k{CpuIsa::kPortable, quantize_acts, quantize_acts16, gemm_q, gemm_q16, gemm_f32, dot, axpy,
+  static const CpuKernels k{CpuIsa::kPortable, quantize_acts, quantize_acts16, gemm_q, gemm_q16, gemm_rows16, gemm_f32, dot, axpy,
                             rms_norm_row, gelu_tanh_mul, add, scale, softcap, exp_sum,
                             attn_scores, attn_accumulate};
   return k;

@@ -229,6 +229,10 @@ void for_tiles(ThreadPool* pool, int64_t tiles, const Fn& fn) {
 
 void CpuPackedWeight::dequantize_row(int64_t row, float* dst) const {
   GE_CHECK(row >= 0 && row < rows());
+  if (kind_ == PackedKind::kInPlace) {
+    ge::dequantize_row(source_, row, dst);
+    return;
+  }
   const int64_t rr = row % kRowTile;
   if (kind_ == PackedKind::kF32) {
     const float* t = reinterpret_cast<const float*>(data_.data()) + (row / kRowTile) * cols() * kRowTile;
@@ -341,6 +345,23 @@ Result<std::unique_ptr<CpuPackedWeight>> pack_cpu_weight(const QuantWeight& w, T
       }
     }
   });
+  return p;
+}
+
+bool in_place_supported(QuantType type) { return type == QuantType::kQ4_0 || type == QuantType::kQ8_0; }
+
+Result<std::unique_ptr<CpuPackedWeight>> view_cpu_weight_in_place(const QuantWeight& w) {
+  GE_RETURN_IF_ERROR(validate_weight(w));
+  if (!in_place_supported(w.type)) {
+    return unsupported(std::string("cpu: ") + quant_type_name(w.type) + " weights cannot be used in place (Q4_0, Q8_0)");
+  }
+  if (w.data == nullptr) return invalid_argument("cpu: in-place weight has no data");
+  GE_ASSIGN_OR_RETURN(const uint64_t rb, row_bytes(w.type, w.cols));
+  std::unique_ptr<CpuPackedWeight> p(new (std::nothrow) CpuPackedWeight(w, PackedKind::kInPlace));
+  if (!p) return out_of_memory("cpu: out of memory");
+  p->source_ = w;
+  p->source_row_bytes_ = static_cast<int64_t>(rb);
+  p->layout_.blocks = w.cols / kBlock;
   return p;
 }
 

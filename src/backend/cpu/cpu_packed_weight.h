@@ -38,6 +38,9 @@ class AlignedBytes {
 enum class PackedKind : uint8_t {
   kF32,    // fp32 [tiles][cols][8 rows]: one weight column of a tile is one fp32 register
   kQuant,  // quant blocks (QStreamLayout)
+  // The source's own GGUF Q4_0 / Q8_0 rows (18 / 34-byte blocks, row-major), read in place from
+  // the file mapping: no copy, so a model larger than half the RAM still loads.
+  kInPlace,
 };
 
 // How a quant block decodes (the kernel uses the equivalent integer form).
@@ -79,6 +82,10 @@ class CpuPackedWeight final : public PackedWeight {
   PackedKind kind() const { return kind_; }
   const QStreamLayout& layout() const { return layout_; }
   const uint8_t* data() const { return data_.data(); }
+  // kInPlace: the source rows, their size in bytes and the quant width (4 for Q4_0, 8 for Q8_0).
+  const uint8_t* source_data() const { return source_.data; }
+  int64_t source_row_bytes() const { return source_row_bytes_; }
+  int source_bits() const { return source_.type == QuantType::kQ4_0 ? 4 : 8; }
   int64_t tiles() const { return (rows() + kRowTile - 1) / kRowTile; }
   size_t bytes() const override { return data_.size() + zeros_.size() * sizeof(float); }
 
@@ -86,6 +93,7 @@ class CpuPackedWeight final : public PackedWeight {
   void dequantize_row(int64_t row, float* dst) const;
 
   friend Result<std::unique_ptr<CpuPackedWeight>> pack_cpu_weight(const QuantWeight& w, ThreadPool* pool);
+  friend Result<std::unique_ptr<CpuPackedWeight>> view_cpu_weight_in_place(const QuantWeight& w);
 
  private:
   CpuPackedWeight(const QuantWeight& w, PackedKind kind)
@@ -98,6 +106,9 @@ class CpuPackedWeight final : public PackedWeight {
   // kQMinusZeroTimesScale with a zero per block (Int4Group, Int8Group): [rows][blocks].
   // Empty means the zero is the layout's integer zero_point for every block.
   std::vector<float> zeros_;
+  // kInPlace: the source view (its memory belongs to the checkpoint) and its row size.
+  QuantWeight source_;
+  int64_t source_row_bytes_ = 0;
 };
 
 // Repacks a validated weight view. Q4_0/Q5_0/Q8_0/Q4_K/Q5_K/Q6_K, and Int4Group/Int8Group whose
@@ -105,5 +116,10 @@ class CpuPackedWeight final : public PackedWeight {
 // not fall on blocks of 32, become fp32 tiles. Errors name the weight when memory runs out.
 // With a pool, tiles are packed in parallel.
 Result<std::unique_ptr<CpuPackedWeight>> pack_cpu_weight(const QuantWeight& w, ThreadPool* pool = nullptr);
+
+// Whether weights of this type can be used in place (GGUF Q4_0 and Q8_0).
+bool in_place_supported(QuantType type);
+// A kInPlace weight viewing `w` (validated; Q4_0 or Q8_0). w's memory must outlive the result.
+Result<std::unique_ptr<CpuPackedWeight>> view_cpu_weight_in_place(const QuantWeight& w);
 
 }  // namespace ge::cpu
