@@ -2,9 +2,11 @@
 #include "runtime/engine.h"
 
 #include <chrono>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "backend/cpu/cpu_backend.h"
 #include "core/mapped_file.h"
 #include "formats/gguf_reader.h"
 #include "sampling/generation_config.h"
@@ -18,6 +20,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Engi
   if (opt.mlock) GE_RETURN_IF_ERROR(e->checkpoint_->lock_memory());
   const int threads = opt.n_threads > 0 ? opt.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   GE_ASSIGN_OR_RETURN(e->backend_, create_backend(opt.backend, threads));
+  const std::string placement = cpu::apply_weight_policy(*e->backend_, e->checkpoint_->weight_bytes(), opt.no_repack);
+  if (!placement.empty()) std::fprintf(stderr, "%s\n", placement.c_str());
   if (opt.on_progress) opt.on_progress(0.0f);
   const ModelWeights* weights = &e->checkpoint_->weights();
   if (!opt.quantize.empty()) {

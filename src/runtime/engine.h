@@ -23,6 +23,9 @@ struct EngineOptions {
   int n_threads = 0;           // 0 = hardware concurrency
   int32_t max_chunk = 256;     // prefill tokens per forward call
   bool mlock = false;
+  // cpu backend: use GGUF Q4_0/Q8_0 weights in place from the mapping instead of repacking them
+  // (which happens anyway when a packed copy would not fit in available memory).
+  bool no_repack = false;
   // Quantize float weights at load: "" (keep the checkpoint's encoding), "int4-g32", "int4-g64",
   // "int4-g128" (min-max INT4 linears, per-row INT8 embedding: the default recipe).
   std::string quantize;

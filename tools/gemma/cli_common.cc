@@ -14,6 +14,7 @@ void add_model_options(Args& a) {
   a.option("ctx", "c", "N", "context length in tokens (0 = min(4096, the model's maximum))", "0");
   a.option("chunk", "", "N", "prefill chunk (tokens per forward pass)", "256");
   a.flag("mlock", "pin the weights in RAM");
+  a.flag("no-repack", "cpu: use Q4_0/Q8_0 weights in place from the file mapping (no packed copy)");
   a.option("quantize", "", "Q", "quantize float weights at load: int4-g32, int4-g64 or int4-g128");
 }
 
@@ -48,6 +49,7 @@ Result<std::unique_ptr<Engine>> load_engine(const Args& a, bool show_progress) {
   o.n_threads = static_cast<int>(threads);
   o.max_chunk = static_cast<int32_t>(chunk);
   o.mlock = a.on("mlock");
+  o.no_repack = a.on("no-repack");
   o.quantize = a.str("quantize");
   const bool tty = show_progress && isatty(STDERR_FILENO);
   if (tty) {

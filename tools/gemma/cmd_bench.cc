@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "backend/cpu/cpu_backend.h"
 #include "cli_common.h"
 #include "model/model_presets.h"
 
@@ -51,6 +52,7 @@ int cmd_bench(int argc, char** argv) {
   a.option("repetitions", "r", "N", "repetitions per test", "5");
   a.option("chunk", "", "N", "prefill chunk (tokens per forward pass)", "512");
   a.option("output", "o", "FMT", "md or json", "md");
+  a.flag("no-repack", "cpu: use Q4_0/Q8_0 weights in place from the file mapping (no packed copy)");
   if (Status s = a.parse(argc, argv); !s.is_ok()) return fail(s);
   if (a.help_requested()) {
     std::cout << a.help();
@@ -93,6 +95,8 @@ int cmd_bench(int argc, char** argv) {
     auto cp = Checkpoint::open(a.str("model"));
     if (!cp.is_ok()) return fail(cp.status());
     checkpoint = std::move(cp).value();
+    const std::string placement = cpu::apply_weight_policy(*backend, checkpoint->weight_bytes(), a.on("no-repack"));
+    if (!placement.empty()) std::fprintf(stderr, "%s\n", placement.c_str());
     auto m = GemmaModel::create(checkpoint->config(), checkpoint->weights(), *backend, static_cast<int32_t>(*chunk));
     if (!m.is_ok()) return fail(m.status());
     model = std::move(m).value();
