@@ -1,7 +1,12 @@
 // Engine loading: checkpoint → backend → packed model → tokenizer → stop tokens and defaults.
 #include "runtime/engine.h"
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -9,6 +14,8 @@
 #include "backend/cpu/cpu_backend.h"
 #include "core/mapped_file.h"
 #include "formats/gguf_reader.h"
+#include "model/model_presets.h"
+#include "model/synthetic_gguf.h"
 #include "sampling/generation_config.h"
 
 namespace ge {
@@ -73,10 +80,11 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& path, const Engi
   return e;
 }
 
-Result<std::unique_ptr<Engine>> Engine::create_synthetic(const GemmaConfig& config, QuantType type,
+Result<std::unique_ptr<Engine>> Engine::create_synthetic(const std::string& preset, QuantType type,
                                                          int64_t group_size, const std::string& tokenizer_gguf,
                                                          const EngineOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
+  GE_ASSIGN_OR_RETURN(GemmaConfig config, preset_config(preset));
   std::unique_ptr<Engine> e(new Engine());
   // The tokenizer first: a vocabulary mismatch is found before minutes of weight synthesis.
   Result<gguf::GgufFile> g = gguf::GgufFile::open(tokenizer_gguf);
@@ -86,15 +94,39 @@ Result<std::unique_ptr<Engine>> Engine::create_synthetic(const GemmaConfig& conf
     return Status(tok.status().code(), "synthetic model: tokenizer of " + tokenizer_gguf + ": " + tok.status().message());
   if (tok->n_vocab() != config.vocab_size)
     return invalid_argument("synthetic model: the tokenizer of " + tokenizer_gguf + " has " +
-                            std::to_string(tok->n_vocab()) + " tokens but the model's vocabulary has " +
+                            std::to_string(tok->n_vocab()) + " tokens but " + preset + "'s vocabulary has " +
                             std::to_string(config.vocab_size));
   e->tokenizer_.emplace(std::move(tok).value());
   if (Result<std::string> t = g->get_string("tokenizer.chat_template"); t.is_ok()) e->chat_template_ = *t;
   const int threads = opt.n_threads > 0 ? opt.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   GE_ASSIGN_OR_RETURN(e->backend_, create_backend(opt.backend, threads));
   if (opt.on_progress) opt.on_progress(0.0f);
-  GE_ASSIGN_OR_RETURN(e->model_,
-                      GemmaModel::create_synthetic(config, type, group_size, *e->backend_, opt.max_chunk, 1234));
+  Result<std::unique_ptr<GemmaModel>> model =
+      GemmaModel::create_synthetic(config, type, group_size, *e->backend_, opt.max_chunk, 1234);
+  if (!model.is_ok() && model.status().code() == StatusCode::kUnsupported) {
+    if (type != QuantType::kQ4_0 && type != QuantType::kQ8_0)
+      return unsupported("synthetic model: backend '" + opt.backend + "' synthesizes through a GGUF: q4_0 or q8_0 only");
+    // Through a temporary file: the checkpoint maps it, so it may be unlinked right after.
+    std::string path = (std::filesystem::temp_directory_path() / "gemma-synthetic-XXXXXX").string();
+    const int fd = mkstemp(path.data());
+    if (fd < 0) return internal_error("synthetic model: cannot create a temporary file in " + path);
+    close(fd);
+    SynthOptions so;
+    so.preset = preset;
+    so.quant = type;
+    so.tokenizer_gguf = tokenizer_gguf;
+    so.seed = 1234;
+    so.force = true;
+    so.n_threads = threads;
+    Result<SynthReport> r = write_synthetic_gguf(path, so);
+    Result<std::unique_ptr<Checkpoint>> cp = r.is_ok() ? Checkpoint::open(path) : Result<std::unique_ptr<Checkpoint>>(r.status());
+    std::remove(path.c_str());
+    if (!cp.is_ok()) return Status(cp.status().code(), "synthetic model: " + cp.status().message());
+    e->checkpoint_ = std::move(cp).value();
+    model = GemmaModel::create(e->checkpoint_->config(), e->checkpoint_->weights(), *e->backend_, opt.max_chunk);
+  }
+  if (!model.is_ok()) return model.status();
+  e->model_ = std::move(model).value();
   if (opt.on_progress) opt.on_progress(1.0f);
   e->set_stop_tokens();
   GE_RETURN_IF_ERROR(e->backend_->synchronize());

@@ -37,10 +37,12 @@ class Engine {
  public:
   static Result<std::unique_ptr<Engine>> load(const std::string& model_path, const EngineOptions& options);
 
-  // Random weights of `config`'s shape built by the backend (no checkpoint: benchmarks of models
-  // whose weights are out of reach), with the tokenizer and chat template of `tokenizer_gguf`, any
-  // GGUF whose vocabulary has exactly config.vocab_size tokens (`gemma synth --vocab-only` writes one).
-  static Result<std::unique_ptr<Engine>> create_synthetic(const GemmaConfig& config, QuantType type,
+  // Random weights of a preset's shape (preset_config names) built by the backend (no checkpoint:
+  // benchmarks of models whose weights are out of reach), with the tokenizer and chat template of
+  // `tokenizer_gguf`, any GGUF whose vocabulary has exactly the preset's vocab_size tokens (`gemma
+  // synth --vocab-only` writes one). A backend that cannot synthesize weights (cpu) loads a
+  // temporary `gemma synth` GGUF instead (Q4_0 / Q8_0 only; the file is unlinked once mapped).
+  static Result<std::unique_ptr<Engine>> create_synthetic(const std::string& preset, QuantType type,
                                                           int64_t group_size, const std::string& tokenizer_gguf,
                                                           const EngineOptions& options);
 

@@ -14,11 +14,37 @@ namespace ge::cli {
 namespace {
 // The server the signal thread stops; cleared before the server goes away.
 std::atomic<server::HttpServer*> g_server{nullptr};
+
+Result<std::pair<QuantType, int64_t>> synthetic_quant(const std::string& q) {
+  if (q == "q4_0") return std::make_pair(QuantType::kQ4_0, int64_t{0});
+  if (q == "q8_0") return std::make_pair(QuantType::kQ8_0, int64_t{0});
+  if (q == "int4-g32") return std::make_pair(QuantType::kInt4Group, int64_t{32});
+  if (q == "int4-g64") return std::make_pair(QuantType::kInt4Group, int64_t{64});
+  if (q == "int4-g128") return std::make_pair(QuantType::kInt4Group, int64_t{128});
+  if (q == "int8") return std::make_pair(QuantType::kInt8Group, int64_t{0});
+  return invalid_argument("--quant must be q4_0, q8_0, int4-g32, int4-g64, int4-g128 or int8");
+}
+
+// --synthetic: random weights of a preset's shape, the tokenizer of --tokenizer.
+Result<std::unique_ptr<Engine>> load_synthetic(const Args& a) {
+  GE_ASSIGN_OR_RETURN(auto q, synthetic_quant(a.str("quant")));
+  EngineOptions o;
+  o.backend = a.str("backend");
+  GE_ASSIGN_OR_RETURN(int64_t threads, a.integer("threads", 0, 1024));
+  GE_ASSIGN_OR_RETURN(int64_t chunk, a.integer("chunk", 1, 65536));
+  o.n_threads = static_cast<int>(threads);
+  o.max_chunk = static_cast<int32_t>(chunk);
+  return Engine::create_synthetic(a.str("synthetic"), q.first, q.second, a.str("tokenizer"), o);
+}
 }  // namespace
 
 int cmd_serve(int argc, char** argv) {
-  Args a("gemma serve", "gemma serve -m MODEL [--host ADDR] [--port N] [--slots N] [options]");
+  Args a("gemma serve",
+         "gemma serve (-m MODEL | --synthetic NAME --tokenizer GGUF) [--host ADDR] [--port N] [--slots N] [options]");
   add_model_options(a);
+  a.option("synthetic", "", "NAME", "random weights of a published shape instead of -m (load tests): gemma-4-31b, ...");
+  a.option("quant", "", "Q", "--synthetic encoding: q4_0, q8_0, int4-g32, int4-g64, int4-g128, int8", "q4_0");
+  a.option("tokenizer", "", "GGUF", "--synthetic: GGUF whose vocabulary (same size as the model's) is used");
   a.option("host", "", "ADDR", "address to listen on", "127.0.0.1");
   a.option("port", "", "N", "port (0 = any free port)", "8080");
   a.option("slots", "", "N", "sequences decoded together, each with its own KV cache of --ctx tokens", "4");
@@ -37,7 +63,11 @@ int cmd_serve(int argc, char** argv) {
     std::cout << a.help();
     return 0;
   }
-  if (!a.has("model")) return fail(invalid_argument("gemma serve: missing --model / -m"));
+  const bool synthetic = a.has("synthetic");
+  if (synthetic == a.has("model")) return fail(invalid_argument("gemma serve: give exactly one of -m or --synthetic"));
+  if (synthetic && !a.has("tokenizer"))
+    return fail(invalid_argument("gemma serve: --synthetic needs --tokenizer FILE.gguf (its vocabulary is used)"));
+  if (synthetic && a.has("quantize")) return fail(invalid_argument("gemma serve: --quantize does not apply to --synthetic"));
 
   server::ServerOptions o;
   o.host = a.str("host");
@@ -64,6 +94,7 @@ int cmd_serve(int argc, char** argv) {
   o.scheduler.context_len = *ctx;
   o.scheduler.stall_ms = *stall;
   std::string name = a.str("model-name");
+  if (name.empty() && synthetic) name = a.str("synthetic") + "-synthetic";
   if (name.empty()) {
     name = a.str("model");
     while (!name.empty() && name.back() == '/') name.pop_back();
@@ -91,7 +122,7 @@ int cmd_serve(int argc, char** argv) {
       if (server::HttpServer* p = g_server.load()) p->stop();
     }
   }).detach();
-  Status s = srv.serve([&a] { return load_engine(a, /*show_progress=*/false); });
+  Status s = srv.serve([&a, synthetic] { return synthetic ? load_synthetic(a) : load_engine(a, /*show_progress=*/false); });
   g_server = nullptr;
   if (!s.is_ok()) return fail(s);
   return 0;
