@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
 

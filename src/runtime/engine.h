@@ -36,7 +36,6 @@ struct EngineOptions {
 class Engine {
  public:
   static Result<std::unique_ptr<Engine>> load(const std::string& model_path, const EngineOptions& options);
-
   // Random weights of a preset's shape (preset_config names) built by the backend (no checkpoint:
   // benchmarks of models whose weights are out of reach), with the tokenizer and chat template of
   // `tokenizer_gguf`, any GGUF whose vocabulary has exactly the preset's vocab_size tokens (`gemma
