@@ -92,6 +92,38 @@ struct AttentionParams {
   float logit_softcap = 0.0f;  // 0 = none; else s = cap * tanh(s / cap)
 };
 
+// A sequence of queued ops recorded once (begin_capture .. end_capture) and replayed as a unit:
+// one launch instead of one per op. The ops read their varying inputs (token ids, positions,
+// sampler state) from backend memory, so the same recording serves every decode step.
+class CapturedGraph {
+ public:
+  virtual ~CapturedGraph() = default;
+  // Runs the recorded ops, then copies the readback region named at end_capture (a few bytes:
+  // the sampled token ids) into `host_dst`, waits, and reports any error the ops raised.
+  virtual Status replay(void* host_dst) = 0;
+  // False once memory the recording points at has moved (backend scratch regrown by a larger op
+  // since): the owner drops the graph, runs the step eagerly and records it again.
+  virtual bool valid() const { return true; }
+};
+
+// Sampler state in backend memory, read by Backend::sample_tokens on the device so that a captured
+// decode step needs no host input. `step` keys the counter-based RNG together with `seed`; every
+// draw advances it, so the same seed reproduces the same tokens.
+struct DeviceSamplerState {
+  float temperature = 0.0f;  // 0 = greedy
+  int32_t top_k = 0;         // 0 = disabled
+  float top_p = 1.0f;        // 1 = disabled
+  float min_p = 0.0f;        // 0 = disabled
+  uint64_t seed = 0;
+  uint64_t step = 0;
+};
+
+// Device memory in use, for memory reports and clear out-of-memory errors.
+struct BackendMemoryInfo {
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -149,6 +181,36 @@ class Backend {
   virtual void attention(const KvCache& cache, int32_t layer, const float* q /* [n_tokens, n_heads, d] */,
                          int64_t n_tokens, const int32_t* positions, const AttentionParams& p,
                          float* out /* [n_tokens, n_heads, d] */) = 0;
+
+  // ---- optional: device-resident decode (CUDA). Backends without it keep these defaults and the
+  // model runs eagerly, sampling on the host. ----
+  // Whether sample_tokens, advance_positions and begin/end_capture all work (the model then runs
+  // decode steps as one recorded graph with the token sampled on the device).
+  virtual bool supports_device_decode() const { return false; }
+  // Device memory free / total; unsupported where the backend has no separate memory.
+  virtual Result<BackendMemoryInfo> memory_info() { return unsupported("backend '" + name() + "' has no device memory"); }
+  // Draws one token per logits row on the device with the temperature / top-k / top-p / min-p
+  // chain of ge::Sampler (no penalties), writing ids in [0, vocab) to out_tokens [rows] and
+  // advancing state->step by one. state: DeviceSamplerState in backend memory. Errors (host-side
+  // argument checks) are returned now; device errors surface at synchronize().
+  virtual Status sample_tokens(const float* logits /* [rows, vocab] */, int64_t rows, int64_t vocab,
+                               DeviceSamplerState* state, int32_t* out_tokens /* [rows] */) {
+    (void)logits, (void)rows, (void)vocab, (void)state, (void)out_tokens;
+    return unsupported("backend '" + name() + "' cannot sample on the device");
+  }
+  // positions[i] += delta for i < n, on the device (the next decode step's positions).
+  virtual Status advance_positions(int32_t* positions, int64_t n, int32_t delta) {
+    (void)positions, (void)n, (void)delta;
+    return unsupported("backend '" + name() + "' cannot advance positions on the device");
+  }
+  // Records every op queued until end_capture instead of running it. Ops must not allocate or
+  // free while recording (run the same ops once eagerly first so scratch is sized).
+  virtual Status begin_capture() { return unsupported("backend '" + name() + "' cannot capture graphs"); }
+  // Ends recording. replay() copies `readback_bytes` from `readback_src` (backend memory) back.
+  virtual Result<std::unique_ptr<CapturedGraph>> end_capture(const void* readback_src, size_t readback_bytes) {
+    (void)readback_src, (void)readback_bytes;
+    return unsupported("backend '" + name() + "' cannot capture graphs");
+  }
 };
 
 inline DeviceBuffer::~DeviceBuffer() {

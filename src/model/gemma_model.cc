@@ -23,6 +23,14 @@ Result<std::unique_ptr<PackedWeight>> pack(Backend& b, const QuantWeight& w, con
   return r;
 }
 
+// Source bytes of a weight (what packing needs, give or take the layout's padding); 0 when absent.
+uint64_t estimate_bytes(const QuantWeight& w) {
+  if (w.rows <= 0 || w.cols <= 0) return 0;
+  Result<WeightBytes> b = weight_bytes(w);
+  if (!b.is_ok()) return 0;
+  return b->data + b->scale + b->zero;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<GemmaModel>> GemmaModel::create(const GemmaConfig& c, const ModelWeights& w,
@@ -30,6 +38,18 @@ Result<std::unique_ptr<GemmaModel>> GemmaModel::create(const GemmaConfig& c, con
   GE_RETURN_IF_ERROR(validate_config(c));
   if (max_chunk <= 0 || max_chunk > 65536) return invalid_argument("max_chunk must be in 1..65536");
   std::unique_ptr<GemmaModel> m(new GemmaModel(c, b, max_chunk));
+  uint64_t estimate = estimate_bytes(w.embed_tokens) + (w.lm_head.data != nullptr ? estimate_bytes(w.lm_head) : 0);
+  for (const LayerWeights& lw : w.layers)
+    for (const QuantWeight* q : {&lw.q_proj, &lw.k_proj, &lw.v_proj, &lw.o_proj, &lw.gate_proj, &lw.up_proj, &lw.down_proj})
+      estimate += estimate_bytes(*q);
+  if (Status s = m->load_weights(w); !s.is_ok()) return m->explain_load_failure(s, estimate);
+  return m;
+}
+
+Status GemmaModel::load_weights(const ModelWeights& w) {
+  const GemmaConfig& c = config_;
+  Backend& b = backend_;
+  GemmaModel* m = this;
   GE_ASSIGN_OR_RETURN(m->embed_, pack(b, w.embed_tokens, "embed_tokens", -1));
   if (w.lm_head.data != nullptr) {
     GE_ASSIGN_OR_RETURN(m->lm_head_, pack(b, w.lm_head, "lm_head", -1));
@@ -59,8 +79,7 @@ Result<std::unique_ptr<GemmaModel>> GemmaModel::create(const GemmaConfig& c, con
     m->layers_.push_back(std::move(l));
   }
   GE_RETURN_IF_ERROR(m->allocate_workspace());
-  GE_RETURN_IF_ERROR(b.synchronize());
-  return m;
+  return b.synchronize();
 }
 
 Result<std::unique_ptr<GemmaModel>> GemmaModel::create_synthetic(const GemmaConfig& c, QuantType type,
@@ -69,6 +88,29 @@ Result<std::unique_ptr<GemmaModel>> GemmaModel::create_synthetic(const GemmaConf
   GE_RETURN_IF_ERROR(validate_config(c));
   if (max_chunk <= 0 || max_chunk > 65536) return invalid_argument("max_chunk must be in 1..65536");
   std::unique_ptr<GemmaModel> m(new GemmaModel(c, b, max_chunk));
+  auto like = [&](int64_t rows, int64_t cols) {
+    QuantWeight q;
+    q.type = type;
+    q.rows = rows;
+    q.cols = cols;
+    q.group_size = group_size;
+    return estimate_bytes(q);
+  };
+  uint64_t estimate = like(c.vocab_size, c.hidden_size);
+  for (const LayerConfig& lc : c.layers) {
+    const int64_t q = static_cast<int64_t>(c.num_attention_heads) * lc.head_dim;
+    const int64_t kv = static_cast<int64_t>(lc.num_key_value_heads) * lc.head_dim;
+    estimate += like(q, c.hidden_size) * 1 + like(kv, c.hidden_size) * (lc.k_eq_v ? 1 : 2) + like(c.hidden_size, q) +
+                like(c.intermediate_size, c.hidden_size) * 2 + like(c.hidden_size, c.intermediate_size);
+  }
+  if (Status st = m->synthesize_weights(type, group_size, seed); !st.is_ok()) return m->explain_load_failure(st, estimate);
+  return m;
+}
+
+Status GemmaModel::synthesize_weights(QuantType type, int64_t group_size, uint64_t seed) {
+  const GemmaConfig& c = config_;
+  Backend& b = backend_;
+  GemmaModel* m = this;
   uint64_t s = seed;
   auto synth = [&](int64_t rows, int64_t cols) {
     QuantWeight like;
@@ -108,8 +150,7 @@ Result<std::unique_ptr<GemmaModel>> GemmaModel::create_synthetic(const GemmaConf
     m->layers_.push_back(std::move(l));
   }
   GE_RETURN_IF_ERROR(m->allocate_workspace());
-  GE_RETURN_IF_ERROR(b.synchronize());
-  return m;
+  return b.synchronize();
 }
 
 Status GemmaModel::allocate_workspace() {
@@ -179,29 +220,41 @@ Status GemmaModel::forward_batch(const std::vector<SequenceChunk>& chunks, float
   }
   if (total > max_chunk_)
     return invalid_argument("forward: " + std::to_string(total) + " tokens exceed max_chunk " + std::to_string(max_chunk_));
-  Backend& b = backend_;
-  const GemmaConfig& c = config_;
-  const int64_t H = c.hidden_size, F = c.intermediate_size, T = total;
-  const float eps = c.rms_norm_eps;
 
   // Concatenate the sequences' tokens and positions: rows [row0, row0 + n) belong to chunk k.
   std::vector<int32_t> tok, pos;
-  std::vector<int64_t> row0;
-  tok.reserve(static_cast<size_t>(T));
-  pos.reserve(static_cast<size_t>(T));
+  tok.reserve(static_cast<size_t>(total));
+  pos.reserve(static_cast<size_t>(total));
   for (const SequenceChunk& ch : chunks) {
-    row0.push_back(static_cast<int64_t>(tok.size()));
     for (int32_t t = 0; t < ch.n; ++t) {
       tok.push_back(ch.tokens[t]);
       pos.push_back(ch.pos0 + t);
     }
   }
-  b.upload(tokens_.data(), tok.data(), tok.size() * sizeof(int32_t));
-  b.upload(positions_.data(), pos.data(), pos.size() * sizeof(int32_t));
-  const int32_t* P = positions_.i32();
+  backend_.upload(tokens_.data(), tok.data(), tok.size() * sizeof(int32_t));
+  backend_.upload(positions_.data(), pos.data(), pos.size() * sizeof(int32_t));
+  GE_ASSIGN_OR_RETURN(const int64_t rows, enqueue_forward(chunks, tokens_.i32(), positions_.i32(), total));
+  if (rows == 0) return backend_.synchronize();
+  backend_.download(logits, logits_.data(), static_cast<size_t>(rows * config_.vocab_size) * sizeof(float));
+  return backend_.synchronize();
+}
+
+Result<int64_t> GemmaModel::enqueue_forward(const std::vector<SequenceChunk>& chunks, const int32_t* tokens,
+                                            const int32_t* positions, int64_t total) {
+  Backend& b = backend_;
+  const GemmaConfig& c = config_;
+  const int64_t H = c.hidden_size, F = c.intermediate_size, T = total;
+  const float eps = c.rms_norm_eps;
+  std::vector<int64_t> row0;
+  int64_t r0 = 0;
+  for (const SequenceChunk& ch : chunks) {
+    row0.push_back(r0);
+    r0 += ch.n;
+  }
+  const int32_t* P = positions;
 
   float* x = x_.f32();  // [T, H] residual stream
-  b.embed(tokens_.i32(), T, *embed_, embed_scale_, x);
+  b.embed(tokens, T, *embed_, embed_scale_, x);
 
   for (int32_t i = 0; i < c.num_hidden_layers; ++i) {
     const LayerConfig& lc = c.layers[static_cast<size_t>(i)];
@@ -259,13 +312,146 @@ Status GemmaModel::forward_batch(const std::vector<SequenceChunk>& chunks, float
     b.rms_norm(src, final_norm_.f32(), want, H, eps, h_.f32() + rows * H);
     rows += want;
   }
-  if (rows == 0) return b.synchronize();
+  if (rows == 0) return rows;
   const PackedWeight& head = lm_head_ ? *lm_head_ : *embed_;
   b.matmul(h_.f32(), rows, head, logits_.f32());  // [rows, V]
   const int64_t nl = rows * c.vocab_size;
   if (c.final_logit_softcapping > 0.0f) b.softcap(logits_.f32(), nl, c.final_logit_softcapping);
-  b.download(logits, logits_.data(), static_cast<size_t>(nl) * sizeof(float));
-  return b.synchronize();
+  return rows;
+}
+
+// ---- device-resident decode ----
+
+Result<DeviceDecodeSlot> GemmaModel::create_decode_slot() const {
+  if (!backend_.supports_device_decode())
+    return unsupported("backend '" + backend_.name() + "' has no device-resident decode");
+  DeviceDecodeSlot slot;
+  // [token, position, pad, pad][DeviceSamplerState]: the state's 8-byte fields stay aligned.
+  GE_ASSIGN_OR_RETURN(slot.memory, backend_.alloc(16 + sizeof(DeviceSamplerState)));
+  slot.token = slot.memory.i32();
+  slot.position = slot.memory.i32() + 1;
+  slot.sampler = reinterpret_cast<DeviceSamplerState*>(static_cast<char*>(slot.memory.data()) + 16);
+  const int32_t zero[4] = {0, 0, 0, 0};
+  backend_.upload(slot.memory.data(), zero, sizeof(zero));
+  const DeviceSamplerState st;
+  backend_.upload(slot.sampler, &st, sizeof(st));
+  GE_RETURN_IF_ERROR(backend_.synchronize());
+  return slot;
+}
+
+Status GemmaModel::set_device_sampling(DeviceDecodeSlot& slot, const SamplingParams& p, uint64_t seed,
+                                       uint64_t step) {
+  if (slot.sampler == nullptr) return invalid_argument("set_device_sampling: slot not created");
+  if (!(p.temperature >= 0.0f) || p.top_k < 0 || !(p.top_p > 0.0f && p.top_p <= 1.0f) ||
+      !(p.min_p >= 0.0f && p.min_p <= 1.0f))
+    return invalid_argument("set_device_sampling: temperature, top_k, top_p or min_p out of range");
+  DeviceSamplerState st;
+  st.temperature = p.temperature;
+  st.top_k = p.top_k;
+  st.top_p = p.top_p;
+  st.min_p = p.min_p;
+  st.seed = seed;
+  st.step = step;
+  backend_.upload(slot.sampler, &st, sizeof(st));
+  return backend_.synchronize();  // the host struct must outlive the copy
+}
+
+Status GemmaModel::set_decode_input(DeviceDecodeSlot& slot, int32_t token, int32_t position) {
+  if (slot.token == nullptr) return invalid_argument("set_decode_input: slot not created");
+  if (token < 0 || token >= config_.vocab_size)
+    return invalid_argument("decode: token id " + std::to_string(token) + " outside the vocabulary");
+  if (position < 0) return invalid_argument("decode: negative position");
+  const int32_t v[2] = {token, position};
+  backend_.upload(slot.token, v, sizeof(v));
+  return backend_.synchronize();
+}
+
+Result<int32_t> GemmaModel::prefill_sample(KvCache& cache, DeviceDecodeSlot& slot, const int32_t* tokens,
+                                           int32_t n, int32_t pos0) {
+  if (slot.token == nullptr) return invalid_argument("prefill_sample: slot not created");
+  if (tokens == nullptr || n <= 0 || n > max_chunk_ || pos0 < 0)
+    return invalid_argument("prefill_sample: need 1.." + std::to_string(max_chunk_) + " tokens at a position >= 0");
+  for (int32_t t = 0; t < n; ++t)
+    if (tokens[t] < 0 || tokens[t] >= config_.vocab_size)
+      return invalid_argument("forward: token id " + std::to_string(tokens[t]) + " outside the vocabulary");
+  std::vector<int32_t> pos(static_cast<size_t>(n));
+  for (int32_t t = 0; t < n; ++t) pos[static_cast<size_t>(t)] = pos0 + t;
+  const std::vector<SequenceChunk> chunks{SequenceChunk{&cache, tokens, n, pos0, LogitsMode::kLast}};
+  backend_.upload(tokens_.data(), tokens, static_cast<size_t>(n) * sizeof(int32_t));
+  backend_.upload(positions_.data(), pos.data(), pos.size() * sizeof(int32_t));
+  GE_ASSIGN_OR_RETURN(const int64_t rows, enqueue_forward(chunks, tokens_.i32(), positions_.i32(), n));
+  (void)rows;
+  GE_RETURN_IF_ERROR(backend_.sample_tokens(logits_.f32(), 1, config_.vocab_size, slot.sampler, slot.token));
+  const int32_t next_pos = pos0 + n;
+  backend_.upload(slot.position, &next_pos, sizeof(next_pos));
+  int32_t tok = 0;
+  backend_.download(&tok, slot.token, sizeof(tok));
+  GE_RETURN_IF_ERROR(backend_.synchronize());
+  return tok;
+}
+
+Status GemmaModel::enqueue_decode_step(KvCache& cache, DeviceDecodeSlot& slot) {
+  // The slot's token at the slot's position: positions come from device memory, so the recorded
+  // launches are the same for every step.
+  const std::vector<SequenceChunk> chunks{SequenceChunk{&cache, slot.token, 1, 0, LogitsMode::kLast}};
+  GE_ASSIGN_OR_RETURN(const int64_t rows, enqueue_forward(chunks, slot.token, slot.position, 1));
+  (void)rows;
+  GE_RETURN_IF_ERROR(backend_.sample_tokens(logits_.f32(), 1, config_.vocab_size, slot.sampler, slot.token));
+  return backend_.advance_positions(slot.position, 1, 1);
+}
+
+Result<int32_t> GemmaModel::decode_device(KvCache& cache, DeviceDecodeSlot& slot, DecodeGraph& g) {
+  if (slot.token == nullptr) return invalid_argument("decode_device: slot not created");
+  if (g.graph && !g.graph->valid()) g.graph.reset();  // backend scratch moved: record again
+  int32_t tok = 0;
+  if (g.graph) {
+    GE_RETURN_IF_ERROR(g.graph->replay(&tok));
+    return tok;
+  }
+  GE_RETURN_IF_ERROR(enqueue_decode_step(cache, slot));
+  backend_.download(&tok, slot.token, sizeof(tok));
+  GE_RETURN_IF_ERROR(backend_.synchronize());
+  if (!g.disabled) {
+    // Record the step just run (recording does not execute it) for the following steps.
+    Status s = backend_.begin_capture();
+    if (s.is_ok()) {
+      Status q = enqueue_decode_step(cache, slot);
+      Result<std::unique_ptr<CapturedGraph>> r = backend_.end_capture(slot.token, sizeof(int32_t));
+      if (q.is_ok() && r.is_ok()) {
+        g.graph = std::move(r).value();
+      } else {
+        s = q.is_ok() ? r.status() : q;
+      }
+    }
+    if (!s.is_ok()) {
+      g.disabled = true;
+      g.last_capture_error = s;
+    }
+  }
+  return tok;
+}
+
+size_t GemmaModel::workspace_bytes() const {
+  size_t n = 0;
+  for (const DeviceBuffer* b : {&tokens_, &positions_, &x_, &h_, &q_, &k_, &v_, &attn_, &a_, &gate_, &up_, &logits_})
+    n += b->bytes();
+  return n;
+}
+
+Status GemmaModel::explain_load_failure(const Status& s, uint64_t weights_estimate) const {
+  if (s.code() != StatusCode::kOutOfMemory) return s;
+  Result<BackendMemoryInfo> mem = backend_.memory_info();
+  // Workspace for max_chunk tokens (see allocate_workspace), in fp32.
+  const uint64_t T = static_cast<uint64_t>(max_chunk_);
+  const uint64_t H = static_cast<uint64_t>(config_.hidden_size), F = static_cast<uint64_t>(config_.intermediate_size);
+  const uint64_t dq = static_cast<uint64_t>(config_.num_attention_heads) * static_cast<uint64_t>(config_.max_head_dim());
+  const uint64_t ws = T * 4 * (3 * H + 4 * dq + 2 * F + static_cast<uint64_t>(config_.vocab_size));
+  std::string msg = "out of device memory while loading the model: it needs about " +
+                    std::to_string(weights_estimate + ws) + " bytes (weights " + std::to_string(weights_estimate) +
+                    " + workspace " + std::to_string(ws) + ", plus the KV cache per session)";
+  if (mem.is_ok())
+    msg += "; the device has " + std::to_string(mem->free_bytes) + " bytes free of " + std::to_string(mem->total_bytes);
+  return out_of_memory(msg + " (" + s.message() + ")");
 }
 
 }  // namespace ge

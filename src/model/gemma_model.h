@@ -9,6 +9,7 @@
 #include "core/status.h"
 #include "model/checkpoint.h"
 #include "model/gemma_config.h"
+#include "sampling/sampler.h"
 
 namespace ge {
 
@@ -26,6 +27,22 @@ struct SequenceChunk {
   int32_t n = 0;
   int32_t pos0 = 0;
   LogitsMode mode = LogitsMode::kLast;
+};
+
+// Device memory through which one sequence decodes without the host: the next token id, its
+// position and the device sampler's state. A recorded decode step reads and advances them.
+struct DeviceDecodeSlot {
+  DeviceBuffer memory;
+  int32_t* token = nullptr;     // [1]
+  int32_t* position = nullptr;  // [1]
+  DeviceSamplerState* sampler = nullptr;
+};
+
+// A sequence's recorded decode step (null until the first step has run eagerly).
+struct DecodeGraph {
+  std::unique_ptr<CapturedGraph> graph;
+  bool disabled = false;  // recording failed once: this sequence stays eager
+  Status last_capture_error;
 };
 
 class GemmaModel {
@@ -56,6 +73,25 @@ class GemmaModel {
   // kNone → none.
   Status forward_batch(const std::vector<SequenceChunk>& chunks, float* logits);
 
+  // ---- device-resident decode (backends with supports_device_decode; one sequence per call) ----
+  bool supports_device_decode() const { return backend_.supports_device_decode(); }
+  Result<DeviceDecodeSlot> create_decode_slot() const;
+  // Writes sampler parameters (penalties are not applied on the device) and the RNG step.
+  Status set_device_sampling(DeviceDecodeSlot& slot, const SamplingParams& params, uint64_t seed, uint64_t step);
+  // forward() of n prompt tokens, then the next token sampled on the device from the last row's
+  // logits; the token and position pos0 + n are left in `slot` for decode_device. Returns the token.
+  Result<int32_t> prefill_sample(KvCache& cache, DeviceDecodeSlot& slot, const int32_t* tokens, int32_t n,
+                                 int32_t pos0);
+  // Overwrites the slot's token and position (when the host chose the token itself).
+  Status set_decode_input(DeviceDecodeSlot& slot, int32_t token, int32_t position);
+  // One decode step of the slot's token at the slot's position; samples the next token on the
+  // device, advances the position and returns the token. The first step of a sequence runs eagerly
+  // (sizing backend scratch) and records the step into `graph`; later steps replay the recording:
+  // one launch and a 4-byte readback.
+  Result<int32_t> decode_device(KvCache& cache, DeviceDecodeSlot& slot, DecodeGraph& graph);
+  // Bytes of the activation workspace (max_chunk tokens) and sampler slots, for memory reports.
+  size_t workspace_bytes() const;
+
   const GemmaConfig& config() const { return config_; }
   int32_t max_chunk() const { return max_chunk_; }
   Backend& backend() const { return backend_; }
@@ -70,6 +106,15 @@ class GemmaModel {
 
   GemmaModel(const GemmaConfig& c, Backend& b, int32_t max_chunk) : config_(c), backend_(b), max_chunk_(max_chunk) {}
   Status allocate_workspace();
+  Status load_weights(const ModelWeights& weights);
+  Status synthesize_weights(QuantType type, int64_t group_size, uint64_t seed);
+  // Queues the forward pass of `total` tokens whose ids / positions are already in backend memory;
+  // leaves the wanted logits rows in logits_ and returns their count. No host synchronisation.
+  Result<int64_t> enqueue_forward(const std::vector<SequenceChunk>& chunks, const int32_t* tokens,
+                                  const int32_t* positions, int64_t total);
+  Status enqueue_decode_step(KvCache& cache, DeviceDecodeSlot& slot);
+  // Wraps an out-of-memory failure while loading with the bytes needed and free on the device.
+  Status explain_load_failure(const Status& s, uint64_t weights_estimate) const;
 
   GemmaConfig config_;
   Backend& backend_;

@@ -61,6 +61,13 @@ std::string GenerationStats::summary() const {
   return buf;
 }
 
+bool uses_device_sampling(const Session& session, const Sampler& sampler, const GenerateOptions& opt) {
+  const SamplingParams& p = sampler.params();
+  const bool penalties = p.penalty_last_n != 0 &&
+                         (p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f);
+  return opt.device_sampling && session.device_decode_available() && !penalties;
+}
+
 Result<StopReason> generate(Session& session, std::span<const int32_t> prompt, Sampler& sampler,
                             const GenerateOptions& opt, const std::function<bool(int32_t)>& on_token,
                             GenerationStats* stats) {
@@ -83,10 +90,43 @@ Result<StopReason> generate(Session& session, std::span<const int32_t> prompt, S
     keep = 0;
   }
   st.reused_prompt_tokens = keep;
-  GE_RETURN_IF_ERROR(session.prefill(prompt.subspan(static_cast<size_t>(keep)), logits.data()));
-  st.prompt_eval_end_ms = now_ms();
+  const std::span<const int32_t> fresh = prompt.subspan(static_cast<size_t>(keep));
 
   StopReason reason = StopReason::kMaxTokens;
+  if (uses_device_sampling(session, sampler, opt)) {
+    // Device path: the token is sampled on the device and each decode step replays one recorded
+    // graph; only token ids cross to the host.
+    GE_RETURN_IF_ERROR(session.set_device_sampling(sampler.params(), sampler.seed()));
+    Result<int32_t> next = session.prefill_sample(fresh);
+    if (!next.is_ok()) return next.status();
+    st.prompt_eval_end_ms = now_ms();
+    for (int32_t i = 0; i < opt.max_new_tokens; ++i) {
+      const int32_t tok = *next;
+      if (i == 0) st.first_token_ms = now_ms();
+      if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), tok) != opt.stop_ids.end()) {
+        reason = StopReason::kStopToken;
+        break;
+      }
+      ++st.generated_tokens;
+      if (on_token && !on_token(tok)) {
+        reason = StopReason::kCallback;
+        break;
+      }
+      if (i + 1 == opt.max_new_tokens) break;
+      if (session.position() >= session.context_len()) {
+        reason = StopReason::kContextFull;
+        break;
+      }
+      next = session.decode_sample(tok);
+      if (!next.is_ok()) return next.status();
+    }
+    st.inference_end_ms = now_ms();
+    return reason;
+  }
+
+  GE_RETURN_IF_ERROR(session.prefill(fresh, logits.data()));
+  st.prompt_eval_end_ms = now_ms();
+
   std::vector<int32_t> history(prompt.begin(), prompt.end());
   for (int32_t i = 0; i < opt.max_new_tokens; ++i) {
     const double s0 = now_ms();

@@ -37,9 +37,15 @@ const char* stop_reason_name(StopReason r);
 struct GenerateOptions {
   int32_t max_new_tokens = 256;
   std::vector<int32_t> stop_ids;  // generation ends after sampling one of these (not passed on)
+  // Sample on the device and replay recorded decode steps when the backend can and the sampler
+  // needs no penalties (those, like logprobs, need the logits on the host). false: host path.
+  bool device_sampling = true;
 };
 
 double now_ms();
+
+// Whether generate() takes the device path for this session, sampler and options.
+bool uses_device_sampling(const Session& session, const Sampler& sampler, const GenerateOptions& options);
 
 // Prefills `prompt` (reusing the longest prefix already cached in `session`), then samples and
 // decodes until a stop. on_token(id) receives every generated token that is not a stop token and

@@ -1,5 +1,7 @@
 // `gemma bench`: prefill (pp) and decode (tg) throughput in llama-bench's markdown table or JSON.
-// Works on a model file or on synthetic random weights of a published shape (--synthetic).
+// Works on a model file or on synthetic random weights of a published shape (--synthetic). On a
+// backend with device-resident decode (CUDA) it also reports time to first token, decode through
+// recorded graphs vs eager steps, and device memory (weights, KV cache, workspace vs measured).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -12,6 +14,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "cli_common.h"
 #include "model/model_presets.h"
+#include "sampling/sampler.h"
 
 namespace ge::cli {
 
@@ -19,8 +22,12 @@ namespace {
 
 struct BenchRow {
   std::string test;
+  std::string path;  // "graph" (device sampling, replayed decode steps) or "eager"
   double mean = 0, stddev = 0;
   std::vector<double> samples;
+  double ttft_ms = 0;        // pp tests: prefill + first sampled token, mean
+  uint64_t kv_bytes = 0;     // the test's KV cache
+  uint64_t used_bytes = 0;   // device memory in use after the test (free-memory delta since before the model)
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -35,6 +42,12 @@ Result<std::pair<QuantType, int64_t>> parse_quant(const std::string& q) {
   if (q == "int4-g128") return std::make_pair(QuantType::kInt4Group, int64_t{128});
   if (q == "int8") return std::make_pair(QuantType::kInt8Group, int64_t{0});
   return invalid_argument("--quant must be q4_0, q8_0, int4-g32, int4-g64, int4-g128 or int8");
+}
+
+std::string fixed1(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", v);
+  return buf;
 }
 
 }  // namespace
@@ -53,6 +66,10 @@ int cmd_bench(int argc, char** argv) {
   a.option("chunk", "", "N", "prefill chunk (tokens per forward pass)", "512");
   a.option("output", "o", "FMT", "md or json", "md");
   a.flag("no-repack", "cpu: use Q4_0/Q8_0 weights in place from the file mapping (no packed copy)");
+  a.option("decode", "", "LIST", "decode paths to time: graph (device sampling, one recorded graph per step; "
+           "needs a backend that supports it) and/or eager (logits to the host)", "graph");
+  a.option("depth-fill", "", "MODE", "compute (prefill the depth tokens) or skip (mark them cached without "
+           "computing: decode timing at depth without the prefill cost)", "compute");
   if (Status s = a.parse(argc, argv); !s.is_ok()) return fail(s);
   if (a.help_requested()) {
     std::cout << a.help();
@@ -69,6 +86,19 @@ int cmd_bench(int argc, char** argv) {
   const std::string fmt = a.str("output");
   if (fmt != "md" && fmt != "json") return fail(invalid_argument("--output must be md or json"));
   if (a.has("model") == a.has("synthetic")) return fail(invalid_argument("gemma bench: give exactly one of -m or --synthetic"));
+  const std::string depth_fill = a.str("depth-fill");
+  if (depth_fill != "compute" && depth_fill != "skip") return fail(invalid_argument("--depth-fill must be compute or skip"));
+  std::vector<bool> paths;  // true = graph
+  {
+    std::stringstream ss(a.str("decode"));
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      if (item == "graph") paths.push_back(true);
+      else if (item == "eager") paths.push_back(false);
+      else return fail(invalid_argument("--decode takes graph and/or eager, got '" + item + "'"));
+    }
+    if (paths.empty()) return fail(invalid_argument("--decode needs graph and/or eager"));
+  }
 
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Checkpoint> checkpoint;
@@ -81,6 +111,11 @@ int cmd_bench(int argc, char** argv) {
     if (!b.is_ok()) return fail(b.status());
     backend = std::move(b).value();
   }
+  auto free_bytes = [&]() -> uint64_t {
+    Result<BackendMemoryInfo> m = backend->memory_info();
+    return m.is_ok() ? m->free_bytes : 0;
+  };
+  const uint64_t free_before_model = free_bytes();
   if (a.has("synthetic")) {
     auto cfg = preset_config(a.str("synthetic"));
     if (!cfg.is_ok()) return fail(cfg.status());
@@ -104,6 +139,12 @@ int cmd_bench(int argc, char** argv) {
     model_bytes = checkpoint->weight_bytes();
   }
   if (model_bytes == 0) model_bytes = model->packed_weight_bytes();
+  const bool device_decode = model->supports_device_decode();
+  for (bool g : paths)
+    if (g && !device_decode && paths.size() > 1)
+      return fail(unsupported("--decode graph: backend '" + backend->name() + "' has no device-resident decode"));
+  // A backend without device decode runs the eager path under the default --decode graph.
+  if (!device_decode) paths.assign(1, false);
   const GemmaConfig& c = model->config();
   const int64_t V = c.vocab_size;
   std::mt19937 rng(42);
@@ -116,44 +157,79 @@ int cmd_bench(int argc, char** argv) {
   std::vector<float> logits(static_cast<size_t>(V));
 
   std::vector<BenchRow> rows;
-  auto run_test = [&](const std::string& name, int64_t d, int64_t n_prompt, int64_t n_gen) -> Status {
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  auto run_test = [&](const std::string& name, int64_t d, int64_t n_prompt, int64_t n_gen, bool graph) -> Status {
     BenchRow row;
     row.test = name + (d > 0 ? " @ d" + std::to_string(d) : "");
+    row.path = graph ? "graph" : "eager";
     const int32_t ctx = static_cast<int32_t>(d + n_prompt + n_gen + 1);
-    GE_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, model->create_kv_cache(ctx));
+    double ttft_sum = 0;
     for (int64_t r = -1; r < *reps; ++r) {  // r = -1 is the warm-up
+      GE_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, model->create_kv_cache(ctx));
+      row.kv_bytes = cache->bytes();
       Session s(*model, std::move(cache), ctx);
-      if (d > 0) GE_RETURN_IF_ERROR(s.prefill(random_tokens(d), nullptr));
+      if (d > 0) {
+        const std::vector<int32_t> fill = random_tokens(d);
+        if (depth_fill == "skip") {
+          s.append(fill);
+        } else {
+          GE_RETURN_IF_ERROR(s.prefill(fill, nullptr));
+        }
+      }
+      if (graph) GE_RETURN_IF_ERROR(s.set_device_sampling(greedy, 1));
       const auto t0 = std::chrono::steady_clock::now();
       double secs = 0;
-      if (n_prompt > 0) {
-        GE_RETURN_IF_ERROR(s.prefill(random_tokens(n_prompt), logits.data()));
-        secs = seconds_since(t0);
+      // The first token: prefill of the prompt (one token for tg tests), then one sampled token.
+      int32_t tok = 0;
+      const std::vector<int32_t> prompt = random_tokens(n_prompt > 0 ? n_prompt : 1);
+      if (graph) {
+        GE_ASSIGN_OR_RETURN(tok, s.prefill_sample(prompt));
       } else {
-        GE_RETURN_IF_ERROR(s.prefill(random_tokens(1), logits.data()));
+        GE_RETURN_IF_ERROR(s.prefill(prompt, logits.data()));
+        tok = argmax(logits);
+      }
+      const double first = seconds_since(t0);
+      if (n_prompt > 0) {
+        secs = first;
+        if (r >= 0) ttft_sum += first * 1000.0;
+      } else {
         const auto t1 = std::chrono::steady_clock::now();
-        int32_t tok = tok_dist(rng);
-        for (int64_t i = 0; i < n_gen; ++i) GE_RETURN_IF_ERROR(s.decode(tok, logits.data()));
+        for (int64_t i = 0; i < n_gen; ++i) {
+          if (graph) {
+            GE_ASSIGN_OR_RETURN(tok, s.decode_sample(tok));
+          } else {
+            GE_RETURN_IF_ERROR(s.decode(tok, logits.data()));
+            tok = argmax(logits);
+          }
+        }
         secs = seconds_since(t1);
+        if (graph && !s.graph_status().is_ok())
+          std::fprintf(stderr, "note: decode steps ran eagerly: %s\n", s.graph_status().to_string().c_str());
       }
       if (r >= 0) row.samples.push_back(static_cast<double>(n_prompt > 0 ? n_prompt : n_gen) / secs);
-      GE_ASSIGN_OR_RETURN(cache, model->create_kv_cache(ctx));
+      const uint64_t now_free = free_bytes();
+      if (free_before_model > 0 && now_free > 0 && now_free < free_before_model)
+        row.used_bytes = std::max<uint64_t>(row.used_bytes, free_before_model - now_free);
     }
     double sum = 0, sq = 0;
     for (double v : row.samples) sum += v;
     row.mean = sum / static_cast<double>(row.samples.size());
     for (double v : row.samples) sq += (v - row.mean) * (v - row.mean);
     row.stddev = row.samples.size() > 1 ? std::sqrt(sq / static_cast<double>(row.samples.size() - 1)) : 0.0;
+    row.ttft_ms = n_prompt > 0 ? ttft_sum / static_cast<double>(row.samples.size()) : 0.0;
     rows.push_back(row);
     return Status::ok();
   };
   for (int64_t d : *depth) {
-    for (int64_t p : *pp)
-      if (p > 0)
-        if (Status s = run_test("pp" + std::to_string(p), d, p, 0); !s.is_ok()) return fail(s);
-    for (int64_t n : *tg)
-      if (n > 0)
-        if (Status s = run_test("tg" + std::to_string(n), d, 0, n); !s.is_ok()) return fail(s);
+    for (bool g : paths) {
+      for (int64_t p : *pp)
+        if (p > 0)
+          if (Status s = run_test("pp" + std::to_string(p), d, p, 0, g); !s.is_ok()) return fail(s);
+      for (int64_t n : *tg)
+        if (n > 0)
+          if (Status s = run_test("tg" + std::to_string(n), d, 0, n, g); !s.is_ok()) return fail(s);
+    }
   }
 
   double params = static_cast<double>(c.vocab_size * c.hidden_size);
@@ -167,18 +243,37 @@ int cmd_bench(int argc, char** argv) {
       std::cout << "  {\"model\": \"" << model_name << "\", \"model_size\": " << model_bytes
                 << ", \"model_n_params\": " << static_cast<long long>(params) << ", \"backend\": \"" << backend->name()
                 << "\", \"n_threads\": " << n_threads << ", \"test\": \"" << rows[i].test
-                << "\", \"avg_ts\": " << rows[i].mean << ", \"stddev_ts\": " << rows[i].stddev << ", \"samples_ts\": [";
+                << "\", \"decode_path\": \"" << rows[i].path << "\", \"avg_ts\": " << rows[i].mean
+                << ", \"stddev_ts\": " << rows[i].stddev << ", \"ttft_ms\": " << rows[i].ttft_ms
+                << ", \"weights_bytes\": " << model->packed_weight_bytes() << ", \"kv_bytes\": " << rows[i].kv_bytes
+                << ", \"workspace_bytes\": " << model->workspace_bytes() << ", \"device_used_bytes\": " << rows[i].used_bytes
+                << ", \"samples_ts\": [";
       for (size_t j = 0; j < rows[i].samples.size(); ++j) std::cout << (j ? ", " : "") << rows[i].samples[j];
       std::cout << "]}" << (i + 1 < rows.size() ? "," : "") << "\n";
     }
     std::cout << "]\n";
   } else {
-    std::printf("| model | size | params | backend | threads | test | t/s |\n");
-    std::printf("| ----- | ---: | -----: | ------- | ------: | ---: | --: |\n");
+    std::printf("| model | size | params | backend | threads | test | decode | t/s | TTFT ms |\n");
+    std::printf("| ----- | ---: | -----: | ------- | ------: | ---: | ------ | --: | ------: |\n");
     for (const auto& r : rows)
-      std::printf("| %s%s%s | %.2f MiB | %.2f M | %s | %d | %s | %.2f ± %.2f |\n", model_name.c_str(),
+      std::printf("| %s%s%s | %.2f MiB | %.2f M | %s | %d | %s | %s | %.2f ± %.2f | %s |\n", model_name.c_str(),
                   type_name.empty() ? "" : " ", type_name.c_str(), static_cast<double>(model_bytes) / 1048576.0,
-                  params / 1e6, backend->name().c_str(), n_threads, r.test.c_str(), r.mean, r.stddev);
+                  params / 1e6, backend->name().c_str(), n_threads, r.test.c_str(), r.path.c_str(), r.mean, r.stddev,
+                  r.ttft_ms > 0 ? fixed1(r.ttft_ms).c_str() : "-");
+    if (free_before_model > 0) {
+      // Device memory: what the model accounts for vs what the device reports in use.
+      const double mib = 1048576.0;
+      std::printf("\n| test | weights MiB | KV MiB | workspace MiB | sum MiB | device used MiB | other MiB |\n");
+      std::printf("| ---: | ----------: | -----: | ------------: | ------: | --------------: | --------: |\n");
+      for (const auto& r : rows) {
+        const uint64_t sum = model->packed_weight_bytes() + r.kv_bytes + model->workspace_bytes();
+        std::printf("| %s %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", r.test.c_str(), r.path.c_str(),
+                    static_cast<double>(model->packed_weight_bytes()) / mib, static_cast<double>(r.kv_bytes) / mib,
+                    static_cast<double>(model->workspace_bytes()) / mib, static_cast<double>(sum) / mib,
+                    static_cast<double>(r.used_bytes) / mib,
+                    (static_cast<double>(r.used_bytes) - static_cast<double>(sum)) / mib);
+      }
+    }
   }
   return 0;
 }

@@ -22,6 +22,8 @@ int cmd_run(int argc, char** argv) {
   a.flag("think", "enable thinking (Gemma 4)");
   a.flag("hide-thinking", "do not print the thought channel");
   a.flag("no-stats", "do not print the stats lines");
+  a.flag("host-sampling", "sample on the host from downloaded logits even where the backend samples on the device "
+         "(penalties always do)");
   a.option("stop", "", "TEXT", "stop when the output contains TEXT (user stop string, matched across tokens)");
   add_sampling_options(a);
   if (Status s = a.parse(argc, argv); !s.is_ok()) return fail(s);
@@ -74,6 +76,7 @@ int cmd_run(int argc, char** argv) {
   GenerateOptions go;
   go.max_new_tokens = static_cast<int32_t>(*max_new);
   go.stop_ids = e.stop_token_ids();
+  go.device_sampling = !a.on("host-sampling");
   StreamingDetokenizer detok(e.tokenizer(), /*skip_special=*/true);
   std::vector<std::string> stops;
   if (a.has("stop")) {
@@ -97,6 +100,11 @@ int cmd_run(int argc, char** argv) {
   if (stats_on) {
     std::cout << stats.observer_line() << std::endl;
     std::fprintf(stderr, "%s\n", stats.summary().c_str());
+    if (uses_device_sampling(**session, sampler, go)) {
+      const Status g = (*session)->graph_status();
+      std::fprintf(stderr, "decode: device sampling, %s\n",
+                   g.is_ok() ? "one recorded graph per step" : ("eager steps (" + g.to_string() + ")").c_str());
+    }
   }
   return 0;
 }

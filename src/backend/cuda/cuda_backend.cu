@@ -3,7 +3,9 @@
 // and the kernels' data-error word into a Status.
 #include "backend/cuda/cuda_backend.h"
 
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/cuda_common.cuh"
@@ -14,6 +16,7 @@
 #include "backend/cuda/norm.cuh"
 #include "backend/cuda/packed_weight.cuh"
 #include "backend/cuda/rope.cuh"
+#include "backend/cuda/sampling.cuh"
 
 namespace ge {
 namespace cuda {
@@ -32,6 +35,29 @@ std::string describe_device_errors(uint32_t bits) {
 }
 
 namespace {
+
+class CudaBackendImpl;
+
+// A captured decode step: the instantiated graph ends with copies of the readback region and the
+// device error word into pinned host memory, so a replay is one launch and one wait.
+class CudaCapturedGraph final : public CapturedGraph {
+ public:
+  CudaCapturedGraph(CudaBackendImpl* backend, cudaGraphExec_t exec, void* pinned, size_t readback_bytes,
+                    std::vector<const void*> scratch)
+      : backend_(backend), exec_(exec), pinned_(pinned), bytes_(readback_bytes), scratch_(std::move(scratch)) {}
+  ~CudaCapturedGraph() override;
+  Status replay(void* host_dst) override;
+  bool valid() const override;
+
+ private:
+  CudaBackendImpl* backend_;
+  cudaGraphExec_t exec_;
+  void* pinned_;  // [bytes_] readback, then the 4-byte error word
+  size_t bytes_;
+  std::vector<const void*> scratch_;  // backend scratch pointers the recording uses
+};
+
+constexpr size_t kMaxReadback = 4096;
 
 class CudaBackendImpl final : public CudaBackend {
  public:
@@ -115,8 +141,15 @@ class CudaBackendImpl final : public CudaBackend {
     return std::unique_ptr<PackedWeight>(std::move(p));
   }
   Result<std::unique_ptr<KvCache>> create_kv_cache(const std::vector<KvLayerSpec>& layers) override {
-    GE_ASSIGN_OR_RETURN(std::unique_ptr<CudaKvCache> c, create_cuda_kv_cache(layers));
-    return std::unique_ptr<KvCache>(std::move(c));
+    Result<std::unique_ptr<CudaKvCache>> c = create_cuda_kv_cache(layers);
+    if (!c.is_ok()) {
+      if (c.status().code() != StatusCode::kOutOfMemory) return c.status();
+      size_t free_b = 0, total_b = 0;
+      (void)cudaMemGetInfo(&free_b, &total_b);
+      return out_of_memory(c.status().message() + " (device has " + std::to_string(free_b) + " bytes free of " +
+                           std::to_string(total_b) + ")");
+    }
+    return std::unique_ptr<KvCache>(std::move(c).value());
   }
   Status dequantize(const PackedWeight& w, float* out) override {
     record(launch_dequantize_f32(view(w), out, ctx()), "dequantize");
@@ -132,6 +165,94 @@ class CudaBackendImpl final : public CudaBackend {
     return "unknown";
   }
   void set_matmul_tuning(const CudaMatmulTuning& tuning) override { tuning_ = tuning; }
+
+  // ---- device-resident decode ----
+  bool supports_device_decode() const override { return true; }
+  Result<BackendMemoryInfo> memory_info() override {
+    BackendMemoryInfo m;
+    GE_RETURN_IF_ERROR(cuda_status(cudaMemGetInfo(&m.free_bytes, &m.total_bytes), "cudaMemGetInfo"));
+    return m;
+  }
+  Status sample_tokens(const float* logits, int64_t rows, int64_t vocab, DeviceSamplerState* state,
+                       int32_t* out_tokens) override {
+    if (rows <= 0 || rows > 65535 || vocab <= 0 || vocab > (int64_t{1} << 30))
+      return invalid_argument("cuda sample_tokens: " + std::to_string(rows) + " rows of " + std::to_string(vocab) +
+                              " logits is out of range");
+    if (logits == nullptr || state == nullptr || out_tokens == nullptr)
+      return invalid_argument("cuda sample_tokens: null buffer");
+    record(launch_sample_tokens(logits, rows, vocab, state, out_tokens, ctx()), "sample_tokens");
+    return Status::ok();
+  }
+  Status advance_positions(int32_t* positions, int64_t n, int32_t delta) override {
+    if (n < 0 || (n > 0 && positions == nullptr)) return invalid_argument("cuda advance_positions: bad arguments");
+    record(launch_advance_positions(positions, n, delta, ctx()), "advance_positions");
+    return Status::ok();
+  }
+  Status begin_capture() override {
+    if (capturing_) return invalid_argument("cuda begin_capture: already capturing");
+    GE_RETURN_IF_ERROR(synchronize());
+    // Pinned readback slot for this recording, allocated now: allocation is not allowed while capturing.
+    GE_RETURN_IF_ERROR(cuda_status(cudaMallocHost(&capture_pinned_, kMaxReadback + sizeof(uint32_t)), "cudaMallocHost"));
+    capture_scratch_ = scratch_pointers();
+    cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) {
+      cudaFreeHost(capture_pinned_);
+      capture_pinned_ = nullptr;
+      return cuda_status(e, "cudaStreamBeginCapture");
+    }
+    capturing_ = true;
+    return Status::ok();
+  }
+  Result<std::unique_ptr<CapturedGraph>> end_capture(const void* readback_src, size_t readback_bytes) override {
+    if (!capturing_) return invalid_argument("cuda end_capture: not capturing");
+    capturing_ = false;
+    void* pinned = capture_pinned_;
+    capture_pinned_ = nullptr;
+    if (readback_bytes > kMaxReadback || (readback_bytes > 0 && readback_src == nullptr)) {
+      record_status(invalid_argument("cuda end_capture: readback of " + std::to_string(readback_bytes) +
+                                     " bytes (at most " + std::to_string(kMaxReadback) + ")"));
+    } else {
+      if (readback_bytes > 0)
+        record(cudaMemcpyAsync(pinned, readback_src, readback_bytes, cudaMemcpyDeviceToHost, stream_), "readback");
+      record(cudaMemcpyAsync(static_cast<uint8_t*>(pinned) + kMaxReadback, error_mem_.get(), sizeof(uint32_t),
+                             cudaMemcpyDeviceToHost, stream_),
+             "error word readback");
+    }
+    cudaGraph_t graph = nullptr;
+    record(cudaStreamEndCapture(stream_, &graph), "cudaStreamEndCapture");
+    cudaGraphExec_t exec = nullptr;
+    if (first_error_.is_ok() && graph != nullptr) record(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate");
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    // Anything recorded must not have moved scratch (the recording would point at freed memory).
+    if (first_error_.is_ok() && scratch_pointers() != capture_scratch_)
+      record_status(internal_error("cuda end_capture: scratch was reallocated while capturing; run the ops once "
+                                   "eagerly before recording them"));
+    if (!first_error_.is_ok()) {
+      if (exec != nullptr) cudaGraphExecDestroy(exec);
+      cudaFreeHost(pinned);
+      (void)cudaGetLastError();
+      Status out = first_error_;
+      (void)(first_error_ = Status::ok());
+      return out;
+    }
+    return std::unique_ptr<CapturedGraph>(
+        std::make_unique<CudaCapturedGraph>(this, exec, pinned, readback_bytes, capture_scratch_));
+  }
+
+  // Used by CudaCapturedGraph.
+  Status replay(cudaGraphExec_t exec, void* pinned, size_t bytes, void* host_dst) {
+    record(cudaGraphLaunch(exec, stream_), "cudaGraphLaunch");
+    record(cudaStreamSynchronize(stream_), "graph replay");
+    if (!first_error_.is_ok()) return synchronize();
+    uint32_t bits = 0;
+    std::memcpy(&bits, static_cast<const uint8_t*>(pinned) + kMaxReadback, sizeof(bits));
+    if (bits != 0) return synchronize();  // reports and clears the device error word
+    if (bytes > 0 && host_dst != nullptr) std::memcpy(host_dst, pinned, bytes);
+    return Status::ok();
+  }
+  std::vector<const void*> scratch_pointers() const {
+    return {gemv_scratch_.get(), gemv_split_partial_.get(), gemv_split_count_.get(), attn_scratch_.get()};
+  }
 
   // ---- ops ----
   void embed(const int32_t* tokens, int64_t n_tokens, const PackedWeight& table, float scale,
@@ -248,7 +369,22 @@ class CudaBackendImpl final : public CudaBackend {
   DeviceMemory gemv_split_partial_;
   DeviceMemory gemv_split_count_;
   DeviceMemory attn_scratch_;
+  bool capturing_ = false;
+  void* capture_pinned_ = nullptr;
+  std::vector<const void*> capture_scratch_;
 };
+
+CudaCapturedGraph::~CudaCapturedGraph() {
+  if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
+  if (pinned_ != nullptr) cudaFreeHost(pinned_);
+}
+
+Status CudaCapturedGraph::replay(void* host_dst) {
+  if (!valid()) return internal_error("cuda: replay of a graph whose scratch memory has moved (re-record it)");
+  return backend_->replay(exec_, pinned_, bytes_, host_dst);
+}
+
+bool CudaCapturedGraph::valid() const { return backend_->scratch_pointers() == scratch_; }
 
 }  // namespace
 }  // namespace cuda
