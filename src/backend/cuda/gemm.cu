@@ -1,5 +1,6 @@
 // cuBLASLt-backed prefill matmul: x -> bf16 once, then per chunk of weight rows a dequantize kernel
-// into bf16 scratch (64 MiB) and one bf16 x bf16 -> fp32 GEMM. Column-major view used with cuBLAS:
+// into bf16 scratch (weight_chunk_bytes; two buffers, dequantized on a side stream one chunk ahead)
+// and one bf16 x bf16 -> fp32 GEMM on the caller's stream. Column-major view used with cuBLAS:
 // W chunk is K x nc (ld K, transposed), x is K x m (ld K), y chunk is nc x m (ld = w.rows).
 #include "backend/cuda/gemm.cuh"
 
@@ -9,7 +10,6 @@
 namespace ge::cuda {
 namespace {
 
-constexpr size_t kWeightScratchBytes = size_t{64} << 20;
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;
 
 Status cublas_status(cublasStatus_t s, const std::string& what) {
@@ -23,7 +23,73 @@ static __global__ void to_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* 
   }
 }
 
+// Tiled4 (Q4_0, torchao int4) rows [row0, row0 + n_rows) to row-major bf16, one warp per 16-row x 64-k
+// block: a lane's 16-byte code load holds 32 of the block's values (its mma fragments, see
+// packed_weight.cuh), which are decoded exactly as tiled_element does, staged in shared memory and
+// written out as whole 128-byte row segments. Needs row0 % 16 == 0 and cols % 8 == 0.
+constexpr int kDqWarps = 8;
+
+static __global__ void __launch_bounds__(kDqWarps * 32)
+    dequantize_tiled4_bf16_kernel(WeightView w, int64_t row0, int64_t n_rows, __nv_bfloat16* out) {
+  __shared__ __align__(16) uint32_t stage[kDqWarps][16][36];  // bf16 pairs; 36-word rows: conflict-free
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int64_t tile0 = row0 / 16, n_tiles = (n_rows + 15) / 16;
+  const int64_t total = n_tiles * w.n_chunks, row_end = min(row0 + n_rows, w.rows);
+  for (int64_t b = int64_t{blockIdx.x} * kDqWarps + warp; b < total; b += int64_t{gridDim.x} * kDqWarps) {
+    const int64_t tile = tile0 + b / w.n_chunks;
+    const int chunk = static_cast<int>(b % w.n_chunks);
+    const uint4 code = load_stream(w.codes + (tile * w.n_chunks + chunk) * 32 + lane);
+    const uint32_t words[4] = {code.x, code.y, code.z, code.w};
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+      const int64_t grp = (int64_t{chunk} * 64 + 16 * s) / w.group_size;
+      const int64_t meta = (tile * w.n_groups + grp) * 8 + g;
+      const uint32_t sw = w.scales[meta];
+      const uint32_t zw = w.zeros != nullptr ? w.zeros[meta] : 0u;
+#pragma unroll
+      for (int hi = 0; hi < 2; ++hi) {
+        const uint32_t sbits = hi ? (sw >> 16) : (sw & 0xffffu);
+        const float scale = w.scale_fp16 ? fp16_bits_to_f32(sbits) : bf16_bits_to_f32(sbits);
+        const float z = bf16_bits_to_f32(hi ? (zw >> 16) : (zw & 0xffffu));
+        float v[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          // nibble e = hi + 2 * upper + 4 * odd; v = cols 2t, 2t + 1, 2t + 8, 2t + 9
+          const int e = hi + (j & 1) * 4 + (j >> 1) * 2;
+          const int q = static_cast<int>((words[s] >> (4 * e)) & 0xfu);
+          v[j] = w.zeros == nullptr ? __fmul_rn(static_cast<float>(q - 8), scale)
+                                    : __fmul_rn(__fsub_rn(static_cast<float>(q), z), scale);
+        }
+        stage[warp][g + 8 * hi][8 * s + t] = pack_bf16x2(v[0], v[1]);
+        stage[warp][g + 8 * hi][8 * s + t + 4] = pack_bf16x2(v[2], v[3]);
+      }
+    }
+    __syncwarp();
+#pragma unroll
+    for (int i = lane; i < 16 * 8; i += 32) {
+      const int r = i / 8, c = (i % 8) * 8;
+      const int64_t row = tile * 16 + r, k = int64_t{chunk} * 64 + c;
+      if (row < row_end && k < w.cols) {
+        *reinterpret_cast<uint4*>(out + (row - row0) * w.cols + k) = *reinterpret_cast<const uint4*>(&stage[warp][r][c / 2]);
+      }
+    }
+    __syncwarp();
+  }
+}
+
 }  // namespace
+
+cudaError_t launch_dequantize_weight_bf16(const WeightView& w, int64_t row0, int64_t n_rows, __nv_bfloat16* out,
+                                          const LaunchContext& ctx) {
+  if (n_rows <= 0) return cudaSuccess;
+  if (w.layout != WeightLayout::kTiled4 || row0 % 16 != 0 || w.cols % 8 != 0) {
+    return launch_dequantize_bf16(w, row0, n_rows, out, ctx);
+  }
+  const int64_t blocks = (n_rows + 15) / 16 * w.n_chunks;
+  const int64_t ctas = std::min<int64_t>((blocks + kDqWarps - 1) / kDqWarps, int64_t{std::max(ctx.num_sms, 1)} * 16);
+  dequantize_tiled4_bf16_kernel<<<static_cast<unsigned>(ctas), kDqWarps * 32, 0, ctx.stream>>>(w, row0, n_rows, out);
+  return cudaGetLastError();
+}
 
 GemmRunner::~GemmRunner() {
   for (auto& [key, plan] : plans_) {
@@ -33,9 +99,23 @@ GemmRunner::~GemmRunner() {
     if (plan.op) cublasLtMatmulDescDestroy(plan.op);
   }
   if (handle_ != nullptr) cublasLtDestroy(handle_);
+  for (cudaEvent_t e : {start_, dq_done_[0], dq_done_[1], gemm_done_[0], gemm_done_[1]}) {
+    if (e != nullptr) cudaEventDestroy(e);
+  }
+  if (side_ != nullptr) {
+    cudaStreamSynchronize(side_);
+    cudaStreamDestroy(side_);
+  }
 }
 
-Status GemmRunner::init() { return cublas_status(cublasLtCreate(&handle_), "create handle"); }
+Status GemmRunner::init() {
+  GE_RETURN_IF_ERROR(cublas_status(cublasLtCreate(&handle_), "create handle"));
+  GE_RETURN_IF_ERROR(cuda_status(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking), "gemm: create side stream"));
+  for (cudaEvent_t* e : {&start_, &dq_done_[0], &dq_done_[1], &gemm_done_[0], &gemm_done_[1]}) {
+    GE_RETURN_IF_ERROR(cuda_status(cudaEventCreateWithFlags(e, cudaEventDisableTiming), "gemm: create event"));
+  }
+  return Status::ok();
+}
 
 Status GemmRunner::get_plan(int64_t nc, int64_t m, int64_t k, int64_t ldd, Plan** out) {
   const auto key = std::make_tuple(nc, m, k, ldd);
@@ -82,24 +162,43 @@ Status GemmRunner::run(const WeightView& w, const float* x, int64_t m, float* y,
   const int64_t K = w.cols, N = w.rows;
   GE_RETURN_IF_ERROR(x_bf16_.ensure(static_cast<size_t>(m * K) * 2, "gemm x scratch"));
   GE_RETURN_IF_ERROR(workspace_.ensure(kWorkspaceBytes, "gemm workspace"));
-  int64_t chunk = static_cast<int64_t>(kWeightScratchBytes / static_cast<size_t>(K * 2)) / 128 * 128;
+  int64_t chunk = static_cast<int64_t>(weight_chunk_bytes_ / static_cast<size_t>(K * 2)) / 128 * 128;
   chunk = std::max<int64_t>(chunk, 128);
   chunk = std::min<int64_t>(chunk, N);
-  GE_RETURN_IF_ERROR(w_bf16_.ensure(static_cast<size_t>(chunk * K) * 2, "gemm weight scratch"));
+  const int64_t n_chunks = (N + chunk - 1) / chunk;
+  const int n_buf = n_chunks > 1 ? 2 : 1;
+  const size_t buf_elems = static_cast<size_t>(chunk * K);
+  GE_RETURN_IF_ERROR(w_bf16_.ensure(buf_elems * 2 * n_buf, "gemm weight scratch"));
 
   to_bf16_kernel<<<blocks_for(m * K, 256, 8192), 256, 0, ctx.stream>>>(x, m * K, x_bf16_.as<__nv_bfloat16>());
   GE_RETURN_IF_ERROR(cuda_status(cudaGetLastError(), "gemm x to bf16"));
+  // Two weight buffers: the side stream dequantizes chunk i + 1 while the GEMM of chunk i runs.
+  LaunchContext dq_ctx = ctx;
+  if (n_buf > 1) {
+    dq_ctx.stream = side_;
+    GE_RETURN_IF_ERROR(cuda_status(cudaEventRecord(start_, ctx.stream), "gemm fork"));
+    GE_RETURN_IF_ERROR(cuda_status(cudaStreamWaitEvent(side_, start_, 0), "gemm fork"));
+  }
   const float alpha = 1.0f, beta = 0.0f;
-  for (int64_t n0 = 0; n0 < N; n0 += chunk) {
-    const int64_t nc = std::min(chunk, N - n0);
-    GE_RETURN_IF_ERROR(cuda_status(launch_dequantize_bf16(w, n0, nc, w_bf16_.as<__nv_bfloat16>(), ctx),
-                                   "gemm dequantize"));
+  for (int64_t i = 0; i < n_chunks; ++i) {
+    const int64_t n0 = i * chunk, nc = std::min(chunk, N - n0);
+    const int b = static_cast<int>(i % n_buf);
+    __nv_bfloat16* wb = w_bf16_.as<__nv_bfloat16>() + buf_elems * b;
+    if (n_buf > 1 && i >= 2) {
+      GE_RETURN_IF_ERROR(cuda_status(cudaStreamWaitEvent(side_, gemm_done_[b], 0), "gemm buffer wait"));
+    }
+    GE_RETURN_IF_ERROR(cuda_status(launch_dequantize_weight_bf16(w, n0, nc, wb, dq_ctx), "gemm dequantize"));
+    if (n_buf > 1) {
+      GE_RETURN_IF_ERROR(cuda_status(cudaEventRecord(dq_done_[b], side_), "gemm dequantize event"));
+      GE_RETURN_IF_ERROR(cuda_status(cudaStreamWaitEvent(ctx.stream, dq_done_[b], 0), "gemm dequantize wait"));
+    }
     Plan* plan = nullptr;
     GE_RETURN_IF_ERROR(get_plan(nc, m, K, N, &plan));
     GE_RETURN_IF_ERROR(cublas_status(
-        cublasLtMatmul(handle_, plan->op, &alpha, w_bf16_.get(), plan->a, x_bf16_.get(), plan->b, &beta, y + n0,
-                       plan->d, y + n0, plan->d, &plan->algo, workspace_.get(), kWorkspaceBytes, ctx.stream),
+        cublasLtMatmul(handle_, plan->op, &alpha, wb, plan->a, x_bf16_.get(), plan->b, &beta, y + n0, plan->d, y + n0,
+                       plan->d, &plan->algo, workspace_.get(), kWorkspaceBytes, ctx.stream),
         "matmul"));
+    if (n_buf > 1) GE_RETURN_IF_ERROR(cuda_status(cudaEventRecord(gemm_done_[b], ctx.stream), "gemm event"));
   }
   return Status::ok();
 }

@@ -12,6 +12,11 @@
 
 namespace ge::cuda {
 
+// Rows [row0, row0 + n_rows) of w to row-major bf16 [n_rows, w.cols]: a coalesced kernel for tiled4,
+// packed_weight's generic dequantizer otherwise. Values equal launch_dequantize_bf16's bit for bit.
+cudaError_t launch_dequantize_weight_bf16(const WeightView& w, int64_t row0, int64_t n_rows, __nv_bfloat16* out,
+                                          const LaunchContext& ctx);
+
 class GemmRunner {
  public:
   GemmRunner() = default;
@@ -22,6 +27,8 @@ class GemmRunner {
   Status init();
   // y[m, w.rows] = x[m, w.cols] · wᵀ, every operand in device memory.
   Status run(const WeightView& w, const float* x, int64_t m, float* y, const LaunchContext& ctx);
+  // Bytes of bf16 weight rows dequantized per GEMM call (the scratch size); default 64 MiB.
+  void set_weight_chunk_bytes(size_t bytes) { weight_chunk_bytes_ = bytes; }
 
  private:
   struct Plan {
@@ -32,6 +39,9 @@ class GemmRunner {
   Status get_plan(int64_t nc, int64_t m, int64_t k, int64_t ldd, Plan** out);
 
   cublasLtHandle_t handle_ = nullptr;
+  size_t weight_chunk_bytes_ = size_t{64} << 20;
+  cudaStream_t side_ = nullptr;  // dequantizes the next chunk while the GEMM runs
+  cudaEvent_t start_ = nullptr, dq_done_[2] = {nullptr, nullptr}, gemm_done_[2] = {nullptr, nullptr};
   DeviceMemory x_bf16_, w_bf16_, workspace_;
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, Plan> plans_;
 };
