@@ -68,6 +68,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Engine& engine, const Sched
   const size_t vocab = static_cast<size_t>(engine.config().vocab_size);
   s->logits_.resize(static_cast<size_t>(options.n_slots) * vocab);
   s->raw_row_.resize(vocab);
+  s->masked_row_.resize(vocab);
   s->stats_.n_slots = options.n_slots;
   s->stats_.max_queue = options.max_queue;
   s->stats_.ttft_bounds = {0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0};
@@ -319,7 +320,7 @@ void Scheduler::sample_row(Slot& slot, float* row) {
   for (const auto& [id, bias] : a.req.logit_bias) row[id] += bias;
   const bool want_logprobs = a.req.top_logprobs >= 0;
   if (want_logprobs) std::copy(row, row + vocab, raw_row_.begin());
-  const int32_t tok = a.sampler->sample(logits, a.history);
+  const int32_t tok = a.req.constraint ? sample_constrained(a, row) : a.sampler->sample(logits, a.history);
   const double now = steady_ms();
   if (a.first_token_ms == 0) {
     a.first_token_ms = now;
@@ -327,10 +328,11 @@ void Scheduler::sample_row(Slot& slot, float* row) {
     a.timing.ttft_ms = now - a.submit_ms;
     record_ttft(a.timing.ttft_ms);
   }
-  if (std::find(a.req.stop_ids.begin(), a.req.stop_ids.end(), tok) != a.req.stop_ids.end()) {
+  if (tok < 0 || std::find(a.req.stop_ids.begin(), a.req.stop_ids.end(), tok) != a.req.stop_ids.end()) {
     finish(slot, FinishReason::kStop, Status::ok());
     return;
   }
+  if (a.req.constraint) a.req.constraint->accept(tok);
   TokenEvent ev;
   ev.id = tok;
   ev.index = static_cast<int32_t>(a.timing.generated_tokens);
@@ -368,7 +370,7 @@ void Scheduler::sample_row(Slot& slot, float* row) {
     ++stats_.generated_tokens;
   }
   const bool go_on = a.req.on_token ? a.req.on_token(ev) : true;
-  if (!go_on) {
+  if (!go_on || (a.req.constraint && a.req.constraint->complete())) {
     finish(slot, FinishReason::kStop, Status::ok());
   } else if (a.timing.generated_tokens >= a.req.max_new_tokens) {
     finish(slot, FinishReason::kLength, Status::ok());
@@ -378,6 +380,36 @@ void Scheduler::sample_row(Slot& slot, float* row) {
     a.pending = tok;
     a.decoding = true;
   }
+}
+
+int32_t Scheduler::sample_constrained(Active& a, float* row) {
+  // Rejection first: the model's own choice is usually allowed, and checking a few tokens is far
+  // cheaper than checking the vocabulary. Each refused draw is masked and the draw repeated (the
+  // sampler rewrites the row, so it starts from a copy every time).
+  constexpr int kTries = 8;
+  const size_t vocab = static_cast<size_t>(engine_.config().vocab_size);
+  const int32_t left = a.req.max_new_tokens - static_cast<int32_t>(a.timing.generated_tokens);
+  std::copy(row, row + vocab, masked_row_.begin());
+  for (int t = 0; t < kTries; ++t) {
+    std::copy(masked_row_.begin(), masked_row_.end(), row);
+    const int32_t tok = a.sampler->sample(std::span<float>(row, vocab), a.history);
+    if (tok < 0) return -1;
+    if (a.req.constraint->allows(tok, left)) return tok;
+    masked_row_[static_cast<size_t>(tok)] = -INFINITY;
+  }
+  // Then the whole vocabulary.
+  bool any = false;
+  for (size_t i = 0; i < vocab; ++i) {
+    if (masked_row_[i] == -INFINITY || std::isnan(masked_row_[i])) continue;
+    if (a.req.constraint->allows(static_cast<int32_t>(i), left))
+      any = true;
+    else
+      masked_row_[i] = -INFINITY;
+  }
+  if (!any) return -1;
+  std::copy(masked_row_.begin(), masked_row_.end(), row);
+  const int32_t tok = a.sampler->sample(std::span<float>(row, vocab), a.history);
+  return tok >= 0 && a.req.constraint->allows(tok, left) ? tok : -1;
 }
 
 void Scheduler::finish(Slot& slot, FinishReason reason, const Status& error) {

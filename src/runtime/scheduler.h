@@ -55,6 +55,17 @@ struct RequestTiming {
   double ttft_ms = 0;            // submit → first token (0 when none was sampled)
 };
 
+// Restricts what may be sampled (structured output). Engine thread only.
+class TokenConstraint {
+ public:
+  virtual ~TokenConstraint() = default;
+  // Whether `id` may come next when `tokens_left` tokens (this one included) remain in the budget.
+  virtual bool allows(int32_t id, int32_t tokens_left) = 0;
+  virtual void accept(int32_t id) = 0;
+  // The output is whole: the request ends (kStop) after the token that completed it.
+  virtual bool complete() const = 0;
+};
+
 struct GenerationRequest {
   std::vector<int32_t> prompt;                        // non-empty, ids inside the vocabulary, at most the slot context
   SamplingParams sampling;                            // must pass validate()
@@ -62,6 +73,8 @@ struct GenerationRequest {
   std::vector<int32_t> stop_ids;                      // sampling one ends the request; it is not passed on
   std::vector<std::pair<int32_t, float>> logit_bias;  // added to the logits before sampling
   int32_t top_logprobs = -1;  // -1: no logprobs; 0..20: the chosen token's logprob plus this many alternatives
+  // Optional: tokens it refuses are masked (stop ids too) until it reports completion.
+  std::shared_ptr<TokenConstraint> constraint;
   // Engine thread, once per generated token; returns false to end the request (kStop). Must not block.
   std::function<bool(const TokenEvent&)> on_token;
   // Engine thread, exactly once, after the last on_token. `error` is set for kError.
@@ -158,6 +171,8 @@ class Scheduler {
   void admit(std::unique_ptr<Active> a);
   void step();
   void sample_row(Slot& slot, float* row);
+  // Sampling under a TokenConstraint; -1 when no token is allowed.
+  int32_t sample_constrained(Active& a, float* row);
   void finish(Slot& slot, FinishReason reason, const Status& error);
   void finish_request(Active& a, FinishReason reason, const Status& error);
   void record_ttft(double ms);
@@ -167,6 +182,7 @@ class Scheduler {
   std::vector<Slot> slots_;
   std::vector<float> logits_;   // [n_slots, vocab]
   std::vector<float> raw_row_;  // one row before sampling (logprobs)
+  std::vector<float> masked_row_;  // constrained sampling: the biased row with refused tokens at -inf
   uint64_t use_counter_ = 0;
   uint64_t admit_counter_ = 0;
 

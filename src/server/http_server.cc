@@ -392,6 +392,8 @@ Status ServerImpl::serve(std::function<Result<std::unique_ptr<Engine>>()> load) 
     scheduler_ = std::move(s).value();
     format_ = engine_->config().family == ModelFamily::kGemma4 ? chat::ChatFormat::kGemma4 : chat::ChatFormat::kGemma3;
     limits_.n_vocab = engine_->config().vocab_size;
+    limits_.max_n = options_.scheduler.n_slots;
+    token_bytes_ = token_byte_table(engine_->tokenizer());
     loaded_at_ = static_cast<int64_t>(std::time(nullptr));
     state_ = State::kReady;
     std::fprintf(stderr, "gemma serve: ready on http://%s:%d (%d slots x %d tokens, queue %d)\n", options_.host.c_str(),

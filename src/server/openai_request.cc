@@ -140,8 +140,8 @@ void parse_generation_options(Fields& f, const json& body, const RequestLimits& 
       s.has_seed = true;
     }
   }
-  std::optional<int64_t> n;
-  f.integer("n", 1, 1, &n);  // one choice per request
+  f.integer("n", 1, std::max(1, limits.max_n), &o->n);
+  f.boolean("ignore_eos", &o->ignore_eos);
 
   if (const json* stop = f.find("stop")) {
     std::vector<std::string> stops;
@@ -382,10 +382,28 @@ std::optional<ApiError> parse_chat_request(const json& body, const RequestLimits
   if (const json* rf = f.find("response_format")) {
     if (!rf->is_object() || !rf->contains("type") || !(*rf)["type"].is_string())
       return invalid_request("'response_format' must be an object with a 'type'", "response_format");
-    if ((*rf)["type"] != "text")
-      return invalid_request("'response_format' of type " + (*rf)["type"].get<std::string>().substr(0, 64) +
-                                 " is not supported (no constrained decoding)",
+    const std::string type = (*rf)["type"].get<std::string>();
+    if (type == "json_object") {
+      out->options.json_schema = std::make_shared<const JsonSchema>(any_json_object_schema());
+    } else if (type == "json_schema") {
+      auto js = rf->find("json_schema");
+      if (js == rf->end() || !js->is_object() || !js->contains("schema") || !(*js)["schema"].is_object())
+        return invalid_request("'response_format.json_schema' must be an object with a 'schema' object",
+                               "response_format.json_schema");
+      Result<JsonSchema> schema = compile_json_schema((*js)["schema"]);
+      if (!schema.is_ok())
+        return invalid_request("'response_format': " + schema.status().message(), "response_format.json_schema");
+      out->options.json_schema = std::make_shared<const JsonSchema>(std::move(schema).value());
+    } else if (type != "text") {
+      return invalid_request("'response_format' type must be text, json_object or json_schema, got '" +
+                                 type.substr(0, 64) + "'",
                              "response_format");
+    }
+    if (out->options.json_schema && (out->tool_choice == ToolChoice::kRequired || out->tool_choice == ToolChoice::kNamed))
+      return invalid_request("'response_format' json output cannot be combined with a forced tool call",
+                             "response_format");
+    if (out->options.json_schema && out->enable_thinking)
+      return invalid_request("'response_format' json output cannot be combined with thinking", "response_format");
   }
   return f.error();
 }

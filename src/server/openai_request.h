@@ -12,6 +12,7 @@
 
 #include "chat/chat_template.h"
 #include "sampling/sampler.h"
+#include "server/json_constraint.h"
 
 namespace ge::server {
 
@@ -39,6 +40,7 @@ struct RequestLimits {
   int32_t max_messages = 4096;
   int32_t max_top_logprobs = 20;
   int64_t max_prompt_ids = 1 << 22;  // token arrays in /v1/completions and /detokenize
+  int32_t max_n = 1;                 // choices per request (the server's slot count)
 };
 
 // Fields shared by chat and text completions.
@@ -51,6 +53,11 @@ struct GenerationOptions {
   std::vector<std::string> stop;
   std::vector<std::pair<int32_t, float>> logit_bias;
   int32_t top_logprobs = -1;  // -1: no logprobs
+  // Choices, each its own sequence sampled with seed + index (when a seed is given).
+  int32_t n = 1;
+  bool ignore_eos = false;  // generate max_tokens whatever the model samples (load tests)
+  // response_format json_object / json_schema: the reply is constrained to this; null for text.
+  std::shared_ptr<const JsonSchema> json_schema;
 };
 
 enum class ToolChoice { kAuto, kNone, kRequired, kNamed };

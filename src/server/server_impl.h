@@ -65,6 +65,7 @@ class ServerImpl {
   std::unique_ptr<Scheduler> scheduler_;
   chat::ChatFormat format_ = chat::ChatFormat::kGemma4;
   RequestLimits limits_;
+  std::shared_ptr<const std::vector<std::string>> token_bytes_;  // per token id (response_format)
   int64_t loaded_at_ = 0;
 
   std::mutex load_mu_;

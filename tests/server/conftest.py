@@ -65,10 +65,11 @@ def gemma_bin() -> Path:
 class Server:
     """One `gemma serve` process on a free loopback port."""
 
-    def __init__(self, model: Path, *args: str, log_dir: Path, name: str, ready: bool = True):
+    def __init__(self, model: Path | None, *args: str, log_dir: Path, name: str, ready: bool = True):
         self.log_path = log_dir / f"{name}.log"
         self.log = open(self.log_path, "w")
-        cmd = [str(gemma_bin()), "serve", "-m", str(model), "--port", "0", "-t", "2", *args]
+        model_args = ["-m", str(model)] if model is not None else []  # None: --synthetic in args
+        cmd = [str(gemma_bin()), "serve", *model_args, "--port", "0", "-t", "2", *args]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         self.port = self._wait_port()
         self.url = f"http://127.0.0.1:{self.port}"
