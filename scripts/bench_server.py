@@ -3,18 +3,22 @@
 # reporting aggregate tokens/s and p50/p99 time to first token and inter-token latency per level.
 """Bounded streaming load against gemma serve (standard library only).
 
-Starts `gemma serve` itself (--gemma/--model) or uses a running server (--url). For each concurrency
-level, `max(level, --min-requests)` requests are sent by `level` client threads; each asks for
-exactly --max-tokens tokens (end-of-generation tokens are biased away) after a prompt of about
---prompt-words words. Times are measured on the client:
+Starts `gemma serve` itself (--gemma with --model, or --synthetic PRESET --tokenizer GGUF for random
+weights of a published shape) or uses a running server (--url). For each concurrency level, `level`
+client threads send requests back to back for --level-seconds (a request still running at the
+deadline is cut off: its connection is closed and the server cancels it), at least one each. Every
+request asks for exactly --max-tokens tokens (ignore_eos) after a prompt of exactly --prompt-tokens
+token ids. Times are measured on the client:
 
   TTFT   request sent -> first chunk carrying text
   ITL    gap between consecutive chunks carrying text (a chunk is usually one token)
-  tok/s  completion tokens of the level / wall time of the level
+  tok/s  completion tokens received in the level / wall time of the level
 
-Example:
+Examples:
   python3 scripts/bench_server.py --gemma build/gemma --model /work/models/gemma-3-270m-q4_k_m.gguf \\
       --levels 1,4,16,64 --max-tokens 64 --json bench.json
+  python3 scripts/bench_server.py --gemma build/gemma --synthetic gemma-4-31b --quant q4_0 --backend cuda \\
+      --tokenizer gemma-3-270m-q4_k_m.gguf --slots 64 --levels 1,4,16,64 --level-seconds 40
 """
 
 from __future__ import annotations
@@ -41,45 +45,40 @@ def post(url: str, path: str, body: dict, timeout: float = 600):
     return conn, conn.getresponse()
 
 
-def special_ids(url: str) -> list[int]:
-    ids = []
-    for t in ["<eos>", "<end_of_turn>", "<turn|>", "<|tool_response>"]:
-        conn, r = post(url, "/tokenize", {"content": t, "parse_special": True})
-        toks = json.loads(r.read())["tokens"]
-        conn.close()
-        if len(toks) == 1:
-            ids.append(toks[0])
-    return sorted(set(ids))
-
-
-def one_request(url: str, prompt: str, max_tokens: int, bias: dict) -> dict:
+def one_request(url: str, prompt: list[int], max_tokens: int, deadline: float) -> dict:
     body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True,
-            "stream_options": {"include_usage": True}, "logit_bias": bias}
+            "stream_options": {"include_usage": True}, "ignore_eos": True}
     t0 = time.perf_counter()
-    conn, r = post(url, "/v1/completions", body)
+    conn, r = post(url, "/v1/completions", body, timeout=max(1.0, deadline - t0 + 5))
     if r.status != 200:
         raise RuntimeError(f"HTTP {r.status}: {r.read()[:200]!r}")
-    times, usage = [], None
-    while True:
-        line = r.readline()
-        if not line:
-            break
-        line = line.strip()
-        if not line.startswith(b"data: "):
-            continue
-        data = line[6:]
-        if data == b"[DONE]":
-            break
-        ev = json.loads(data)
-        if ev.get("usage"):
-            usage = ev["usage"]
-        if ev.get("choices") and ev["choices"][0].get("text"):
-            times.append(time.perf_counter())
-    conn.close()
+    times, usage, cut = [], None, False
+    try:
+        while True:
+            if time.perf_counter() > deadline:
+                cut = True  # closing the connection cancels the request on the server
+                break
+            line = r.readline()
+            if not line:
+                break
+            line = line.strip()
+            if not line.startswith(b"data: "):
+                continue
+            data = line[6:]
+            if data == b"[DONE]":
+                break
+            ev = json.loads(data)
+            if ev.get("usage"):
+                usage = ev["usage"]
+            if ev.get("choices") and ev["choices"][0].get("text"):
+                times.append(time.perf_counter())
+    finally:
+        conn.close()
     t1 = time.perf_counter()
-    n = usage["completion_tokens"] if usage else 0
+    # Tokens: the server's count when the request ended, else the text chunks received.
+    n = usage["completion_tokens"] if usage else len(times)
     return {"ttft": (times[0] - t0) if times else None, "itl": [b - a for a, b in zip(times, times[1:])],
-            "tokens": n, "e2e": t1 - t0}
+            "tokens": n, "e2e": t1 - t0, "cut": cut}
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -90,21 +89,21 @@ def pct(xs: list[float], q: float) -> float:
     return xs[k]
 
 
-def run_level(url: str, level: int, n_requests: int, max_tokens: int, prompt_words: int, bias: dict) -> dict:
-    prompts = [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(prompt_words)) + f" ({i})"
-               for i in range(n_requests)]
+def run_level(url: str, level: int, seconds: float, max_tokens: int, prompts: list[list[int]]) -> dict:
     results, errors, lock = [], [], threading.Lock()
     next_index = [0]
+    t0 = time.perf_counter()
+    deadline = t0 + seconds
 
     def worker():
-        while True:
+        first = True
+        while first or time.perf_counter() < deadline:
+            first = False
             with lock:
                 i = next_index[0]
                 next_index[0] += 1
-            if i >= n_requests:
-                return
             try:
-                res = one_request(url, prompts[i], max_tokens, bias)
+                res = one_request(url, prompts[i % len(prompts)], max_tokens, deadline)
             except Exception as e:  # noqa: BLE001 - reported, not hidden
                 with lock:
                     errors.append(str(e))
@@ -112,7 +111,6 @@ def run_level(url: str, level: int, n_requests: int, max_tokens: int, prompt_wor
             with lock:
                 results.append(res)
 
-    t0 = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(level)]
     for t in threads:
         t.start()
@@ -122,74 +120,127 @@ def run_level(url: str, level: int, n_requests: int, max_tokens: int, prompt_wor
     tokens = sum(r["tokens"] for r in results)
     ttft = [r["ttft"] for r in results if r["ttft"] is not None]
     itl = [x for r in results for x in r["itl"]]
-    return {"concurrency": level, "requests": n_requests, "ok": len(results), "errors": len(errors),
+    done = [r for r in results if not r["cut"]]
+    return {"concurrency": level, "requests": len(results) + len(errors), "completed": len(done),
+            "cut_at_deadline": len(results) - len(done), "errors": len(errors),
             "tokens": tokens, "wall_s": wall, "tok_per_s": tokens / wall if wall > 0 else 0.0,
             "ttft_p50_ms": 1000 * pct(ttft, 50), "ttft_p99_ms": 1000 * pct(ttft, 99),
             "itl_p50_ms": 1000 * pct(itl, 50), "itl_p99_ms": 1000 * pct(itl, 99),
-            "tokens_per_request": statistics.mean(r["tokens"] for r in results) if results else 0,
+            "tokens_per_completed_request": statistics.mean(r["tokens"] for r in done) if done else 0,
             "first_error": errors[0] if errors else None}
 
 
-def start_server(gemma: str, model: str, slots: int, ctx: int, threads: int) -> tuple[subprocess.Popen, str]:
-    cmd = [gemma, "serve", "-m", model, "--port", "0", "--slots", str(slots), "--queue", str(4 * slots),
-           "--ctx", str(ctx), "-t", str(threads), "--quiet"]
+def make_prompts(url: str, n_tokens: int, count: int) -> list[list[int]]:
+    """`count` distinct prompts of exactly n_tokens ids: <bos> then ordinary words' tokens."""
+    conn, r = post(url, "/tokenize", {"content": " ".join(WORDS * 8), "add_special": False})
+    ids = json.loads(r.read())["tokens"]
+    conn.close()
+    conn, r = post(url, "/tokenize", {"content": "", "add_special": True})
+    bos = json.loads(r.read())["tokens"][:1]
+    conn.close()
+    body = n_tokens - len(bos)
+    out = []
+    for i in range(count):
+        rot = ids[i % len(ids):] + ids[:i % len(ids)]  # distinct prompts: no shared cached prefix
+        out.append(bos + (rot * (body // max(1, len(rot)) + 1))[:body])
+    return out
+
+
+def start_server(args, slots: int) -> tuple[subprocess.Popen, str]:
+    source = (["-m", args.model] if args.model else
+              ["--synthetic", args.synthetic, "--quant", args.quant, "--tokenizer", args.tokenizer])
+    cmd = [args.gemma, "serve", *source, "--backend", args.backend, "--port", "0", "--slots", str(slots),
+           "--queue", str(4 * slots), "--ctx", str(args.ctx), "-t", str(args.threads), "--quiet"]
+    if args.chunk:
+        cmd += ["--chunk", str(args.chunk)]
+    print("starting:", " ".join(cmd), file=sys.stderr)
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     port = None
-    for line in proc.stderr:
-        m = re.search(r"listening on http://[^:]+:(\d+)", line)
-        if m:
-            port = int(m.group(1))
-        if "ready on" in line:
-            break
-    if port is None:
+    deadline = time.time() + args.load_timeout
+    timer = threading.Timer(args.load_timeout, proc.kill)  # a load that hangs must not hang the run
+    timer.start()
+    try:
+        for line in proc.stderr:
+            sys.stderr.write("  server: " + line)
+            m = re.search(r"listening on http://[^:]+:(\d+)", line)
+            if m:
+                port = int(m.group(1))
+            if "ready on" in line:
+                break
+    finally:
+        timer.cancel()
+    if port is None or proc.poll() is not None or time.time() > deadline:
         proc.kill()
-        raise SystemExit("gemma serve did not start")
+        raise SystemExit("gemma serve did not become ready")
     threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
     return proc, f"http://127.0.0.1:{port}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--url", help="a running server (else --gemma and --model start one)")
+    ap.add_argument("--url", help="a running server (else --gemma starts one)")
     ap.add_argument("--gemma", default="build/gemma")
-    ap.add_argument("--model")
+    ap.add_argument("--model", help="model file for the server")
+    ap.add_argument("--synthetic", help="instead of --model: random weights of this preset (e.g. gemma-4-31b)")
+    ap.add_argument("--quant", default="q4_0", help="--synthetic encoding")
+    ap.add_argument("--tokenizer", help="--synthetic: GGUF with the preset's vocabulary size")
+    ap.add_argument("--backend", default="cpu")
+    ap.add_argument("--slots", type=int, default=0, help="server slots (0 = the largest level)")
     ap.add_argument("--levels", default="1,4,16,64")
-    ap.add_argument("--min-requests", type=int, default=4, help="requests per level at least")
-    ap.add_argument("--max-tokens", type=int, default=64)
-    ap.add_argument("--prompt-words", type=int, default=24)
+    ap.add_argument("--level-seconds", type=float, default=40, help="time bound of each level")
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--ctx", type=int, default=512)
+    ap.add_argument("--chunk", type=int, default=0, help="server --chunk (0 = its default)")
     ap.add_argument("--threads", type=int, default=0, help="server CPU threads (0 = all)")
+    ap.add_argument("--load-timeout", type=float, default=300, help="seconds the server may take to load")
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
+    if args.prompt_tokens + args.max_tokens > args.ctx:
+        raise SystemExit("--prompt-tokens + --max-tokens must fit --ctx")
     proc = None
     url = args.url
     if url is None:
-        if not args.model:
-            raise SystemExit("give --url or --model")
-        proc, url = start_server(args.gemma, args.model, max(levels), args.ctx, args.threads)
+        if bool(args.model) == bool(args.synthetic):
+            raise SystemExit("give --url, --model or --synthetic")
+        if args.synthetic and not args.tokenizer:
+            raise SystemExit("--synthetic needs --tokenizer")
+        proc, url = start_server(args, args.slots or max(levels))
+    rows = []
     try:
-        bias = {str(i): -100 for i in special_ids(url)}
-        one_request(url, "warm up", 4, bias)
-        rows = []
+        prompts = make_prompts(url, args.prompt_tokens, 4 * max(levels))
+        one_request(url, prompts[0][:8], 4, time.perf_counter() + 120)  # warm-up
         for level in levels:
-            row = run_level(url, level, max(level, args.min_requests), args.max_tokens, args.prompt_words, bias)
+            row = run_level(url, level, args.level_seconds, args.max_tokens, prompts)
             rows.append(row)
             print(f"concurrency {level:3d}: {row['tok_per_s']:8.1f} tok/s  TTFT p50 {row['ttft_p50_ms']:8.1f} ms "
                   f"p99 {row['ttft_p99_ms']:8.1f} ms  ITL p50 {row['itl_p50_ms']:7.1f} ms p99 {row['itl_p99_ms']:7.1f} ms"
-                  f"  ({row['ok']}/{row['requests']} ok)", file=sys.stderr)
+                  f"  ({row['completed']} done, {row['cut_at_deadline']} cut, {row['errors']} errors)", file=sys.stderr)
     finally:
         if proc:
             proc.terminate()
-            proc.wait(timeout=60)
-    print("| streams | requests | tokens | wall s | aggregate tok/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    source = args.model or (f"{args.synthetic} (synthetic {args.quant})" if args.synthetic else args.url)
+    print(f"gemma serve load test: {source}, backend {args.backend}, prompt {args.prompt_tokens} tokens, "
+          f"max_tokens {args.max_tokens} (ignore_eos), {args.level_seconds:g} s per level")
+    print()
+    print("| streams | requests | completed | tokens | wall s | aggregate tok/s | TTFT p50 ms | TTFT p99 ms "
+          "| ITL p50 ms | ITL p99 ms |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['concurrency']} | {r['requests']} | {r['tokens']} | {r['wall_s']:.1f} | {r['tok_per_s']:.1f} | "
-              f"{r['ttft_p50_ms']:.0f} | {r['ttft_p99_ms']:.0f} | {r['itl_p50_ms']:.1f} | {r['itl_p99_ms']:.1f} |")
+        print(f"| {r['concurrency']} | {r['requests']} | {r['completed']} | {r['tokens']} | {r['wall_s']:.1f} | "
+              f"{r['tok_per_s']:.1f} | {r['ttft_p50_ms']:.0f} | {r['ttft_p99_ms']:.0f} | {r['itl_p50_ms']:.1f} | "
+              f"{r['itl_p99_ms']:.1f} |")
+    result = {"args": vars(args), "results": rows}
+    print()
+    print(json.dumps(result))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "results": rows}, f, indent=2)
+            json.dump(result, f, indent=2)
 
 
 if __name__ == "__main__":
