@@ -89,8 +89,25 @@ def pct(xs: list[float], q: float) -> float:
     return xs[k]
 
 
+def engine_counters(url: str) -> dict[str, float]:
+    """Steps and time inside forward passes, from /metrics (the rest of a step is sampling and I/O)."""
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    out = {}
+    for name in ("gemma_batch_steps_total", "gemma_engine_busy_seconds_total", "gemma_batch_tokens_total"):
+        m = re.search(rf"^{name} (\S+)$", text, re.M)
+        out[name] = float(m.group(1)) if m else float("nan")
+    return out
+
+
 def run_level(url: str, level: int, seconds: float, max_tokens: int, prompts: list[list[int]]) -> dict:
     results, errors, lock = [], [], threading.Lock()
+    before = engine_counters(url)
     next_index = [0]
     t0 = time.perf_counter()
     deadline = t0 + seconds
@@ -121,13 +138,20 @@ def run_level(url: str, level: int, seconds: float, max_tokens: int, prompts: li
     ttft = [r["ttft"] for r in results if r["ttft"] is not None]
     itl = [x for r in results for x in r["itl"]]
     done = [r for r in results if not r["cut"]]
-    return {"concurrency": level, "requests": len(results) + len(errors), "completed": len(done),
+    after = engine_counters(url)
+    steps = after["gemma_batch_steps_total"] - before["gemma_batch_steps_total"]
+    busy = after["gemma_engine_busy_seconds_total"] - before["gemma_engine_busy_seconds_total"]
+    batch_tokens = after["gemma_batch_tokens_total"] - before["gemma_batch_tokens_total"]
+    return {"steps": steps, "forward_ms_per_step": 1000 * busy / steps if steps else float("nan"),
+            "wall_ms_per_step": 1000 * wall / steps if steps else float("nan"),
+            "tokens_per_step": batch_tokens / steps if steps else float("nan"),
+            **{"concurrency": level, "requests": len(results) + len(errors), "completed": len(done),
             "cut_at_deadline": len(results) - len(done), "errors": len(errors),
             "tokens": tokens, "wall_s": wall, "tok_per_s": tokens / wall if wall > 0 else 0.0,
             "ttft_p50_ms": 1000 * pct(ttft, 50), "ttft_p99_ms": 1000 * pct(ttft, 99),
             "itl_p50_ms": 1000 * pct(itl, 50), "itl_p99_ms": 1000 * pct(itl, 99),
             "tokens_per_completed_request": statistics.mean(r["tokens"] for r in done) if done else 0,
-            "first_error": errors[0] if errors else None}
+            "first_error": errors[0] if errors else None}}
 
 
 def make_prompts(url: str, n_tokens: int, count: int) -> list[list[int]]:
@@ -229,12 +253,13 @@ def main() -> None:
           f"max_tokens {args.max_tokens} (ignore_eos), {args.level_seconds:g} s per level")
     print()
     print("| streams | requests | completed | tokens | wall s | aggregate tok/s | TTFT p50 ms | TTFT p99 ms "
-          "| ITL p50 ms | ITL p99 ms |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| ITL p50 ms | ITL p99 ms | step ms (forward) | tokens/step |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['concurrency']} | {r['requests']} | {r['completed']} | {r['tokens']} | {r['wall_s']:.1f} | "
               f"{r['tok_per_s']:.1f} | {r['ttft_p50_ms']:.0f} | {r['ttft_p99_ms']:.0f} | {r['itl_p50_ms']:.1f} | "
-              f"{r['itl_p99_ms']:.1f} |")
+              f"{r['itl_p99_ms']:.1f} | {r['wall_ms_per_step']:.1f} ({r['forward_ms_per_step']:.1f}) | "
+              f"{r['tokens_per_step']:.1f} |")
     result = {"args": vars(args), "results": rows}
     print()
     print(json.dumps(result))
