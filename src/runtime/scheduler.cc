@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <exception>
+#include <thread>
 
 namespace ge {
 namespace {
@@ -67,8 +68,8 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Engine& engine, const Sched
   }
   const size_t vocab = static_cast<size_t>(engine.config().vocab_size);
   s->logits_.resize(static_cast<size_t>(options.n_slots) * vocab);
-  s->raw_row_.resize(vocab);
-  s->masked_row_.resize(vocab);
+  const int pool = static_cast<int>(std::min<unsigned>(8, std::max(1u, std::thread::hardware_concurrency())));
+  if (options.n_slots > 1 && pool > 1) s->sample_pool_ = std::make_unique<ThreadPool>(std::min(pool, options.n_slots));
   s->stats_.n_slots = options.n_slots;
   s->stats_.max_queue = options.max_queue;
   s->stats_.ttft_bounds = {0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0};
@@ -307,20 +308,68 @@ void Scheduler::step() {
     stats_.busy_ms += t1 - t0;
     generated_before = stats_.generated_tokens;
   }
-  for (size_t r = 0; r < rows.size(); ++r) sample_row(*rows[r], logits_.data() + r * vocab);
+  // Drawing (sampling, logprobs, constraints: O(vocab) per row) runs in parallel over the rows;
+  // the tokens are then handed on in row order on this thread.
+  std::vector<Draw> draws(rows.size());
+  auto draw_rows = [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      draws[static_cast<size_t>(r)] = draw(*rows[static_cast<size_t>(r)], logits_.data() + static_cast<size_t>(r) * vocab);
+  };
+  if (sample_pool_ && rows.size() > 1)
+    sample_pool_->parallel_for(static_cast<int64_t>(rows.size()), 1, draw_rows);
+  else
+    draw_rows(0, static_cast<int64_t>(rows.size()));
+  for (size_t r = 0; r < rows.size(); ++r) emit(*rows[r], std::move(draws[r]));
   std::lock_guard<std::mutex> sl(stats_mu_);
   recent_.emplace_back(t1, stats_.generated_tokens - generated_before);
   while (!recent_.empty() && recent_.front().first < t1 - kThroughputWindowMs) recent_.pop_front();
 }
 
-void Scheduler::sample_row(Slot& slot, float* row) {
+Scheduler::Draw Scheduler::draw(Slot& slot, float* row) {
+  // Touches only this slot's request and buffers: rows are drawn in parallel.
   Active& a = *slot.active;
   const size_t vocab = static_cast<size_t>(engine_.config().vocab_size);
-  std::span<float> logits(row, vocab);
   for (const auto& [id, bias] : a.req.logit_bias) row[id] += bias;
   const bool want_logprobs = a.req.top_logprobs >= 0;
-  if (want_logprobs) std::copy(row, row + vocab, raw_row_.begin());
-  const int32_t tok = a.req.constraint ? sample_constrained(a, row) : a.sampler->sample(logits, a.history);
+  if (want_logprobs) {
+    slot.raw_row.resize(vocab);
+    std::copy(row, row + vocab, slot.raw_row.begin());
+  }
+  Draw d;
+  d.tok = a.req.constraint ? sample_constrained(slot, row) : a.sampler->sample(std::span<float>(row, vocab), a.history);
+  if (!want_logprobs || d.tok < 0) return d;
+  // log-softmax of the biased logits (before penalties and temperature), as OpenAI reports them.
+  const std::vector<float>& raw = slot.raw_row;
+  float mx = -INFINITY;
+  for (float v : raw)
+    if (v > mx) mx = v;
+  double sum = 0;
+  for (float v : raw) sum += std::exp(static_cast<double>(v - mx));
+  const float lse = mx + static_cast<float>(std::log(sum));
+  d.logprob = raw[static_cast<size_t>(d.tok)] - lse;
+  const size_t k = static_cast<size_t>(a.req.top_logprobs);
+  if (k > 0) {
+    // Keep the k best (value desc, id asc) in a small sorted vector: O(V·k) worst case, k ≤ 20.
+    std::vector<TokenLogprob> best;
+    best.reserve(k + 1);
+    auto better = [](const TokenLogprob& x, const TokenLogprob& y) {
+      return x.logprob > y.logprob || (x.logprob == y.logprob && x.id < y.id);
+    };
+    for (size_t i = 0; i < vocab; ++i) {
+      const TokenLogprob c{static_cast<int32_t>(i), raw[i]};
+      if (best.size() == k && !better(c, best.back())) continue;
+      best.insert(std::upper_bound(best.begin(), best.end(), c, better), c);
+      if (best.size() > k) best.pop_back();
+    }
+    for (TokenLogprob& t : best) t.logprob -= lse;
+    d.top = std::move(best);
+  }
+  return d;
+}
+
+void Scheduler::emit(Slot& slot, Draw d) {
+  Active& a = *slot.active;
+  const int32_t tok = d.tok;
   const double now = steady_ms();
   if (a.first_token_ms == 0) {
     a.first_token_ms = now;
@@ -336,33 +385,8 @@ void Scheduler::sample_row(Slot& slot, float* row) {
   TokenEvent ev;
   ev.id = tok;
   ev.index = static_cast<int32_t>(a.timing.generated_tokens);
-  if (want_logprobs) {
-    // log-softmax of the biased logits (before penalties and temperature), as OpenAI reports them.
-    float mx = -INFINITY;
-    for (float v : raw_row_)
-      if (v > mx) mx = v;
-    double sum = 0;
-    for (float v : raw_row_) sum += std::exp(static_cast<double>(v - mx));
-    const float lse = mx + static_cast<float>(std::log(sum));
-    ev.logprob = raw_row_[static_cast<size_t>(tok)] - lse;
-    const size_t k = static_cast<size_t>(a.req.top_logprobs);
-    if (k > 0) {
-      // Keep the k best (value desc, id asc) in a small sorted vector: O(V·k) worst case, k ≤ 20.
-      std::vector<TokenLogprob> best;
-      best.reserve(k + 1);
-      auto better = [](const TokenLogprob& x, const TokenLogprob& y) {
-        return x.logprob > y.logprob || (x.logprob == y.logprob && x.id < y.id);
-      };
-      for (size_t i = 0; i < vocab; ++i) {
-        const TokenLogprob c{static_cast<int32_t>(i), raw_row_[i]};
-        if (best.size() == k && !better(c, best.back())) continue;
-        best.insert(std::upper_bound(best.begin(), best.end(), c, better), c);
-        if (best.size() > k) best.pop_back();
-      }
-      for (TokenLogprob& t : best) t.logprob -= lse;
-      ev.top = std::move(best);
-    }
-  }
+  ev.logprob = d.logprob;
+  ev.top = std::move(d.top);
   ++a.timing.generated_tokens;
   a.history.push_back(tok);
   {
@@ -382,32 +406,34 @@ void Scheduler::sample_row(Slot& slot, float* row) {
   }
 }
 
-int32_t Scheduler::sample_constrained(Active& a, float* row) {
+int32_t Scheduler::sample_constrained(Slot& slot, float* row) {
+  Active& a = *slot.active;
+  std::vector<float>& masked = slot.masked_row;
   // Rejection first: the model's own choice is usually allowed, and checking a few tokens is far
   // cheaper than checking the vocabulary. Each refused draw is masked and the draw repeated (the
   // sampler rewrites the row, so it starts from a copy every time).
   constexpr int kTries = 8;
   const size_t vocab = static_cast<size_t>(engine_.config().vocab_size);
   const int32_t left = a.req.max_new_tokens - static_cast<int32_t>(a.timing.generated_tokens);
-  std::copy(row, row + vocab, masked_row_.begin());
+  masked.assign(row, row + vocab);
   for (int t = 0; t < kTries; ++t) {
-    std::copy(masked_row_.begin(), masked_row_.end(), row);
+    std::copy(masked.begin(), masked.end(), row);
     const int32_t tok = a.sampler->sample(std::span<float>(row, vocab), a.history);
     if (tok < 0) return -1;
     if (a.req.constraint->allows(tok, left)) return tok;
-    masked_row_[static_cast<size_t>(tok)] = -INFINITY;
+    masked[static_cast<size_t>(tok)] = -INFINITY;
   }
   // Then the whole vocabulary.
   bool any = false;
   for (size_t i = 0; i < vocab; ++i) {
-    if (masked_row_[i] == -INFINITY || std::isnan(masked_row_[i])) continue;
+    if (masked[i] == -INFINITY || std::isnan(masked[i])) continue;
     if (a.req.constraint->allows(static_cast<int32_t>(i), left))
       any = true;
     else
-      masked_row_[i] = -INFINITY;
+      masked[i] = -INFINITY;
   }
   if (!any) return -1;
-  std::copy(masked_row_.begin(), masked_row_.end(), row);
+  std::copy(masked.begin(), masked.end(), row);
   const int32_t tok = a.sampler->sample(std::span<float>(row, vocab), a.history);
   return tok >= 0 && a.req.constraint->allows(tok, left) ? tok : -1;
 }

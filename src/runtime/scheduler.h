@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/thread_pool.h"
 #include "runtime/engine.h"
 #include "runtime/session.h"
 #include "sampling/sampler.h"
@@ -164,15 +165,25 @@ class Scheduler {
     std::unique_ptr<Session> session;
     std::unique_ptr<Active> active;
     uint64_t last_used = 0;
+    std::vector<float> raw_row;     // the biased row before sampling (logprobs), [vocab] once needed
+    std::vector<float> masked_row;  // constrained sampling: refused tokens at -inf
+  };
+  // One row's sampled token and logprobs.
+  struct Draw {
+    int32_t tok = -1;  // -1: nothing may be sampled
+    float logprob = 0.0f;
+    std::vector<TokenLogprob> top;
   };
 
   Scheduler(Engine& engine, const SchedulerOptions& options);
   void loop();
   void admit(std::unique_ptr<Active> a);
   void step();
-  void sample_row(Slot& slot, float* row);
+  // draw() may run for several slots at once; emit() (events, finishing) runs on the engine thread.
+  Draw draw(Slot& slot, float* row);
+  void emit(Slot& slot, Draw d);
   // Sampling under a TokenConstraint; -1 when no token is allowed.
-  int32_t sample_constrained(Active& a, float* row);
+  int32_t sample_constrained(Slot& slot, float* row);
   void finish(Slot& slot, FinishReason reason, const Status& error);
   void finish_request(Active& a, FinishReason reason, const Status& error);
   void record_ttft(double ms);
@@ -181,8 +192,7 @@ class Scheduler {
   SchedulerOptions options_;
   std::vector<Slot> slots_;
   std::vector<float> logits_;   // [n_slots, vocab]
-  std::vector<float> raw_row_;  // one row before sampling (logprobs)
-  std::vector<float> masked_row_;  // constrained sampling: the biased row with refused tokens at -inf
+  std::unique_ptr<ThreadPool> sample_pool_;  // draws rows in parallel; null with one slot or one core
   uint64_t use_counter_ = 0;
   uint64_t admit_counter_ = 0;
 
