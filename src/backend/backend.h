@@ -124,6 +124,23 @@ struct BackendMemoryInfo {
   size_t total_bytes = 0;
 };
 
+// The attention block's work between the Q/K/V projections and attention (one op so a backend can
+// run it as one kernel): per-head RMSNorm of q (q_norm) and k (k_norm), V = rms_norm(raw k) when
+// k_eq_v (else v, normalised without weight when v_norm), RoPE of q and k, K/V into the cache.
+struct AttentionPrologue {
+  float* q = nullptr;  // [n_tokens, n_heads, d]: raw in, normalised + rotated out
+  float* k = nullptr;  // [n_tokens, n_kv, d]: raw in, clobbered
+  float* v = nullptr;  // [n_tokens, n_kv, d]: raw V in (k_eq_v: output only), clobbered
+  const float* q_norm = nullptr;  // [d]
+  const float* k_norm = nullptr;  // [d]
+  bool k_eq_v = false;
+  bool v_norm = false;
+  const float* inv_freq = nullptr;   // [d / 2]
+  const int32_t* positions = nullptr;  // [n_tokens]
+  int64_t n_tokens = 0, n_heads = 0, n_kv = 0, head_dim = 0;
+  float eps = 1e-6f;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -171,11 +188,34 @@ class Backend {
   virtual void scale(float* x, int64_t n, float s) = 0;
   // x = cap * tanh(x / cap)
   virtual void softcap(float* x, int64_t n, float cap) = 0;
+  // x += rms_norm(a) * w_post; x *= scale unless scale == 1; then, when w_next is set,
+  // y = rms_norm(x) * w_next (the next block's input norm). Backends may fuse it; the default
+  // composes the ops above.
+  virtual void add_rms_norm_then_norm(float* x /* [rows, n] */, const float* a, const float* w_post, float scale,
+                                      const float* w_next, int64_t rows, int64_t n, float eps, float* y) {
+    add_rms_norm(x, a, w_post, rows, n, eps);
+    if (scale != 1.0f) this->scale(x, rows * n, scale);
+    if (w_next != nullptr) rms_norm(x, w_next, rows, n, eps, y);
+  }
 
   // Writes K and V of n_tokens consecutive positions into layer `layer` of the cache.
   virtual void kv_store(KvCache& cache, int32_t layer, const float* k /* [n_tokens, n_kv, d] */,
                         const float* v /* [n_tokens, n_kv, d] */, int64_t n_tokens,
                         const int32_t* positions) = 0;
+  // See AttentionPrologue. The default composes rms_norm, rope and kv_store.
+  virtual void attention_prologue(KvCache& cache, int32_t layer, const AttentionPrologue& p) {
+    const int64_t T = p.n_tokens, d = p.head_dim;
+    if (p.k_eq_v) {
+      rms_norm(p.k, nullptr, T * p.n_kv, d, p.eps, p.v);
+    } else if (p.v_norm) {
+      rms_norm(p.v, nullptr, T * p.n_kv, d, p.eps, p.v);
+    }
+    rms_norm(p.q, p.q_norm, T * p.n_heads, d, p.eps, p.q);
+    rms_norm(p.k, p.k_norm, T * p.n_kv, d, p.eps, p.k);
+    rope(p.q, T, p.n_heads, d, p.positions, p.inv_freq);
+    rope(p.k, T, p.n_kv, d, p.positions, p.inv_freq);
+    kv_store(cache, layer, p.k, p.v, T, p.positions);
+  }
   // Causal (optionally sliding-window) attention of n_tokens queries at `positions` over everything
   // cached in `layer` up to each query's own position (its K/V must already be stored).
   virtual void attention(const KvCache& cache, int32_t layer, const float* q /* [n_tokens, n_heads, d] */,

@@ -255,6 +255,9 @@ Result<int64_t> GemmaModel::enqueue_forward(const std::vector<SequenceChunk>& ch
 
   float* x = x_.f32();  // [T, H] residual stream
   b.embed(tokens, T, *embed_, embed_scale_, x);
+  // h_ holds the normalised input of the next block: the first here, later ones fused into the
+  // residual add of the block before (add_rms_norm_then_norm).
+  b.rms_norm(x, layers_[0].input_norm.f32(), T, H, eps, h_.f32());
 
   for (int32_t i = 0; i < c.num_hidden_layers; ++i) {
     const LayerConfig& lc = c.layers[static_cast<size_t>(i)];
@@ -262,19 +265,9 @@ Result<int64_t> GemmaModel::enqueue_forward(const std::vector<SequenceChunk>& ch
     const int64_t nq = c.num_attention_heads, nkv = lc.num_key_value_heads, d = lc.head_dim;
 
     // --- attention block ---
-    b.rms_norm(x, l.input_norm.f32(), T, H, eps, h_.f32());
     b.matmul(h_.f32(), T, *l.q, q_.f32());  // [T, nq*d]
     b.matmul(h_.f32(), T, *l.k, k_.f32());  // [T, nkv*d] raw K
-    if (lc.k_eq_v) {
-      b.rms_norm(k_.f32(), nullptr, T * nkv, d, eps, v_.f32());  // V = v_norm(raw K), never rotated
-    } else {
-      b.matmul(h_.f32(), T, *l.v, v_.f32());
-      if (c.has_v_norm) b.rms_norm(v_.f32(), nullptr, T * nkv, d, eps, v_.f32());
-    }
-    b.rms_norm(q_.f32(), l.q_norm.f32(), T * nq, d, eps, q_.f32());  // per-head norms before RoPE
-    b.rms_norm(k_.f32(), l.k_norm.f32(), T * nkv, d, eps, k_.f32());
-    b.rope(q_.f32(), T, nq, d, P, l.inv_freq.f32());
-    b.rope(k_.f32(), T, nkv, d, P, l.inv_freq.f32());
+    if (!lc.k_eq_v) b.matmul(h_.f32(), T, *l.v, v_.f32());
     AttentionParams ap;
     ap.n_heads = static_cast<int32_t>(nq);
     ap.n_kv_heads = static_cast<int32_t>(nkv);
@@ -285,20 +278,38 @@ Result<int64_t> GemmaModel::enqueue_forward(const std::vector<SequenceChunk>& ch
     for (size_t k = 0; k < chunks.size(); ++k) {
       const int64_t r = row0[k];
       const SequenceChunk& ch = chunks[k];
-      b.kv_store(*ch.cache, i, k_.f32() + r * nkv * d, v_.f32() + r * nkv * d, ch.n, P + r);
+      // Head norms (V = v_norm(raw K) when k_eq_v, never rotated), RoPE, K/V into the cache.
+      AttentionPrologue pro;
+      pro.q = q_.f32() + r * nq * d;
+      pro.k = k_.f32() + r * nkv * d;
+      pro.v = v_.f32() + r * nkv * d;
+      pro.q_norm = l.q_norm.f32();
+      pro.k_norm = l.k_norm.f32();
+      pro.k_eq_v = lc.k_eq_v;
+      pro.v_norm = c.has_v_norm;
+      pro.inv_freq = l.inv_freq.f32();
+      pro.positions = P + r;
+      pro.n_tokens = ch.n;
+      pro.n_heads = nq;
+      pro.n_kv = nkv;
+      pro.head_dim = d;
+      pro.eps = eps;
+      b.attention_prologue(*ch.cache, i, pro);
       b.attention(*ch.cache, i, q_.f32() + r * nq * d, ch.n, P + r, ap, attn_.f32() + r * nq * d);
     }
     b.matmul(attn_.f32(), T, *l.o, a_.f32());  // [T, H]
-    b.add_rms_norm(x, a_.f32(), l.post_attn_norm.f32(), T, H, eps);
+    // x += post_attn_norm(a); h = pre_ffw_norm(x)
+    b.add_rms_norm_then_norm(x, a_.f32(), l.post_attn_norm.f32(), 1.0f, l.pre_ffw_norm.f32(), T, H, eps, h_.f32());
 
     // --- MLP block ---
-    b.rms_norm(x, l.pre_ffw_norm.f32(), T, H, eps, h_.f32());
     b.matmul(h_.f32(), T, *l.gate, gate_.f32());  // [T, F]
     b.matmul(h_.f32(), T, *l.up, up_.f32());
     b.gelu_tanh_mul(gate_.f32(), up_.f32(), T * F, gate_.f32());
     b.matmul(gate_.f32(), T, *l.down, a_.f32());  // [T, H]
-    b.add_rms_norm(x, a_.f32(), l.post_ffw_norm.f32(), T, H, eps);
-    if (c.has_layer_scalar) b.scale(x, T * H, l.layer_scalar);
+    // x += post_ffw_norm(a); x *= layer scalar; h = next layer's input_norm(x)
+    const bool last = i + 1 == c.num_hidden_layers;
+    b.add_rms_norm_then_norm(x, a_.f32(), l.post_ffw_norm.f32(), c.has_layer_scalar ? l.layer_scalar : 1.0f,
+                             last ? nullptr : layers_[static_cast<size_t>(i) + 1].input_norm.f32(), T, H, eps, h_.f32());
   }
 
   // Final norm of the rows whose logits are wanted, gathered contiguously into h_, then one LM-head

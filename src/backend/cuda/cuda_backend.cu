@@ -9,6 +9,7 @@
 
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/decode_fused.cuh"
 #include "backend/cuda/elementwise.cuh"
 #include "backend/cuda/gemm.cuh"
 #include "backend/cuda/gemv.cuh"
@@ -305,6 +306,25 @@ class CudaBackendImpl final : public CudaBackend {
       return;
     }
     record(launch_softcap(x, n, cap, ctx()), "softcap");
+  }
+
+  void add_rms_norm_then_norm(float* x, const float* a, const float* w_post, float scale, const float* w_next,
+                              int64_t rows, int64_t n, float eps, float* y) override {
+    record(launch_add_rms_norm_then_norm(x, a, w_post, scale, w_next, rows, n, eps, y, ctx()), "add_rms_norm_then_norm");
+  }
+  void attention_prologue(KvCache& cache, int32_t layer, const AttentionPrologue& p) override {
+    auto& c = static_cast<CudaKvCache&>(cache);
+    if (layer < 0 || layer >= c.n_layers()) {
+      record_status(invalid_argument("cuda attention_prologue: layer " + std::to_string(layer) + " out of range"));
+      return;
+    }
+    const KvLayerSpec& s = c.layer(layer).spec;
+    if (p.n_kv != s.n_kv_heads || p.head_dim != s.head_dim) {
+      record_status(invalid_argument("cuda attention_prologue: heads/head_dim do not match KV cache layer " +
+                                     std::to_string(layer)));
+      return;
+    }
+    record(launch_attention_prologue(c.layer(layer), p, ctx()), "attention_prologue");
   }
 
   void kv_store(KvCache& cache, int32_t layer, const float* k, const float* v, int64_t n_tokens,

@@ -271,14 +271,40 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, i
       const unsigned long long k = static_cast<unsigned long long>(P.top_k);
       uint32_t lo = kMinCandidateKey, hi = order_key(best.v);
       unsigned long long cnt_lo = n_cand, cnt_above_hi = 0;
+      // Once the entries with key in [lo, hi] fit in shared memory they are gathered there (the
+      // small-set buffer doubles as this pool) and the remaining steps no longer read the row.
+      bool pooled = false;
       while (lo < hi) {
+        if (!pooled && cnt_lo - cnt_above_hi <= static_cast<unsigned long long>(kSmallSet)) {
+          if (tid == 0) small_n = 0;
+          __syncthreads();
+          for (int32_t i = tid; i < r.V; i += kThreads) {
+            const float v = r.L[i];
+            if (!(v > -INFINITY)) continue;
+            const uint32_t key = order_key(v);
+            if (key >= lo && key <= hi) {
+              const int slot = atomicAdd(&small_n, 1);
+              if (slot < kSmallSet) small_key[slot] = (static_cast<unsigned long long>(key) << 32) | static_cast<uint32_t>(i);
+            }
+          }
+          __syncthreads();
+          pooled = true;
+        }
         const uint32_t mid = lo + (hi - lo + 1) / 2;
         unsigned long long c = 0;
-        for (int32_t i = tid; i < r.V; i += kThreads) {
-          const float v = r.L[i];
-          c += (v > -INFINITY && order_key(v) >= mid) ? 1 : 0;
+        if (pooled) {
+          for (int j = tid; j < small_n; j += kThreads) {
+            const uint32_t key = static_cast<uint32_t>(small_key[j] >> 32);
+            c += (key >= mid && key <= hi) ? 1 : 0;
+          }
+          c = cnt_above_hi + block_sum_u64(c, s);
+        } else {
+          for (int32_t i = tid; i < r.V; i += kThreads) {
+            const float v = r.L[i];
+            c += (v > -INFINITY && order_key(v) >= mid) ? 1 : 0;
+          }
+          c = block_sum_u64(c, s);
         }
-        c = block_sum_u64(c, s);
         if (c >= k) {
           lo = mid;
           cnt_lo = c;
@@ -290,10 +316,30 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, i
       const uint32_t K = lo;
       const unsigned long long need = k - cnt_above_hi, eq = cnt_lo - cnt_above_hi;
       r.k_key = K;
-      r.k_cut = need < eq ? find_nth(r, static_cast<int64_t>(need),
-                                     [K](int32_t, float v) { return v > -INFINITY && order_key(v) == K; },
-                                     scan_u, s, &result_sh)
-                          : r.V - 1;
+      r.k_cut = r.V - 1;
+      if (need < eq && pooled) {
+        // The need-th lowest id among the pooled entries at K (ranks by counting).
+        if (tid == 0) result_sh = r.V - 1;
+        __syncthreads();
+        for (int j = tid; j < small_n; j += kThreads) {
+          const unsigned long long e = small_key[j];
+          if (static_cast<uint32_t>(e >> 32) != K) continue;
+          const uint32_t id = static_cast<uint32_t>(e);
+          unsigned long long rank = 0;
+          for (int q = 0; q < small_n; ++q) {
+            const unsigned long long f = small_key[q];
+            rank += (static_cast<uint32_t>(f >> 32) == K && static_cast<uint32_t>(f) < id) ? 1 : 0;
+          }
+          if (rank == need - 1) result_sh = static_cast<int32_t>(id);
+        }
+        __syncthreads();
+        r.k_cut = result_sh;
+        __syncthreads();
+      } else if (need < eq) {
+        r.k_cut = find_nth(r, static_cast<int64_t>(need),
+                           [K](int32_t, float v) { return v > -INFINITY && order_key(v) == K; }, scan_u, s,
+                           &result_sh);
+      }
       n_kept = k;
     }
 

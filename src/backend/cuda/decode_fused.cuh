@@ -1,0 +1,19 @@
+// Fused kernels that cut the decode step's kernel count: the attention prologue (q/k/v head norms,
+// RoPE, K/V into the bf16 cache) in one launch, and residual add-norm + layer scale + the next
+// block's input norm in one launch. Arithmetic matches the separate kernels bit for bit.
+#pragma once
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/kv_cache.cuh"
+
+namespace ge::cuda {
+
+cudaError_t launch_attention_prologue(const CudaKvCache::Layer& layer, const AttentionPrologue& p,
+                                      const LaunchContext& ctx);
+
+cudaError_t launch_add_rms_norm_then_norm(float* x, const float* a, const float* w_post, float scale,
+                                          const float* w_next, int64_t rows, int64_t n, float eps, float* y,
+                                          const LaunchContext& ctx);
+
+}  // namespace ge::cuda
