@@ -68,6 +68,46 @@ TEST(OpenAiRequest, ChatFieldsAreRead) {
   EXPECT_TRUE(r.enable_thinking);
 }
 
+TEST(OpenAiRequest, ChoicesAndResponseFormat) {
+  const std::string m = R"("messages": [{"role": "user", "content": "x"}])";
+  RequestLimits l = limits();
+  l.max_n = 4;
+  auto parse = [&](const std::string& text, ChatRequest* r) {
+    json body;
+    EXPECT_FALSE(parse_body(text, l, &body));
+    return parse_chat_request(body, l, SamplingParams(), r);
+  };
+  ChatRequest r;
+  EXPECT_FALSE(parse("{" + m + R"(, "n": 4, "ignore_eos": true, "response_format": {"type": "text"}})", &r));
+  EXPECT_EQ(r.options.n, 4);
+  EXPECT_TRUE(r.options.ignore_eos);
+  EXPECT_EQ(r.options.json_schema, nullptr);
+  ChatRequest too_many;
+  auto e = parse("{" + m + R"(, "n": 5})", &too_many);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->param, "n");
+  EXPECT_NE(e->message.find("[1, 4]"), std::string::npos) << e->message;
+  ChatRequest obj;
+  EXPECT_FALSE(parse("{" + m + R"(, "response_format": {"type": "json_object"}})", &obj));
+  ASSERT_NE(obj.options.json_schema, nullptr);
+  EXPECT_EQ(obj.options.json_schema->nodes[0].kind, JsonSchema::Kind::kObject);
+  ChatRequest schema;
+  EXPECT_FALSE(parse("{" + m + R"(, "response_format": {"type": "json_schema", "json_schema": {"name": "p",
+      "schema": {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}}}})", &schema));
+  ASSERT_NE(schema.options.json_schema, nullptr);
+  const JsonSchema& js = *schema.options.json_schema;
+  const JsonSchema::Node& root = js.nodes[static_cast<size_t>(js.root)];
+  ASSERT_EQ(root.keys, std::vector<std::string>{"a"});
+  EXPECT_TRUE(root.required[0]);
+  EXPECT_EQ(js.nodes[static_cast<size_t>(root.values[0])].kind, JsonSchema::Kind::kInteger);
+  // Thinking and forced tool calls do not combine with JSON output.
+  ChatRequest think;
+  e = parse("{" + m + R"(, "chat_template_kwargs": {"enable_thinking": true}, "response_format": {"type": "json_object"}})",
+            &think);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->param, "response_format");
+}
+
 TEST(OpenAiRequest, DefaultsComeFromTheEngine) {
   SamplingParams d;
   d.temperature = 0.3f;
@@ -102,7 +142,11 @@ TEST(OpenAiRequest, BadFieldsNameTheirParameter) {
       {"{" + m + R"(, "logprobs": true, "top_logprobs": 21})", "top_logprobs"},
       {"{" + m + R"(, "tools": [{"type": "function", "function": {"name": 3}}]})", "tools[0].function.name"},
       {"{" + m + R"(, "tool_choice": "required"})", "tool_choice"},
-      {"{" + m + R"(, "response_format": {"type": "json_schema"}})", "response_format"},
+      {"{" + m + R"(, "response_format": {"type": "json_schema"}})", "response_format.json_schema"},
+      {"{" + m + R"(, "response_format": {"type": "yaml"}})", "response_format"},
+      {"{" + m + R"(, "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object",
+          "properties": {"a": {"minLength": 1}}}}}})", "response_format.json_schema"},
+      {"{" + m + R"(, "ignore_eos": 1})", "ignore_eos"},
       {"{" + m + R"(, "chat_template_kwargs": {"enable_thinking": 1}})", "chat_template_kwargs.enable_thinking"},
       {R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", "messages[0].content"},
       {R"({"messages": [{"role": "robot", "content": "x"}]})", "messages[0].role"},
