@@ -28,6 +28,25 @@ __device__ __forceinline__ float inv_rms(const float* x, int64_t n, float eps, f
   return 1.0f / sqrtf(ss / static_cast<float>(n) + eps);
 }
 
+// Launch with programmatic dependent launch when the context allows it: the kernel may start while
+// the previous one drains (it waits before reading its inputs) and lets the next one (a GEMV that
+// prefetches weights before waiting) start right away.
+template <typename Params>
+cudaError_t launch_pdl(void (*kernel)(Params), dim3 grid, int threads, size_t smem, const Params& p,
+                       const LaunchContext& ctx) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(static_cast<unsigned>(threads));
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = ctx.stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = ctx.programmatic_launch ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, p);
+}
+
 struct PrologueParams {
   AttentionPrologue p;
   __nv_bfloat16* k_cache;
@@ -40,6 +59,8 @@ struct PrologueParams {
 static __global__ void attention_prologue_kernel(PrologueParams pp) {
   extern __shared__ float buf[];
   __shared__ float red[32];
+  grid_dependency_release();
+  grid_dependency_wait();
   const AttentionPrologue& p = pp.p;
   const int64_t d = p.head_dim, half = d / 2;
   const int64_t head = blockIdx.x, t = blockIdx.y;
@@ -108,6 +129,8 @@ struct AddNormParams {
 // One CTA per row: x += rms_norm(a) * w_post; x *= scale; y = rms_norm(x) * w_next.
 static __global__ void add_rms_norm_then_norm_kernel(AddNormParams p) {
   __shared__ float red[32];
+  grid_dependency_release();
+  grid_dependency_wait();
   const int64_t row = blockIdx.x;
   const float* a = p.a + row * p.n;
   float* x = p.x + row * p.n;
@@ -136,9 +159,8 @@ cudaError_t launch_attention_prologue(const CudaKvCache::Layer& layer, const Att
     return cudaErrorInvalidValue;
   PrologueParams pp{p, layer.k, layer.v, layer.spec.capacity, ctx.error_word};
   const dim3 grid(static_cast<unsigned>(p.n_heads + p.n_kv), static_cast<unsigned>(p.n_tokens));
-  attention_prologue_kernel<<<grid, threads_for(p.head_dim), static_cast<size_t>(p.head_dim) * sizeof(float),
-                              ctx.stream>>>(pp);
-  return cudaGetLastError();
+  return launch_pdl(attention_prologue_kernel, grid, threads_for(p.head_dim),
+                    static_cast<size_t>(p.head_dim) * sizeof(float), pp, ctx);
 }
 
 cudaError_t launch_add_rms_norm_then_norm(float* x, const float* a, const float* w_post, float scale,
@@ -146,9 +168,8 @@ cudaError_t launch_add_rms_norm_then_norm(float* x, const float* a, const float*
                                           const LaunchContext& ctx) {
   if (rows <= 0 || n <= 0) return cudaSuccess;
   if (rows > 0x7fffffff || (w_next != nullptr && y == nullptr)) return cudaErrorInvalidValue;
-  add_rms_norm_then_norm_kernel<<<static_cast<unsigned>(rows), threads_for(n), 0, ctx.stream>>>(
-      AddNormParams{x, a, w_post, w_next, y, n, eps, scale});
-  return cudaGetLastError();
+  return launch_pdl(add_rms_norm_then_norm_kernel, dim3(static_cast<unsigned>(rows)), threads_for(n), 0,
+                    AddNormParams{x, a, w_post, w_next, y, n, eps, scale}, ctx);
 }
 
 }  // namespace ge::cuda
