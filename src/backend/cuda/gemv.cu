@@ -1,8 +1,8 @@
-// Tensor-core GEMV for the tiled layouts: each weight byte is streamed once (16-byte loads kept in
-// flight in registers or a cp.async ring), nibbles/bytes become exact bf16 integers with lop3 + one
-// bf16x2 op, and mma.m16n8k16 does the multiply-adds with x split into bf16 hi + lo (16 significant
-// bits: fp32-class accuracy); scales and zero corrections are applied once per group in fp32.
-#include "backend/cuda/gemv.cuh"
+// Tensor-core GEMV for the tiled layouts, per-CTA work-item schedule (v4: tile pair x K-split items,
+// weights in flight in registers or a cp.async ring, one CTA barrier per item), and the dispatch
+// between it and the stream-K schedule (gemv_stream.cu) by measured speed. Decode and mma helpers
+// are shared through gemv_tiled.cuh.
+#include "backend/cuda/gemv_tiled.cuh"
 
 #include <algorithm>
 
@@ -13,72 +13,6 @@ constexpr int kMaxWarps = 8;
 // Production configuration of the tiled kernel (kernel-lab variants in launch_gemv_tiled_lab).
 constexpr int kPrefetch = 3;   // slots (two 16-byte loads per lane each) in flight per warp
 constexpr int kMinBlocks = 2;  // CTAs per SM the register budget is sized for
-
-// zero handling of the tiled kernel
-constexpr int kZeroNone = 0;   // 4-bit: w = (q - 8)·s ; 8-bit: w = q·s
-constexpr int kZeroFloat = 1;  // 4-bit with a bf16 zero: w = (q - 8)·s + (8 - z)·s, the second term via Σx
-constexpr int kZeroInt = 2;    // 8-bit with an int8 zero folded into the codes: w = (q - z)·s
-
-// bf16x2 constants (both halves equal).
-constexpr uint32_t kBf2_128 = 0x43004300u;    // 128
-constexpr uint32_t kBf2_136 = 0x43084308u;    // 136 = 128 + 8
-constexpr uint32_t kBf2_16 = 0x41804180u;     // 16
-constexpr uint32_t kBf2_m2176 = 0xC508C508u;  // -2176 = -(16·128 + 128)
-
-__device__ __forceinline__ uint32_t lop_and_or(uint32_t a, uint32_t mask, uint32_t c) {
-  uint32_t r;
-  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(a), "r"(mask), "r"(c));  // (a & mask) | c
-  return r;
-}
-__device__ __forceinline__ uint32_t bf2_sub(uint32_t a, uint32_t b) {
-  uint32_t r;
-  asm("sub.rn.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-__device__ __forceinline__ uint32_t bf2_add(uint32_t a, uint32_t b) {
-  uint32_t r;
-  asm("add.rn.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-__device__ __forceinline__ uint32_t bf2_fma(uint32_t a, uint32_t b, uint32_t c) {
-  uint32_t r;
-  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
-  return r;
-}
-
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// A fragments of one k-step from a 4-bit word: nibbles e0..e7 (see pack_codes_kernel); 128 + q is
-// exact in bf16, minus 136 gives q - 8.
-__device__ __forceinline__ void decode_a4(uint32_t word, uint32_t (&a)[4]) {
-  a[0] = bf2_sub(lop_and_or(word, 0x000F000Fu, kBf2_128), kBf2_136);
-  a[1] = bf2_sub(lop_and_or(word >> 4, 0x000F000Fu, kBf2_128), kBf2_136);
-  a[2] = bf2_sub(lop_and_or(word >> 8, 0x000F000Fu, kBf2_128), kBf2_136);
-  a[3] = bf2_sub(lop_and_or(word >> 12, 0x000F000Fu, kBf2_128), kBf2_136);
-}
-
-// One row pair of an 8-bit word: u = q + 128 = 16·hi + lo; 16·(hi - 8) and lo - z are exact bf16
-// integers and so is their sum q - z (|q - z| <= 255).
-__device__ __forceinline__ uint32_t decode_a8(uint32_t word, int shift, uint32_t bias) {
-  const uint32_t hi = bf2_fma(lop_and_or(word >> (shift + 4), 0x000F000Fu, kBf2_128), kBf2_16, kBf2_m2176);
-  const uint32_t lo = bf2_sub(lop_and_or(word >> shift, 0x000F000Fu, kBf2_128), bias);
-  return bf2_add(hi, lo);
-}
-
-// Weight encodings of the tiled kernel: code width, scale type and zero handling.
-enum TiledFormat : int { kFmtQ4_0, kFmtI4, kFmtI4Z, kFmtQ8_0, kFmtI8, kFmtI8Z };
-
-template <int kFmt>
-struct FormatTraits {
-  static constexpr int kBits = kFmt <= kFmtI4Z ? 4 : 8;
-  static constexpr bool kScaleF16 = kFmt == kFmtQ4_0 || kFmt == kFmtQ8_0;
-  static constexpr int kZero = kFmt == kFmtI4Z ? kZeroFloat : (kFmt == kFmtI8Z ? kZeroInt : kZeroNone);
-};
 
 struct TiledParams {
   WeightView w;
@@ -93,73 +27,6 @@ struct TiledParams {
   int splits;  // K-splits per tile pair (load balance across CTAs)
   int items;   // n_pairs * splits
 };
-
-// x -> mma B fragments for k-steps [ks0, ks1): item (ks, n, t) holds bf16 hi/lo of
-// x[n][16ks + 2t + {0,1,8,9}] as {hi01, hi89, lo01, lo89} at index (ks·m + n)·4 + t. With `sums`,
-// also Σx per group at index grp·16 + n (kZeroFloat).
-__device__ __forceinline__ void build_fragments(const float* x, int64_t K, int m, int64_t ksteps, int64_t n_groups,
-                                                int G, bool sums, uint4* frag, float* xsum, int64_t tid,
-                                                int64_t nthreads) {
-  const int64_t items = ksteps * m * 4;
-  for (int64_t i = tid; i < items; i += nthreads) {
-    const int tt = static_cast<int>(i & 3);
-    const int64_t rest = i >> 2;
-    const int n = static_cast<int>(rest % m);
-    const int64_t ks = rest / m;
-    const float* xr = x + n * K;
-    const int64_t k0 = ks * 16 + 2 * tt;
-    const float v0 = k0 < K ? xr[k0] : 0.0f;
-    const float v1 = k0 + 1 < K ? xr[k0 + 1] : 0.0f;
-    const float v8 = k0 + 8 < K ? xr[k0 + 8] : 0.0f;
-    const float v9 = k0 + 9 < K ? xr[k0 + 9] : 0.0f;
-    const uint32_t h0 = pack_bf16x2(v0, v1), h1 = pack_bf16x2(v8, v9);
-    const uint32_t l0 = pack_bf16x2(v0 - __uint_as_float(h0 << 16), v1 - __uint_as_float(h0 & 0xffff0000u));
-    const uint32_t l1 = pack_bf16x2(v8 - __uint_as_float(h1 << 16), v9 - __uint_as_float(h1 & 0xffff0000u));
-    frag[i] = make_uint4(h0, h1, l0, l1);
-  }
-  if (sums) {
-    for (int64_t i = tid; i < n_groups * 16; i += nthreads) {
-      const int n = static_cast<int>(i % 16);
-      const int64_t grp = i / 16;
-      float s = 0.0f;
-      if (n < m) {
-        const float* xr = x + n * K;
-        const int64_t end = (grp + 1) * G < K ? (grp + 1) * G : K;
-        for (int64_t k = grp * G; k < end; ++k) s += xr[k];
-      }
-      xsum[i] = s;
-    }
-  }
-}
-
-// One prefetch slot: chunk c of both tiles of a pair, with the metadata of its group(s).
-struct Slot {
-  uint4 q[2];
-  uint32_t s[2][2];  // [tile][group of the chunk]
-  uint32_t z[2][2];
-};
-
-template <int kFmt, int kG>
-__device__ __forceinline__ void load_slot(const WeightView& w, int pair, int c, int lane, int g, Slot& sl) {
-  using F = FormatTraits<kFmt>;
-  constexpr int kChunkK = F::kBits == 4 ? 64 : 32;
-  constexpr int kGpc = kChunkK > kG ? kChunkK / kG : 1;
-  const int64_t tile0 = 2 * int64_t{pair};
-  const uint4* qa = w.codes + (tile0 * w.n_chunks + c) * 32 + lane;
-  sl.q[0] = load_stream(qa);
-  sl.q[1] = load_stream(qa + int64_t{w.n_chunks} * 32);
-  const int grp = c * kChunkK / kG;
-  const int64_t mi = (tile0 * w.n_groups + grp) * 8 + g;
-  const int64_t tile_stride = int64_t{w.n_groups} * 8;
-#pragma unroll
-  for (int tt = 0; tt < 2; ++tt) {
-#pragma unroll
-    for (int j = 0; j < kGpc; ++j) {
-      sl.s[tt][j] = load_nc_u32(w.scales + mi + tt * tile_stride + 8 * j);
-      if constexpr (F::kZero != kZeroNone) sl.z[tt][j] = load_nc_u32(w.zeros + mi + tt * tile_stride + 8 * j);
-    }
-  }
-}
 
 // cp.async path: weights go straight from L2 into a per-warp shared-memory ring, so the bytes in
 // flight no longer cost registers (more CTAs per SM, deeper prefetch).
@@ -284,7 +151,7 @@ static __global__ void __launch_bounds__(kMaxWarps * 32, kMinB) gemv_tiled_kerne
 
   grid_dependency_wait();
   if (staged) {
-    build_fragments(p.x, w.cols, m, ksteps, w.n_groups, kG, F::kZero == kZeroFloat, xf_s, xsum_s, threadIdx.x,
+    build_fragments(p.x, w.cols, 0, m, ksteps, w.n_groups, kG, F::kZero == kZeroFloat, xf_s, xsum_s, threadIdx.x,
                     blockDim.x);
   }
   __syncthreads();
@@ -484,12 +351,6 @@ static __global__ void __launch_bounds__(kMaxWarps * 32, kMinB) gemv_tiled_kerne
   }
 }
 
-static __global__ void build_fragments_kernel(const float* x, int64_t K, int m, int64_t ksteps, int64_t n_groups,
-                                              int G, bool sums, uint4* frag, float* xsum) {
-  build_fragments(x, K, m, ksteps, n_groups, G, sums, frag, xsum, blockIdx.x * int64_t{blockDim.x} + threadIdx.x,
-                  int64_t{gridDim.x} * blockDim.x);
-}
-
 template <int kFmt, int kG, int kNT, int kP = kPrefetch, int kMinB = kMinBlocks, bool kSkeleton = false,
           bool kAsync = false>
 cudaError_t launch_one(const TiledParams& p, int ctas_per_sm, size_t smem, const LaunchContext& ctx) {
@@ -523,56 +384,30 @@ cudaError_t launch_one(const TiledParams& p, int ctas_per_sm, size_t smem, const
   return cudaLaunchKernelEx(&cfg, kernel, p);
 }
 
-// Production instantiations: M <= 8 with x staged in shared memory takes the cp.async ring (3 CTAs
-// per SM); everything else the register-prefetch kernel (2 CTAs per SM).
+// Item schedule (v4) instantiations: M <= 8 with x staged in shared memory takes the cp.async ring
+// (3 CTAs per SM); everything else the register-prefetch kernel (2 CTAs per SM).
 constexpr int kAsyncPrefetch = 3;
 constexpr int kAsyncMinBlocks = 3;
 
 template <int kFmt, int kG>
-cudaError_t launch_nt(const TiledParams& p, int nt, bool async, int occ, size_t smem, const LaunchContext& ctx) {
+cudaError_t items_nt(const TiledParams& p, int nt, bool async, int occ, size_t smem, const LaunchContext& ctx) {
   if (nt == 1 && async) return launch_one<kFmt, kG, 1, kAsyncPrefetch, kAsyncMinBlocks, false, true>(p, occ, smem, ctx);
   return nt == 1 ? launch_one<kFmt, kG, 1>(p, occ, smem, ctx) : launch_one<kFmt, kG, 2>(p, occ, smem, ctx);
 }
 
 template <int kFmt>
-cudaError_t launch_group(const TiledParams& p, int nt, bool async, int occ, size_t smem, const LaunchContext& ctx) {
+cudaError_t items_group(const TiledParams& p, int nt, bool async, int occ, size_t smem, const LaunchContext& ctx) {
   if constexpr (kFmt == kFmtQ4_0 || kFmt == kFmtQ8_0) {
-    return launch_nt<kFmt, 32>(p, nt, async, occ, smem, ctx);
+    return items_nt<kFmt, 32>(p, nt, async, occ, smem, ctx);
   } else {
     switch (p.w.group_size) {
-      case 32: return launch_nt<kFmt, 32>(p, nt, async, occ, smem, ctx);
-      case 64: return launch_nt<kFmt, 64>(p, nt, async, occ, smem, ctx);
-      case 128: return launch_nt<kFmt, 128>(p, nt, async, occ, smem, ctx);
+      case 32: return items_nt<kFmt, 32>(p, nt, async, occ, smem, ctx);
+      case 64: return items_nt<kFmt, 64>(p, nt, async, occ, smem, ctx);
+      case 128: return items_nt<kFmt, 128>(p, nt, async, occ, smem, ctx);
       default: return cudaErrorInvalidValue;
     }
   }
 }
-
-template <int kFmt, int kG, int kNT>
-cudaError_t set_limit_one(int bytes) {
-  return cudaFuncSetAttribute(gemv_tiled_kernel<kFmt, kG, kNT>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-}
-
-template <int kFmt, int kG>
-cudaError_t set_limit_g(int bytes) {
-  cudaError_t e = set_limit_one<kFmt, kG, 1>(bytes);
-  return e != cudaSuccess ? e : set_limit_one<kFmt, kG, 2>(bytes);
-}
-
-template <int kFmt>
-cudaError_t set_limit_fmt(int bytes) {
-  if constexpr (kFmt == kFmtQ4_0 || kFmt == kFmtQ8_0) {
-    return set_limit_g<kFmt, 32>(bytes);
-  } else {
-    cudaError_t e = set_limit_g<kFmt, 32>(bytes);
-    if (e == cudaSuccess) e = set_limit_g<kFmt, 64>(bytes);
-    if (e == cudaSuccess) e = set_limit_g<kFmt, 128>(bytes);
-    return e;
-  }
-}
-
-constexpr size_t kMaxStagedFragBytes = 96 * 1024;
-constexpr int kSmemLimit = 200 * 1024;
 
 // Fraction of the resident-CTA slots that `items` work items keep busy over their rounds.
 double fill_efficiency(int64_t items, int capacity) {
@@ -599,16 +434,6 @@ int choose_splits(int n_pairs, int n_gu, int capacity) {
 }
 
 }  // namespace
-
-cudaError_t configure_gemv_kernels() {
-  cudaError_t e = set_limit_fmt<kFmtQ4_0>(kSmemLimit);
-  if (e == cudaSuccess) e = set_limit_fmt<kFmtI4>(kSmemLimit);
-  if (e == cudaSuccess) e = set_limit_fmt<kFmtI4Z>(kSmemLimit);
-  if (e == cudaSuccess) e = set_limit_fmt<kFmtQ8_0>(kSmemLimit);
-  if (e == cudaSuccess) e = set_limit_fmt<kFmtI8>(kSmemLimit);
-  if (e == cudaSuccess) e = set_limit_fmt<kFmtI8Z>(kSmemLimit);
-  return e;
-}
 
 namespace {
 
@@ -710,59 +535,85 @@ bool async_fits(const WeightView& w, int m) {
 
 }  // namespace
 
-cudaError_t launch_gemv_tiled(const WeightView& w, const float* x, int m, float* y, const GemvScratch& scratch,
-                              const GemvTuning& tune, const LaunchContext& ctx) {
-  // The cp.async ring (3 CTAs per SM) wins when whole tile pairs alone keep those CTAs >= 80%
-  // busy (measured: LM head 1.3 -> 2.0 TB/s); with K-splits its short items lose to the
-  // register-prefetch kernel at 2 CTAs per SM (docs/cuda-backend.md, kernel lab).
+namespace {
+
+// The item schedule (v4): persistent CTAs over (tile pair, K-split) items, warps meeting at a CTA
+// barrier per item. Variant (kernel lab, Q4_0 M = 1): 0 registers, 1 cp.async ring, 9 skeleton,
+// anything else the production choice.
+cudaError_t launch_items(const WeightView& w, const float* x, int m, float* y, const GemvScratch& scratch,
+                         const GemvTuning& tune, const LaunchContext& ctx, int variant = -1) {
   const int sms = std::max(ctx.num_sms, 1);
-  const bool async = tune.ctas_per_sm == 0 && async_fits(w, m) &&
-                     fill_efficiency(w.n_tiles / 2, kAsyncMinBlocks * sms) >= 0.8;
+  bool async = tune.ctas_per_sm == 0 && async_fits(w, m) &&
+               fill_efficiency(w.n_tiles / 2, kAsyncMinBlocks * sms) >= 0.8;
+  if (variant == 0 || variant == 9) async = false;
+  if (variant == 1) async = true;
   const int ctas = tune.ctas_per_sm > 0 ? tune.ctas_per_sm : (async ? kAsyncMinBlocks : kMinBlocks);
   TiledLaunch L;
   cudaError_t e = prepare_tiled(w, x, m, y, scratch, ctas, async ? 1 : 0, ctx, &L);
   if (e != cudaSuccess) return e;
   const int occ = tune.ctas_per_sm;
+  if (variant == 9) return launch_one<kFmtQ4_0, 32, 1, kPrefetch, kMinBlocks, true, false>(L.p, 0, L.smem, ctx);
   switch (L.fmt) {
-    case kFmtQ4_0: return launch_group<kFmtQ4_0>(L.p, L.nt, async, occ, L.smem, ctx);
-    case kFmtI4: return launch_group<kFmtI4>(L.p, L.nt, async, occ, L.smem, ctx);
-    case kFmtI4Z: return launch_group<kFmtI4Z>(L.p, L.nt, async, occ, L.smem, ctx);
-    case kFmtQ8_0: return launch_group<kFmtQ8_0>(L.p, L.nt, async, occ, L.smem, ctx);
-    case kFmtI8: return launch_group<kFmtI8>(L.p, L.nt, async, occ, L.smem, ctx);
-    default: return launch_group<kFmtI8Z>(L.p, L.nt, async, occ, L.smem, ctx);
+    case kFmtQ4_0: return items_group<kFmtQ4_0>(L.p, L.nt, async, occ, L.smem, ctx);
+    case kFmtI4: return items_group<kFmtI4>(L.p, L.nt, async, occ, L.smem, ctx);
+    case kFmtI4Z: return items_group<kFmtI4Z>(L.p, L.nt, async, occ, L.smem, ctx);
+    case kFmtQ8_0: return items_group<kFmtQ8_0>(L.p, L.nt, async, occ, L.smem, ctx);
+    case kFmtI8: return items_group<kFmtI8>(L.p, L.nt, async, occ, L.smem, ctx);
+    default: return items_group<kFmtI8Z>(L.p, L.nt, async, occ, L.smem, ctx);
   }
 }
 
-int gemv_lab_variants() { return 8; }
+int g_schedule_override = 0;  // kernel lab: 0 measured choice, 1 items, 2 stream-K
+
+// Which schedule runs a weight at m (dev/cuda/NOTES.md, v5): stream-K only where it measured
+// faster than the item schedule on both H100 and H200, the tall M = 1 products (gate/up 21504 rows,
+// the LM head); items everywhere else, every M > 1 included.
+bool use_stream(const WeightView& w, int m) {
+  if (g_schedule_override != 0) return g_schedule_override == 2;
+  return m == 1 && w.rows >= 21504;
+}
+
+}  // namespace
+
+cudaError_t configure_gemv_kernels() { return configure_gemv_stream_kernels(); }
+
+cudaError_t launch_gemv_tiled(const WeightView& w, const float* x, int m, float* y, const GemvScratch& scratch,
+                              const GemvTuning& tune, const LaunchContext& ctx) {
+  if (use_stream(w, m)) return launch_gemv_stream(w, x, m, y, scratch, tune.ctas_per_sm, ctx);
+  return launch_items(w, x, m, y, scratch, tune, ctx);
+}
+
+void set_gemv_schedule_override(int schedule) { g_schedule_override = schedule; }
+int gemv_schedule_override() { return g_schedule_override; }
+
+int gemv_lab_variants() { return 12; }
 
 const char* gemv_lab_variant_name(int v) {
-  static const char* kNames[] = {"registers, prefetch 3, 2 CTAs/SM", "cp.async ring 3, 3 CTAs/SM, no K-split",
-                                 "cp.async ring 4, 2 CTAs/SM",        "cp.async ring 2, 3 CTAs/SM, no K-split",
-                                 "cp.async ring 3, 2 CTAs/SM",        "production choice",
-                                 "skeleton cp.async ring 3, 3 CTAs/SM, no K-split", "skeleton registers, prefetch 3, 2 CTAs/SM"};
-  return v >= 0 && v < 8 ? kNames[v] : "unknown";
+  static const char* kNames[] = {"items: registers, prefetch 3, 2 CTAs/SM",
+                                 "items: cp.async ring 3, 3 CTAs/SM, no K-split",
+                                 "items: v4 production choice",
+                                 "stream-K P4 W8 2/SM (production config)",
+                                 "stream-K P4 W8 2/SM L2+16",
+                                 "stream-K P4 W8 2/SM L2+32",
+                                 "stream-K P4 W8 1/SM L2+16",
+                                 "stream-K P4 W16 1/SM L2+16",
+                                 "skeleton stream-K P4 W8 2/SM L2+16",
+                                 "skeleton items: registers, prefetch 3",
+                                 "stream-K global x fragments",
+                                 "stream-K 4 K-slices"};
+  return v >= 0 && v < 12 ? kNames[v] : "unknown";
 }
 
-cudaError_t launch_gemv_tiled_lab(const WeightView& w, const float* x, float* y, int variant,
+cudaError_t launch_gemv_tiled_lab(const WeightView& w, const float* x, int m, float* y, int variant,
                                   const GemvScratch& scratch, const LaunchContext& ctx) {
   if (w.layout != WeightLayout::kTiled4 || !w.scale_fp16) return cudaErrorInvalidValue;  // Q4_0 only
-  if (variant == 5) return launch_gemv_tiled(w, x, 1, y, scratch, GemvTuning{}, ctx);
-  static const int kOcc[] = {2, 3, 2, 3, 2, 0, 3, 2};
-  static const int kSplits[] = {0, 1, 0, 1, 0, 0, 1, 0};  // the cp.async variants run whole pairs
-  if (variant < 0 || variant >= 8) return cudaErrorInvalidValue;
-  TiledLaunch L;
-  cudaError_t e = prepare_tiled(w, x, 1, y, scratch, kOcc[variant], kSplits[variant], ctx, &L);
-  if (e != cudaSuccess) return e;
-  const int occ = 0;  // as many as fit
-  switch (variant) {
-    case 0: return launch_one<kFmtQ4_0, 32, 1, 3, 2, false, false>(L.p, occ, L.smem, ctx);
-    case 1: return launch_one<kFmtQ4_0, 32, 1, 3, 3, false, true>(L.p, occ, L.smem, ctx);
-    case 2: return launch_one<kFmtQ4_0, 32, 1, 4, 2, false, true>(L.p, occ, L.smem, ctx);
-    case 3: return launch_one<kFmtQ4_0, 32, 1, 2, 3, false, true>(L.p, occ, L.smem, ctx);
-    case 4: return launch_one<kFmtQ4_0, 32, 1, 3, 2, false, true>(L.p, occ, L.smem, ctx);
-    case 6: return launch_one<kFmtQ4_0, 32, 1, 3, 3, true, true>(L.p, occ, L.smem, ctx);
-    default: return launch_one<kFmtQ4_0, 32, 1, 3, 2, true, false>(L.p, occ, L.smem, ctx);
+  if (variant < 0 || variant >= 12 || m < 1 || m > kGemvMaxM) return cudaErrorInvalidValue;
+  if (variant == 2) return launch_items(w, x, m, y, scratch, GemvTuning{}, ctx);
+  if (variant <= 1 || variant == 9) {
+    return m == 1 ? launch_items(w, x, 1, y, scratch, GemvTuning{}, ctx, variant) : cudaErrorNotSupported;
   }
+  static const int kStreamVariant[] = {0, 0, 0, 0, 1, 2, 3, 4, 5, 0, 6, 7};
+  return launch_gemv_stream_lab(w, x, m, y, kStreamVariant[variant], scratch, ctx);
 }
 
 }  // namespace ge::cuda

@@ -1,6 +1,7 @@
 // Matrix-vector products for decode (M = 1) and small batches (M <= 16): y[m, n] = x[m, :] · w[n, :].
 // Tiled weights (Q4_0, Q8_0, Int4Group, Int8Group) run on the tensor cores (bf16 mma with x split
-// into bf16 high + low parts, fp32 accumulate); raw layouts run a decode-in-kernel fp32 GEMV.
+// into bf16 high + low parts, fp32 accumulate) under a stream-K schedule; raw layouts run a
+// decode-in-kernel fp32 GEMV (Q4_K with its own kernel).
 #pragma once
 
 #include "backend/cuda/cuda_common.cuh"
@@ -29,12 +30,18 @@ cudaError_t launch_gemv_tiled(const WeightView& w, const float* x, int m, float*
 // w raw (any encoding), any m >= 1 (processed 16 rows of x at a time).
 cudaError_t launch_gemv_raw(const WeightView& w, const float* x, int64_t m, float* y, const LaunchContext& ctx);
 
-// Kernel lab (dev/cuda/bench_decode): configuration variants of the tiled GEMV on a Q4_0 weight,
-// M = 1. Variant 0 is the production configuration.
+// Kernel lab (dev/cuda/bench_decode): schedule variants of the tiled GEMV on a Q4_0 weight (the
+// per-CTA item schedule of earlier versions runs M = 1 only and answers cudaErrorNotSupported
+// otherwise). Variant 3 is the production configuration.
 int gemv_lab_variants();
 const char* gemv_lab_variant_name(int variant);
-cudaError_t launch_gemv_tiled_lab(const WeightView& w, const float* x, float* y, int variant,
+cudaError_t launch_gemv_tiled_lab(const WeightView& w, const float* x, int m, float* y, int variant,
                                   const GemvScratch& scratch, const LaunchContext& ctx);
+
+// Kernel lab: forces the schedule of launch_gemv_tiled (0 the measured choice, 1 the per-CTA item
+// schedule, 2 stream-K); 1 also sends Q4_K to the generic raw kernel. Not thread-safe; benchmarks only.
+void set_gemv_schedule_override(int schedule);
+int gemv_schedule_override();
 
 // Raises the dynamic shared-memory limit of every GEMV kernel (once per device).
 cudaError_t configure_gemv_kernels();
