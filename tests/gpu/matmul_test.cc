@@ -171,6 +171,62 @@ TEST_F(CudaMatmul, GridAndLaunchModesKeepResults) {
   }
 }
 
+TEST_F(CudaMatmul, GemvRandomShapesEveryM) {
+  SCOPED_TRACE(trace());
+  // Rows off the 16-row tile and the 32-row pair, K an odd number of blocks/groups, every M of the
+  // GEMV (1..16): the stream-K shares then start and end anywhere inside a pair.
+  std::uniform_int_distribution<int64_t> rows_d(1, 300), blocks_d(1, 41);
+  std::vector<int64_t> ms;
+  for (int64_t m = 1; m <= 16; ++m) ms.push_back(m);
+  for (const TypeCase& c : {TypeCase{QuantType::kQ4_0}, TypeCase{QuantType::kInt4Group, 32, 1},
+                            TypeCase{QuantType::kInt4Group, 128, 1}, TypeCase{QuantType::kQ8_0},
+                            TypeCase{QuantType::kInt8Group, 64, 1}, TypeCase{QuantType::kInt8Group, 32, 0}}) {
+    for (int i = 0; i < 2; ++i) {
+      const int64_t rows = rows_d(rng_);
+      const int64_t cols = (blocks_d(rng_) | 1) * c.unit();
+      check_shape(c, rows, cols, ms);
+    }
+  }
+}
+
+TEST_F(CudaMatmul, GemvPairsSplitAcrossManyWarps) {
+  SCOPED_TRACE(trace());
+  // Few rows and a long K (the down projection's K = 21504): every pair is shared by many warps of
+  // several CTAs and summed by the last to arrive.
+  check_shape(TypeCase{QuantType::kQ4_0}, 70, 21504, {1, 4, 16});
+  check_shape(TypeCase{QuantType::kInt4Group, 128, 1}, 40, 16384, {1, 9});
+  check_shape(TypeCase{QuantType::kQ8_0}, 33, 8192, {1, 2});
+}
+
+TEST_F(CudaMatmul, GemvIsDeterministic) {
+  SCOPED_TRACE(trace());
+  // Same inputs, same bits: the partial sums of shared pairs are added in a fixed order.
+  for (const TypeCase& c : {TypeCase{QuantType::kQ4_0}, TypeCase{QuantType::kInt4Group, 32, 1}}) {
+    SCOPED_TRACE(c.name());
+    const int64_t rows = 1000, cols = 5376;
+    HostWeight hw = gputest::random_weight(c.type, rows, cols, rng_, c.group, c.zero_kind);
+    Result<std::unique_ptr<PackedWeight>> gw = gpu_->pack_weight(hw.view);
+    ASSERT_TRUE(gw.is_ok()) << gw.status().to_string();
+    for (int64_t m : {1, 7, 16}) {
+      DeviceBuffer gx = to_gpu(normal(m * cols));
+      std::vector<float> first;
+      for (int rep = 0; rep < 4; ++rep) {
+        DeviceBuffer gy = poisoned(m * rows);
+        gpu_->matmul(gx.f32(), m, **gw, gy.f32());
+        ASSERT_TRUE(gpu_->synchronize().is_ok());
+        const std::vector<float> got = from_gpu(gy, m * rows);
+        if (rep == 0) {
+          first = got;
+          continue;
+        }
+        int64_t diff = 0;
+        for (size_t i = 0; i < got.size(); ++i) diff += gputest::float_bits(got[i]) != gputest::float_bits(first[i]);
+        EXPECT_EQ(diff, 0) << "m = " << m << ", repetition " << rep;
+      }
+    }
+  }
+}
+
 TEST_F(CudaMatmul, PackingIsLossless) {
   SCOPED_TRACE(trace());
   for (const TypeCase& c : all_cases()) {
