@@ -201,7 +201,10 @@ int main(int argc, char** argv) {
   std::vector<Format> formats = {{"Q4_0", ge::QuantType::kQ4_0, 0, false},
                                  {"int4-g32 (bf16 scale+zero)", ge::QuantType::kInt4Group, 32, true},
                                  {"int4-g128 (bf16 scale+zero)", ge::QuantType::kInt4Group, 128, true}};
-  if (!quick) formats.push_back({"Q8_0", ge::QuantType::kQ8_0, 0, false});
+  if (!quick) {
+    formats.push_back({"Q8_0", ge::QuantType::kQ8_0, 0, false});
+    formats.push_back({"Q4_K (raw blocks)", ge::QuantType::kQ4_K, 0, false});
+  }
 
   // x (largest K) and one output per shape; inputs are identical random data for every layer.
   float* x = nullptr;
@@ -226,7 +229,10 @@ int main(int argc, char** argv) {
     auto token = [&](int m) {
       for (auto& mat : w.mats) be->matmul(x, m, *mat, y);
     };
-    for (int m : quick ? std::vector<int>{1} : std::vector<int>{1, 2, 4, 8, 16}) {
+    const bool raw = f.type == ge::QuantType::kQ4_K;
+    // Whole token per M: the production choice, then each schedule forced (items = the per-CTA
+    // item schedule of v4, or the generic raw kernel for Q4_K; stream = stream-K).
+    for (int m : quick ? std::vector<int>{1} : (raw ? std::vector<int>{1, 4} : std::vector<int>{1, 2, 4, 8, 16})) {
       token(m);  // warm-up outside the graph (allocates any scratch)
       ge::Status st = be->synchronize();
       if (!st.is_ok()) {
@@ -236,28 +242,25 @@ int main(int argc, char** argv) {
       cudaGraphExec_t g = capture(s, [&] { token(m); });
       const float ms = median_ms(s, 3, reps, [&] { CHECK_CUDA(cudaGraphLaunch(g, s)); });
       const double gbs = w.bytes / (ms * 1e-3) / 1e9;
-      report("M=%-2d whole token (%zu GEMVs, one graph): %.3f ms  %.0f GB/s  %.1f%% of stream ceiling  %.1f%% of 3.09 TB/s"
-             "  -> %.1f tok/s (linear layers only)%s\n",
-             m, w.mats.size(), ms, gbs, 100.0 * gbs / ceiling_gbs, 100.0 * gbs / 3090.0, 1000.0 / ms,
-             m > 1 ? " per stream" : "");
       CHECK_CUDA(cudaGraphExecDestroy(g));
-    }
-    if (!quick) {
-      // Kernel-lab knobs on the M = 1 token graph.
-      for (int ctas : {0, 1, 2, 3}) {
-        for (bool pdl : {true, false}) {
-          ge::CudaMatmulTuning t;
-          t.gemv_ctas_per_sm = ctas;
-          t.programmatic_launch = pdl;
-          be->set_matmul_tuning(t);
-          cudaGraphExec_t g = capture(s, [&] { token(1); });
-          const float ms = median_ms(s, 3, reps, [&] { CHECK_CUDA(cudaGraphLaunch(g, s)); });
-          report("   CTAs/SM %s, programmatic launch %s: %.3f ms  %.0f GB/s\n",
-                 ctas ? std::to_string(ctas).c_str() : "max", pdl ? "on " : "off", ms, w.bytes / (ms * 1e-3) / 1e9);
-          CHECK_CUDA(cudaGraphExecDestroy(g));
-        }
+      std::string forced;
+      for (int sched : quick ? std::vector<int>{} : std::vector<int>{1, 2}) {
+        if (raw && sched == 2) continue;
+        ge::cuda::set_gemv_schedule_override(sched);
+        token(m);
+        if (!be->synchronize().is_ok()) return 1;
+        cudaGraphExec_t gf = capture(s, [&] { token(m); });
+        const float fms = median_ms(s, 3, reps, [&] { CHECK_CUDA(cudaGraphLaunch(gf, s)); });
+        CHECK_CUDA(cudaGraphExecDestroy(gf));
+        char buf[64];
+        std::snprintf(buf, sizeof(buf), "  [%s %.3f ms]", sched == 1 ? (raw ? "generic" : "items") : "stream", fms);
+        forced += buf;
       }
-      be->set_matmul_tuning(ge::CudaMatmulTuning{});
+      ge::cuda::set_gemv_schedule_override(0);
+      report("M=%-2d whole token (%zu GEMVs, one graph): %.3f ms  %.0f GB/s  %.1f%% of stream ceiling"
+             "  -> %.1f tok/s (linear layers only)%s%s\n",
+             m, w.mats.size(), ms, gbs, 100.0 * gbs / ceiling_gbs, 1000.0 / ms, m > 1 ? " per stream" : "",
+             forced.c_str());
     }
     if (!quick && f.type == ge::QuantType::kQ4_0) {
       // Kernel lab: configurations of the tiled GEMV (registers vs prefetch depth vs CTAs per SM),
@@ -270,29 +273,40 @@ int main(int argc, char** argv) {
       auto view = [](const std::unique_ptr<ge::PackedWeight>& m) -> const ge::cuda::WeightView& {
         return static_cast<const ge::cuda::CudaPackedWeight&>(*m).view();
       };
-      for (int v = 0; v < ge::cuda::gemv_lab_variants(); ++v) {
-        auto run = [&](int shape) {
-          for (size_t i = 0; i < w.mats.size(); ++i) {
-            if (shape < 0 || w.shape_of[i] == shape) CHECK_CUDA(ge::cuda::launch_gemv_tiled_lab(view(w.mats[i]), x, y, v, scratch, lctx));
+      for (int m : {1, 16}) {
+        for (int v = 0; v < ge::cuda::gemv_lab_variants(); ++v) {
+          // A variant that cannot run some matrix at this M (not offered, or too much shared
+          // memory) is skipped whole.
+          bool ok = true;
+          for (size_t i = 0; i < w.mats.size() && ok; ++i) {
+            ok = ge::cuda::launch_gemv_tiled_lab(view(w.mats[i]), x, m, y, v, scratch, lctx) == cudaSuccess;
           }
-        };
-        run(-1);
-        CHECK_CUDA(cudaStreamSynchronize(s));
-        std::string line = std::string("   lab ") + ge::cuda::gemv_lab_variant_name(v) + ":";
-        for (int shape : {-1, 0, 7, 9, 10}) {
-          double bytes = 0;
-          for (size_t i = 0; i < w.mats.size(); ++i) {
-            if (shape < 0 || w.shape_of[i] == shape) bytes += static_cast<double>(w.mats[i]->bytes());
+          (void)cudaGetLastError();
+          CHECK_CUDA(cudaStreamSynchronize(s));
+          if (!ok) continue;
+          auto run = [&](int shape) {
+            for (size_t i = 0; i < w.mats.size(); ++i) {
+              if (shape < 0 || w.shape_of[i] == shape) {
+                CHECK_CUDA(ge::cuda::launch_gemv_tiled_lab(view(w.mats[i]), x, m, y, v, scratch, lctx));
+              }
+            }
+          };
+          std::string line = "   lab M=" + std::to_string(m) + " " + ge::cuda::gemv_lab_variant_name(v) + ":";
+          for (int shape : m == 1 ? std::vector<int>{-1, 0, 7, 9, 10} : std::vector<int>{-1}) {
+            double bytes = 0;
+            for (size_t i = 0; i < w.mats.size(); ++i) {
+              if (shape < 0 || w.shape_of[i] == shape) bytes += static_cast<double>(w.mats[i]->bytes());
+            }
+            cudaGraphExec_t g = capture(s, [&] { run(shape); });
+            const float ms = median_ms(s, 2, reps, [&] { CHECK_CUDA(cudaGraphLaunch(g, s)); });
+            CHECK_CUDA(cudaGraphExecDestroy(g));
+            char buf[96];
+            std::snprintf(buf, sizeof(buf), "  %s %.3f ms %.0f GB/s", shape < 0 ? "token" : shapes[shape].name, ms,
+                          bytes / (ms * 1e-3) / 1e9);
+            line += buf;
           }
-          cudaGraphExec_t g = capture(s, [&] { run(shape); });
-          const float ms = median_ms(s, 2, reps, [&] { CHECK_CUDA(cudaGraphLaunch(g, s)); });
-          CHECK_CUDA(cudaGraphExecDestroy(g));
-          char buf[96];
-          std::snprintf(buf, sizeof(buf), "  %s %.3f ms %.0f GB/s", shape < 0 ? "token" : shapes[shape].name, ms,
-                        bytes / (ms * 1e-3) / 1e9);
-          line += buf;
+          report("%s\n", line.c_str());
         }
-        report("%s\n", line.c_str());
       }
     }
     // Per shape: all matrices of one shape back to back in a graph.
@@ -305,14 +319,28 @@ int main(int argc, char** argv) {
           bytes += static_cast<double>(w.mats[i]->bytes());
         }
       }
-      cudaGraphExec_t g = capture(s, [&] {
+      std::string line;
+      for (int sched : raw ? std::vector<int>{0, 1} : std::vector<int>{0, 1, 2}) {
+        ge::cuda::set_gemv_schedule_override(sched);
         for (auto* mat : mats) be->matmul(x, 1, *mat, y);
-      });
-      const float ms = median_ms(s, 2, reps, [&] { CHECK_CUDA(cudaGraphLaunch(g, s)); });
-      report("   %-10s %6lld x %-6lld x%-3d %8.3f ms  %5.0f GB/s  %5.1f%% of ceiling\n", shapes[si].name,
-             static_cast<long long>(shapes[si].rows), static_cast<long long>(shapes[si].cols), shapes[si].count, ms,
-             bytes / (ms * 1e-3) / 1e9, 100.0 * bytes / (ms * 1e-3) / 1e9 / ceiling_gbs);
-      CHECK_CUDA(cudaGraphExecDestroy(g));
+        if (!be->synchronize().is_ok()) return 1;
+        cudaGraphExec_t g = capture(s, [&] {
+          for (auto* mat : mats) be->matmul(x, 1, *mat, y);
+        });
+        const float ms = median_ms(s, 2, reps, [&] { CHECK_CUDA(cudaGraphLaunch(g, s)); });
+        CHECK_CUDA(cudaGraphExecDestroy(g));
+        char buf[128];
+        if (sched == 0) {
+          std::snprintf(buf, sizeof(buf), "%8.3f ms  %5.0f GB/s  %5.1f%% of ceiling", ms, bytes / (ms * 1e-3) / 1e9,
+                        100.0 * bytes / (ms * 1e-3) / 1e9 / ceiling_gbs);
+        } else {
+          std::snprintf(buf, sizeof(buf), "  [%s %.3f ms]", sched == 1 ? (raw ? "generic" : "items") : "stream", ms);
+        }
+        line += buf;
+      }
+      ge::cuda::set_gemv_schedule_override(0);
+      report("   %-10s %6lld x %-6lld x%-3d %s\n", shapes[si].name, static_cast<long long>(shapes[si].rows),
+             static_cast<long long>(shapes[si].cols), shapes[si].count, line.c_str());
     }
     report("\n");
   }
