@@ -1,5 +1,7 @@
 // `gemma synth`: writes a GGUF of random weights with a published model's shapes (llama.cpp names
 // and keys), for loading and speed tests of models whose real weights are out of reach.
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -62,7 +64,9 @@ int cmd_synth(int argc, char** argv) {
 
   const auto t0 = std::chrono::steady_clock::now();
   int last_pct = -1;
+  const bool tty = isatty(STDERR_FILENO) != 0;  // a progress line only where someone watches
   auto r = write_synthetic_gguf(a.str("output"), o, [&](uint64_t done, uint64_t total) {
+    if (!tty) return;
     const int pct = total > 0 ? static_cast<int>(100 * done / total) : 100;
     if (pct / 5 != last_pct / 5) {
       std::fprintf(stderr, "\rsynth: %3d%%", pct);
