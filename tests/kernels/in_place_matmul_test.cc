@@ -133,6 +133,7 @@ TEST(WeightPlacement, OtherTypesAreRepackedAndOtherBackendsRefuse) {
   EXPECT_FALSE(cpu::set_weight_placement(*ref, cpu::WeightPlacement::kInPlace));
   EXPECT_EQ(cpu::apply_weight_policy(*ref, 1, true), "");
   EXPECT_NE(cpu::apply_weight_policy(*fast, 1, true).find("in place"), std::string::npos);
+  EXPECT_EQ(cpu::apply_weight_policy(*fast, 1, false), "");  // repacked: silent
 }
 
 TEST(WeightPlacement, Policy) {

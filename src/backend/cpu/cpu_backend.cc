@@ -350,12 +350,10 @@ std::string apply_weight_policy(Backend& b, uint64_t weight_bytes, bool force_in
   const uint64_t avail = mem_available_bytes();
   const WeightPlacement p = choose_weight_placement(weight_bytes, avail, force_in_place);
   set_weight_placement(b, p);
+  if (p == WeightPlacement::kRepack) return "";
   char buf[256];
   const double gib = 1.0 / (1u << 30);
-  if (p == WeightPlacement::kRepack) {
-    std::snprintf(buf, sizeof(buf), "cpu: weights repacked into SIMD tiles (%.2f GiB; %.2f GiB available)",
-                  static_cast<double>(weight_bytes) * gib, static_cast<double>(avail) * gib);
-  } else if (force_in_place) {
+  if (force_in_place) {
     std::snprintf(buf, sizeof(buf), "cpu: Q4_0/Q8_0 weights used in place from the mapping (--no-repack)");
   } else {
     std::snprintf(buf, sizeof(buf),

@@ -33,8 +33,9 @@ uint64_t mem_available_bytes();
 WeightPlacement choose_weight_placement(uint64_t packed_bytes, uint64_t available, bool force_in_place);
 // Sets the placement for weights packed from now on; false (and nothing set) unless `b` is "cpu".
 bool set_weight_placement(Backend& b, WeightPlacement p);
-// Chooses from MemAvailable and sets it on a "cpu" backend; returns the one-line note saying what
-// was chosen and why ("" for other backends).
+// Chooses from MemAvailable and sets it on a "cpu" backend. Returns the one-line note to print
+// when weights go in place (why, and that it is the slower layout); "" when they are repacked (the
+// default, silent so that command output stays as it was) and for other backends.
 std::string apply_weight_policy(Backend& b, uint64_t weight_bytes, bool force_in_place);
 
 }  // namespace cpu
