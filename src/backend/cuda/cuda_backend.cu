@@ -3,6 +3,7 @@
 // and the kernels' data-error word into a Status.
 #include "backend/cuda/cuda_backend.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -310,6 +311,7 @@ class CudaBackendImpl final : public CudaBackend {
 
   void add_rms_norm_then_norm(float* x, const float* a, const float* w_post, float scale, const float* w_next,
                               int64_t rows, int64_t n, float eps, float* y) override {
+    if (!fused_decode_) return Backend::add_rms_norm_then_norm(x, a, w_post, scale, w_next, rows, n, eps, y);
     record(launch_add_rms_norm_then_norm(x, a, w_post, scale, w_next, rows, n, eps, y, ctx()), "add_rms_norm_then_norm");
   }
   void attention_prologue(KvCache& cache, int32_t layer, const AttentionPrologue& p) override {
@@ -324,6 +326,7 @@ class CudaBackendImpl final : public CudaBackend {
                                      std::to_string(layer)));
       return;
     }
+    if (!fused_decode_) return Backend::attention_prologue(cache, layer, p);
     record(launch_attention_prologue(c.layer(layer), p, ctx()), "attention_prologue");
   }
 
@@ -390,6 +393,9 @@ class CudaBackendImpl final : public CudaBackend {
   DeviceMemory gemv_split_count_;
   DeviceMemory attn_scratch_;
   bool capturing_ = false;
+  // Lab switch: GE_CUDA_UNFUSED=1 runs the separate kernels instead of the fused decode ones
+  // (same results; for measuring what the fusion saves).
+  bool fused_decode_ = std::getenv("GE_CUDA_UNFUSED") == nullptr;
   void* capture_pinned_ = nullptr;
   std::vector<const void*> capture_scratch_;
 };

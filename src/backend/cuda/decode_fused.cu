@@ -101,8 +101,10 @@ static __global__ void attention_prologue_kernel(PrologueParams pp) {
       const float angle = static_cast<float>(pos) * f;
       float s, c;
       sincosf(angle, &s, &c);
-      const float ra = a * c - b * s;
-      const float rb = b * c + a * s;
+      // Spelled out as rope.cu's kernel compiles (a*c - b*s and b*c + a*s, the second product
+      // rounded, the first fused), so both give the same bits.
+      const float ra = __fmaf_rn(a, c, -__fmul_rn(b, s));
+      const float rb = __fmaf_rn(b, c, __fmul_rn(a, s));
       a = ra;
       b = rb;
     }
