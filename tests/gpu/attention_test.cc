@@ -1,13 +1,19 @@
 // kv_store + attention on the CUDA backend against the CPU reference over sequences of prefill
 // chunks and decode steps: head_dim 32..512, GQA 1/2/4/8, full and sliding-window layers, ring
-// wrap-around, chunk sizes at the tile edges (16 queries x 32 keys) and split-K decode.
+// wrap-around, chunk sizes at the tile edges (64 queries x 64 keys, 16 x 32 for SIMT) and split-K decode.
 //
 // The GPU cache holds bf16, the CPU cache fp32. Inputs K/V are rounded to bf16 first, so both
-// caches hold the same values and the comparison isolates the kernels:
-//   relative L2 ≤ 2e-6 and max error ≤ 1e-4 · rms(reference)   (fp32 math, different sum orders)
+// caches hold the same values and the comparison isolates the kernels. Decode steps (<= 4 queries)
+// and the SIMT prefill kernel compute in fp32:
+//   relative L2 ≤ 2e-6 and max error ≤ 1e-4 · rms(reference)   (different sum orders)
+// The tensor-core prefill kernel rounds Q and the softmax weights P to bf16; the test rounds Q for
+// both sides (as it does K/V), leaving P's rounding (relative 2^-9):
+//   relative L2 ≤ 1e-2 and max error ≤ 5e-2 · rms(reference)
+// With unrounded Q (Bf16CacheMatchesFp32ReferenceWithinCachePrecision) the same bounds hold at scale 1/16.
 // One test feeds raw fp32 K/V to show the cache-precision effect: relative L2 ≤ 1e-2.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -31,6 +37,12 @@ struct AttnCase {
            std::to_string(window) + (softcap > 0 ? "_cap" : "");
   }
 };
+
+constexpr double kMmaRelTol = 1e-2, kMmaMaxTol = 5e-2;
+
+bool uses_mma_prefill(int d, int n) {
+  return n > 4 && (d == 32 || d == 64 || d == 128 || d == 256 || d == 512);
+}
 
 class CudaAttention : public GpuTest {
  protected:
@@ -67,6 +79,11 @@ class CudaAttention : public GpuTest {
       if (round_kv) {
         for (float& f : k) f = round_bf16(f);
         for (float& f : v) f = round_bf16(f);
+        // The tensor-core kernel multiplies bf16 Q: give both sides the same Q so the comparison sees
+        // the kernel (masks, ring, softmax) rather than Gemma's scale-1.0 logits amplifying Q rounding.
+        if (uses_mma_prefill(c.d, n)) {
+          for (float& f : q) f = round_bf16(f);
+        }
       }
       DeviceBuffer gp = to_gpu(pos), gk = to_gpu(k), gv = to_gpu(v), gq = to_gpu(q), go = poisoned(n * q_row);
       DeviceBuffer cp = to_cpu(pos), ck = to_cpu(k), cv = to_cpu(v), cq = to_cpu(q);
@@ -78,8 +95,9 @@ class CudaAttention : public GpuTest {
       Status st = gpu_->synchronize();
       ASSERT_TRUE(st.is_ok()) << st.to_string();
       const std::vector<float> got = from_gpu(go, n * q_row), want = from_cpu(co, n * q_row);
-      EXPECT_LE(gputest::rel_l2(got, want), rel_tol);
-      EXPECT_LE(gputest::max_err_over_rms(got, want), max_tol);
+      const bool mma = uses_mma_prefill(c.d, n);
+      EXPECT_LE(gputest::rel_l2(got, want), mma ? std::max(rel_tol, kMmaRelTol) : rel_tol);
+      EXPECT_LE(gputest::max_err_over_rms(got, want), mma ? std::max(max_tol, kMmaMaxTol) : max_tol);
       pos0 += n;
     }
     // The decoy layer was never written: attention over it sees zeros, so the output is zero.
@@ -94,7 +112,7 @@ class CudaAttention : public GpuTest {
 TEST_F(CudaAttention, DecodeAndPrefillOverHeadDimsAndGroups) {
   SCOPED_TRACE(trace());
   const std::vector<int> seq = {17, 1, 1, 3, 16, 1, 33, 4, 5, 1, 15, 2};
-  for (int d : {32, 64, 128, 256, 512}) {
+  for (int d : {32, 64, 96, 128, 256, 512}) {  // 96: the SIMT prefill kernel
     for (int group : {1, 2, 4, 8}) {
       if (d == 512 && group == 1) continue;
       for (int window : {0, 20}) {
@@ -114,6 +132,10 @@ TEST_F(CudaAttention, SlidingWindowEdgesAndRingWrap) {
   // Gemma 4 31B shapes: sliding layer (d 256, 16 KV heads, GQA 2) and full layer (d 512, 4 KV, GQA 8).
   run_case({256, 16, 2, 64, 1.0f, 0.0f, {70, 1, 1, 33}}, true, 2e-6, 1e-4);
   run_case({512, 4, 8, 0, 1.0f, 0.0f, {40, 1, 2}}, true, 2e-6, 1e-4);
+  // Multi-tile prefill chunks (64-query tiles, 64-key tiles) whose keys wrap the ring mid-tile.
+  run_case({256, 2, 2, 100, 0.0625f, 0.0f, {150, 130, 1, 140, 65}}, true, 2e-6, 1e-4);
+  run_case({512, 1, 8, 0, 0.044f, 0.0f, {130, 70, 1, 64}}, true, 2e-6, 1e-4);
+  run_case({128, 2, 4, 63, 0.09f, 50.0f, {200, 129}}, true, 2e-6, 1e-4);
 }
 
 TEST_F(CudaAttention, SoftcapAndLongContextSplitK) {

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "backend/cuda/attention_prefill.cuh"
+
 namespace ge::cuda {
 namespace {
 
@@ -423,7 +425,9 @@ cudaError_t configure_attention_kernels() {
   if (e != cudaSuccess) return e;
   e = cudaFuncSetAttribute(attention_prefill_kernel<8>, cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
   if (e != cudaSuccess) return e;
-  return cudaFuncSetAttribute(attention_prefill_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
+  e = cudaFuncSetAttribute(attention_prefill_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
+  if (e != cudaSuccess) return e;
+  return configure_prefill_attention_mma();
 }
 
 cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, int64_t n_tokens,
@@ -447,6 +451,26 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
   p.scale = ap.scale;
   p.softcap = ap.logit_softcap;
 
+  const bool aligned = reinterpret_cast<uintptr_t>(q) % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0;
+  if (n_tokens > kDecodeMaxTokens && !scratch.simt_prefill && aligned && prefill_attention_mma_supported(p.d)) {
+    PrefillAttentionArgs a;
+    a.q = q;
+    a.out = out;
+    a.k = p.k;
+    a.v = p.v;
+    a.positions = positions;
+    a.error_word = p.error_word;
+    a.n_tokens = p.n_tokens;
+    a.n_heads = p.n_heads;
+    a.n_kv = p.n_kv;
+    a.d = p.d;
+    a.group = p.group;
+    a.cap = p.cap;
+    a.window = p.window;
+    a.scale = p.scale;
+    a.softcap = p.softcap;
+    return launch_prefill_attention_mma(a, ctx.stream);
+  }
   if (n_tokens > kDecodeMaxTokens && p.d % 32 == 0) {
     const size_t smem = prefill_smem(p.d);
     const dim3 grid(static_cast<unsigned>((n_tokens + kPrefillRows - 1) / kPrefillRows),

@@ -1,7 +1,8 @@
 // Attention over the bf16 KV ring. Decode (few queries): split-K flash-decoding, one CTA per
 // (KV head, key split, token) serving every query head of the GQA group, then a combine kernel.
-// Prefill: a tiled flash-attention (16 queries x 32 keys per step) that only visits key blocks some
-// query can see (causal and sliding-window masks), with the online softmax in fp32.
+// Prefill: tensor-core flash attention (attention_prefill.cu: bf16 mma, fp32 softmax) for head_dim
+// 32..512 powers of two; otherwise, or on request, a SIMT fp32 kernel (16 queries x 32 keys per step).
+// Both only visit key blocks some query can see (causal and sliding-window masks).
 #pragma once
 
 #include "backend/backend.h"
@@ -18,6 +19,7 @@ bool attention_supported(const AttentionParams& p);
 
 struct AttentionScratch {
   DeviceMemory* partials = nullptr;  // split-K partial outputs
+  bool simt_prefill = false;         // use the fp32 SIMT prefill kernel (reference / comparison)
 };
 
 cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, int64_t n_tokens,
