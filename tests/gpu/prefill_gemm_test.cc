@@ -1,0 +1,70 @@
+// Prefill GEMM (M > 16) on weights larger than one 64 MiB bf16 scratch chunk: the chunks are
+// dequantized on a side stream into two alternating buffers, so a wrong offset, a missed wait or a
+// buffer reused too early shows up as whole bad row blocks. The reference is the same backend's
+// tensor-core GEMV (M <= 16, x kept to 16 significant bits) over the same rows of x; the GEMM rounds
+// x to bf16 (relative 2^-9 per element), so: relative L2 ≤ 1e-2, max error ≤ 5e-2 · rms.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "gpu_test_util.h"
+
+namespace ge {
+namespace {
+
+using gputest::GpuTest;
+
+class CudaPrefillGemm : public GpuTest {
+ protected:
+  // y = x · wᵀ for m rows by the GEMM, and in blocks of <= 16 rows by the GEMV; compared.
+  void check(const PackedWeight& w, int64_t m) {
+    SCOPED_TRACE("m = " + std::to_string(m));
+    const int64_t K = w.cols(), N = w.rows();
+    DeviceBuffer x = to_gpu(normal(m * K)), y_gemm = poisoned(m * N), y_gemv = poisoned(m * N);
+    gpu_->matmul(x.f32(), m, w, y_gemm.f32());
+    for (int64_t r = 0; r < m; r += 16) {
+      const int64_t n = std::min<int64_t>(16, m - r);
+      gpu_->matmul(x.f32() + r * K, n, w, y_gemv.f32() + r * N);
+    }
+    Status st = gpu_->synchronize();
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    const std::vector<float> got = from_gpu(y_gemm, m * N), want = from_gpu(y_gemv, m * N);
+    EXPECT_LE(gputest::rel_l2(got, want), 1e-2);
+    EXPECT_LE(gputest::max_err_over_rms(got, want), 5e-2);
+    // Every chunk of rows must be right on its own (a wrong chunk would hide in a global average).
+    const int64_t chunk = (int64_t{64} << 20) / (K * 2) / 128 * 128;
+    for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+      std::vector<float> g, e;
+      for (int64_t t = 0; t < m; ++t) {
+        for (int64_t j = n0; j < std::min(N, n0 + chunk); ++j) {
+          g.push_back(got[static_cast<size_t>(t * N + j)]);
+          e.push_back(want[static_cast<size_t>(t * N + j)]);
+        }
+      }
+      EXPECT_LE(gputest::rel_l2(g, e), 1e-2) << "rows from " << n0;
+    }
+  }
+};
+
+TEST_F(CudaPrefillGemm, MultiChunkWeightsMatchGemv) {
+  SCOPED_TRACE(trace());
+  static const uint8_t kAskForZeros = 0;
+  // 18472 x 5376: four chunks of 6144 rows (the last one partial) through the two buffers.
+  for (int zero = 0; zero < 2; ++zero) {
+    QuantWeight like;
+    like.type = zero ? QuantType::kInt4Group : QuantType::kQ4_0;
+    like.rows = 6144 * 3 + 40;
+    like.cols = 5376;
+    like.group_size = zero ? 32 : 0;
+    like.zero = zero ? &kAskForZeros : nullptr;
+    Result<std::unique_ptr<PackedWeight>> w = gpu_->synthesize_weight(like, 11 + zero);
+    ASSERT_TRUE(w.is_ok()) << w.status().to_string();
+    check(**w, 40);
+    check(**w, 17);  // a second call reuses both buffers
+  }
+}
+
+}  // namespace
+}  // namespace ge
