@@ -198,12 +198,21 @@ TEST_F(CudaMatmul, GemvPairsSplitAcrossManyWarps) {
   check_shape(TypeCase{QuantType::kQ8_0}, 33, 8192, {1, 2});
 }
 
+TEST_F(CudaMatmul, GemvTallMatricesAtMOne) {
+  SCOPED_TRACE(trace());
+  // M = 1 products with >= 21504 rows (gate/up, the LM head) take the stream-K schedule; a short K
+  // leaves a few units per warp, so most pairs are split and summed by their last warp.
+  check_shape(TypeCase{QuantType::kQ4_0}, 21504, 256, {1});
+  check_shape(TypeCase{QuantType::kInt4Group, 32, 1}, 21520, 128, {1, 2});
+  check_shape(TypeCase{QuantType::kQ8_0}, 22000, 96, {1});
+}
+
 TEST_F(CudaMatmul, GemvIsDeterministic) {
   SCOPED_TRACE(trace());
   // Same inputs, same bits: the partial sums of shared pairs are added in a fixed order.
   for (const TypeCase& c : {TypeCase{QuantType::kQ4_0}, TypeCase{QuantType::kInt4Group, 32, 1}}) {
     SCOPED_TRACE(c.name());
-    const int64_t rows = 1000, cols = 5376;
+    const int64_t rows = 21504 + 40, cols = 512;  // M = 1 runs stream-K, M > 1 the item schedule
     HostWeight hw = gputest::random_weight(c.type, rows, cols, rng_, c.group, c.zero_kind);
     Result<std::unique_ptr<PackedWeight>> gw = gpu_->pack_weight(hw.view);
     ASSERT_TRUE(gw.is_ok()) << gw.status().to_string();

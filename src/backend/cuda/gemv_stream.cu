@@ -301,10 +301,24 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_stream_kernel(Stre
                 const int n = o % m, r = o / m;
                 float sum = 0.0f;
                 for (int sv = 0; sv < S; ++sv) {
-                  for (int v = wa; v <= wb; ++v) {
-                    const int vfirst = static_cast<int>(share_begin(p.units, nw, v) / gps);
-                    const int64_t vslot = (int64_t{sv} * nw + v) * p.pairs_per_warp + (pair - vfirst);
-                    sum += __ldcg(p.partial + (vslot * 32 + r) * m + n);
+                  // Eight partials loaded before any is added (one L2 round trip, not eight);
+                  // still added in warp order.
+                  for (int v0 = wa; v0 <= wb; v0 += 8) {
+                    float part[8];
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) {
+                      const int v = v0 + j;
+                      part[j] = 0.0f;
+                      if (v <= wb) {
+                        const int vfirst = static_cast<int>(share_begin(p.units, nw, v) / gps);
+                        const int64_t vslot = (int64_t{sv} * nw + v) * p.pairs_per_warp + (pair - vfirst);
+                        part[j] = __ldcg(p.partial + (vslot * 32 + r) * m + n);
+                      }
+                    }
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) {
+                      if (v0 + j <= wb) sum += part[j];
+                    }
                   }
                 }
                 const int64_t row = int64_t{pair} * 32 + r;
