@@ -1,6 +1,11 @@
-// The fused decode kernels (attention prologue, add-norm chain) against the composition of the
-// separate CUDA ops they replace: bit-identical, so graph decode equals eager decode exactly.
+// The fused decode kernels against the composition of the separate CUDA ops they replace: the
+// add-norm chain bit-identical, the attention prologue within 2 ulp (graph and eager decode both
+// run the fused kernels, so they stay identical to each other).
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "gpu_test_util.h"
 
@@ -63,10 +68,25 @@ TEST_F(DecodeFused, AttentionPrologueMatchesTheSeparateOps) {
       out_att[fused] = from_gpu(att, g.tokens * g.heads * g.d);
       ASSERT_TRUE(gpu_->synchronize().is_ok());
     }
+    // q: the fused kernel's norm + rotation may round an element differently by one unit in the
+    // last place (FMA contraction of the rotation is the compiler's choice in each kernel); K/V then
+    // go through bf16, so attention is compared in relative L2.
+    int64_t far = 0, off = 0;
     for (size_t i = 0; i < out_q[0].size(); ++i) {
-      ASSERT_EQ(gputest::float_bits(out_q[1][i]), gputest::float_bits(out_q[0][i])) << "q element " << i;
-      ASSERT_EQ(gputest::float_bits(out_att[1][i]), gputest::float_bits(out_att[0][i])) << "attention element " << i;
+      const int64_t ulps = std::llabs(static_cast<int64_t>(gputest::float_bits(out_q[1][i])) -
+                                      static_cast<int64_t>(gputest::float_bits(out_q[0][i])));
+      off += ulps != 0;
+      far += ulps > 2;
     }
+    EXPECT_EQ(far, 0) << "q elements more than 2 ulp from the separate kernels (" << off << " differ at all)";
+    double e2 = 0, r2 = 0;
+    for (size_t i = 0; i < out_att[0].size(); ++i) {
+      e2 += (out_att[1][i] - out_att[0][i]) * (out_att[1][i] - out_att[0][i]);
+      r2 += out_att[0][i] * out_att[0][i];
+    }
+    EXPECT_LE(std::sqrt(e2 / r2), 1e-5) << "attention after the fused prologue";
+    std::printf("prologue d %lld: %lld of %zu q elements differ (<= 2 ulp), attention rel L2 %.3g\n",
+                static_cast<long long>(g.d), static_cast<long long>(off), out_q[0].size(), std::sqrt(e2 / r2));
   }
 }
 

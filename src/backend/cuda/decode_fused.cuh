@@ -1,6 +1,6 @@
 // Fused kernels that cut the decode step's kernel count: the attention prologue (q/k/v head norms,
 // RoPE, K/V into the bf16 cache) in one launch, and residual add-norm + layer scale + the next
-// block's input norm in one launch. Arithmetic matches the separate kernels bit for bit.
+// block's input norm in one launch. Arithmetic follows the separate kernels (see decode_fused.cu).
 #pragma once
 
 #include "backend/backend.h"
