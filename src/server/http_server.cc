@@ -5,6 +5,11 @@
 
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -90,6 +95,29 @@ ServerImpl::ServerImpl(ServerOptions options) : options_(std::move(options)) {
 
 ServerImpl::~ServerImpl() = default;
 
+namespace {
+
+// cpp-httplib listens with a backlog of 5: a burst of connections (64 clients starting at once)
+// overflows the accept queue and some are reset. Its socket is private, so it is found among this
+// process's listening sockets by port, and listen() is called again with the system maximum (Linux
+// takes a second listen() as a new backlog). Nothing changes when it is not found.
+void widen_listen_backlog(int port) {
+  for (int fd = 0; fd < 1024; ++fd) {
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof(addr);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    int p = -1;
+    if (addr.ss_family == AF_INET) p = ntohs(reinterpret_cast<const sockaddr_in*>(&addr)->sin_port);
+    if (addr.ss_family == AF_INET6) p = ntohs(reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_port);
+    if (p == port) ::listen(fd, SOMAXCONN);
+  }
+}
+
+}  // namespace
+
 Status ServerImpl::bind() {
   const ServerOptions& o = options_;
   if (!is_loopback_host(o.host) && o.api_key.empty() && !o.insecure)
@@ -115,6 +143,7 @@ Status ServerImpl::bind() {
                       " (in use, or not an address here)");
     port_ = o.port;
   }
+  widen_listen_backlog(port_);
   return Status::ok();
 }
 
@@ -383,6 +412,12 @@ Status ServerImpl::serve(std::function<Result<std::unique_ptr<Engine>>()> load) 
       return;
     }
     std::unique_ptr<Engine> engine = std::move(e).value();
+    // --ctx 0 (the default): min(4096, the model's maximum). Written before state_ turns ready, so
+    // no request thread reads it earlier.
+    if (options_.scheduler.context_len <= 0) {
+      const int64_t max_pos = engine->config().max_position_embeddings;
+      options_.scheduler.context_len = static_cast<int32_t>(max_pos > 0 ? std::min<int64_t>(4096, max_pos) : 4096);
+    }
     Result<std::unique_ptr<Scheduler>> s = Scheduler::create(*engine, options_.scheduler);
     if (!s.is_ok()) {
       fail_load(s.status());

@@ -254,3 +254,15 @@ def test_synthetic_tokenizer_of_another_vocabulary_size_is_refused(tmp_path):
     p = subprocess.run([str(gemma_bin()), "serve", "--synthetic", "gemma-3-270m", "--port", "0"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and "--tokenizer" in p.stderr
+
+
+def test_default_context_is_min_4096_and_the_model_maximum(log_dir):
+    from conftest import RANDOM_MODEL
+    s = Server(RANDOM_MODEL, "--slots", "1", log_dir=log_dir, name="default-ctx")
+    try:
+        meta = s.get("/v1/models").json()["data"][0]["meta"]
+        assert meta["n_ctx"] == min(4096, meta["n_ctx_train"]) > 0, meta
+        r = ask(s, max_tokens=2)
+        assert r.usage.completion_tokens >= 0
+    finally:
+        s.stop()
