@@ -98,6 +98,18 @@ class TimingBackend : public ge::Backend {
                  const ge::AttentionParams& p, float* out) override {
     timed("attention", [&] { in_.attention(c, layer, q, n, pos, p, out); });
   }
+  void kv_store_batch(const std::vector<ge::KvCache*>& c, int32_t layer, const float* k, const float* v, int64_t n_kv,
+                      int64_t d, const int32_t* pos) override {
+    timed("kv_store_batch", [&] { in_.kv_store_batch(c, layer, k, v, n_kv, d, pos); });
+  }
+  void attention_prologue_batch(const std::vector<ge::KvCache*>& c, int32_t layer,
+                                const ge::AttentionPrologue& p) override {
+    timed("attention_prologue_batch (norms+rope+kv_store)", [&] { in_.attention_prologue_batch(c, layer, p); });
+  }
+  void attention_batch(const std::vector<ge::KvCache*>& c, int32_t layer, const float* q, const int32_t* pos,
+                       const ge::AttentionParams& p, float* out) override {
+    timed("attention_batch", [&] { in_.attention_batch(c, layer, q, pos, p, out); });
+  }
   ge::Result<ge::BackendMemoryInfo> memory_info() override { return in_.memory_info(); }
 
  private:

@@ -222,6 +222,21 @@ class Backend {
                          int64_t n_tokens, const int32_t* positions, const AttentionParams& p,
                          float* out /* [n_tokens, n_heads, d] */) = 0;
 
+  // ---- optional: decode of several sequences at once, one token each: token t belongs to the
+  // sequence whose cache is caches[t] (rows t of q/k/v/out, positions[t]). A backend may run each
+  // as one launch for all sequences; the defaults loop over the single-sequence ops. ----
+  // kv_store of token t into caches[t].
+  virtual void kv_store_batch(const std::vector<KvCache*>& caches, int32_t layer, const float* k /* [T, n_kv, d] */,
+                              const float* v /* [T, n_kv, d] */, int64_t n_kv, int64_t head_dim,
+                              const int32_t* positions /* [T] */);
+  // attention_prologue with p.n_tokens == caches.size(). The default normalises and rotates every
+  // token in one pass of rms_norm / rope, then calls kv_store_batch.
+  virtual void attention_prologue_batch(const std::vector<KvCache*>& caches, int32_t layer, const AttentionPrologue& p);
+  // attention of token t (one query position) over caches[t].
+  virtual void attention_batch(const std::vector<KvCache*>& caches, int32_t layer, const float* q /* [T, n_heads, d] */,
+                               const int32_t* positions /* [T] */, const AttentionParams& p,
+                               float* out /* [T, n_heads, d] */);
+
   // ---- optional: device-resident decode (CUDA). Backends without it keep these defaults and the
   // model runs eagerly, sampling on the host. ----
   // Whether sample_tokens, advance_positions and begin/end_capture all work (the model then runs
@@ -264,6 +279,40 @@ inline void Backend::add_rms_norm(float* x, const float* a, const float* w, int6
   GE_CHECK_MSG(tmp.is_ok(), tmp.status().to_string());
   rms_norm(a, w, rows, n, eps, tmp->f32());
   add(x, tmp->f32(), rows * n, x);
+}
+
+inline void Backend::kv_store_batch(const std::vector<KvCache*>& caches, int32_t layer, const float* k,
+                                    const float* v, int64_t n_kv, int64_t head_dim, const int32_t* positions) {
+  const int64_t row = n_kv * head_dim;
+  for (size_t t = 0; t < caches.size(); ++t) {
+    const int64_t i = static_cast<int64_t>(t);
+    kv_store(*caches[t], layer, k + i * row, v + i * row, 1, positions + i);
+  }
+}
+
+inline void Backend::attention_prologue_batch(const std::vector<KvCache*>& caches, int32_t layer,
+                                              const AttentionPrologue& p) {
+  // Norms and RoPE do not touch the cache: one call each for all tokens (rows are independent).
+  const int64_t T = p.n_tokens, d = p.head_dim;
+  if (p.k_eq_v) {
+    rms_norm(p.k, nullptr, T * p.n_kv, d, p.eps, p.v);
+  } else if (p.v_norm) {
+    rms_norm(p.v, nullptr, T * p.n_kv, d, p.eps, p.v);
+  }
+  rms_norm(p.q, p.q_norm, T * p.n_heads, d, p.eps, p.q);
+  rms_norm(p.k, p.k_norm, T * p.n_kv, d, p.eps, p.k);
+  rope(p.q, T, p.n_heads, d, p.positions, p.inv_freq);
+  rope(p.k, T, p.n_kv, d, p.positions, p.inv_freq);
+  kv_store_batch(caches, layer, p.k, p.v, p.n_kv, d, p.positions);
+}
+
+inline void Backend::attention_batch(const std::vector<KvCache*>& caches, int32_t layer, const float* q,
+                                     const int32_t* positions, const AttentionParams& p, float* out) {
+  const int64_t row = static_cast<int64_t>(p.n_heads) * p.head_dim;
+  for (size_t t = 0; t < caches.size(); ++t) {
+    const int64_t i = static_cast<int64_t>(t);
+    attention(*caches[t], layer, q + i * row, 1, positions + i, p, out + i * row);
+  }
 }
 
 // Creates a backend by name: "cpu" (always), "cuda" (when built with GE_CUDA).

@@ -275,10 +275,10 @@ Result<int64_t> GemmaModel::enqueue_forward(const std::vector<SequenceChunk>& ch
     ap.sliding_window = lc.sliding ? c.sliding_window : 0;
     ap.scale = c.query_scale;
     ap.logit_softcap = c.attn_logit_softcapping;
-    for (size_t k = 0; k < chunks.size(); ++k) {
-      const int64_t r = row0[k];
-      const SequenceChunk& ch = chunks[k];
-      // Head norms (V = v_norm(raw K) when k_eq_v, never rotated), RoPE, K/V into the cache.
+    // Head norms (V = v_norm(raw K) when k_eq_v, never rotated), RoPE, K/V into the cache, then
+    // attention. A run of two or more one-token chunks (decoding sequences, which the scheduler
+    // puts first) goes through the batch ops: one launch each for all of them on the GPU.
+    auto prologue = [&](int64_t r, int64_t n) {
       AttentionPrologue pro;
       pro.q = q_.f32() + r * nq * d;
       pro.k = k_.f32() + r * nkv * d;
@@ -289,13 +289,30 @@ Result<int64_t> GemmaModel::enqueue_forward(const std::vector<SequenceChunk>& ch
       pro.v_norm = c.has_v_norm;
       pro.inv_freq = l.inv_freq.f32();
       pro.positions = P + r;
-      pro.n_tokens = ch.n;
+      pro.n_tokens = n;
       pro.n_heads = nq;
       pro.n_kv = nkv;
       pro.head_dim = d;
       pro.eps = eps;
-      b.attention_prologue(*ch.cache, i, pro);
+      return pro;
+    };
+    for (size_t k = 0; k < chunks.size();) {
+      const int64_t r = row0[k];
+      const SequenceChunk& ch = chunks[k];
+      size_t run = 0;
+      while (k + run < chunks.size() && chunks[k + run].n == 1) ++run;
+      if (run >= 2) {
+        decode_caches_.clear();
+        for (size_t j = k; j < k + run; ++j) decode_caches_.push_back(chunks[j].cache);
+        const int64_t n = static_cast<int64_t>(run);
+        b.attention_prologue_batch(decode_caches_, i, prologue(r, n));
+        b.attention_batch(decode_caches_, i, q_.f32() + r * nq * d, P + r, ap, attn_.f32() + r * nq * d);
+        k += run;
+        continue;
+      }
+      b.attention_prologue(*ch.cache, i, prologue(r, ch.n));
       b.attention(*ch.cache, i, q_.f32() + r * nq * d, ch.n, P + r, ap, attn_.f32() + r * nq * d);
+      ++k;
     }
     b.matmul(attn_.f32(), T, *l.o, a_.f32());  // [T, H]
     // x += post_attn_norm(a); h = pre_ffw_norm(x)

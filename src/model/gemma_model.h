@@ -125,6 +125,7 @@ class GemmaModel {
   std::vector<Layer> layers_;
   // Workspace sized for max_chunk tokens.
   DeviceBuffer tokens_, positions_, x_, h_, q_, k_, v_, attn_, a_, gate_, up_, logits_;
+  std::vector<KvCache*> decode_caches_;  // scratch: the caches of a run of decoding sequences
 };
 
 }  // namespace ge

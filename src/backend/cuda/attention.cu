@@ -26,6 +26,7 @@ struct AttnParams {
   float* part_o;   // [T, H, splits, d]
   float* part_ml;  // [T, H, splits, 2]
   uint32_t* error_word;
+  KvBatchView batch;  // bases set: token t reads its own cache (decode kernel only)
   int n_tokens, n_heads, n_kv, d, group, cap, window, n_splits, keys_per_split;
   float scale, softcap;
 };
@@ -74,6 +75,12 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel
   float* red = reinterpret_cast<float*>(slots + kDecodeTile);  // [kg][G][d]
 
   const int32_t pos = p.positions[t];
+  const __nv_bfloat16* kc = p.k;
+  const __nv_bfloat16* vc = p.v;
+  if (p.batch.bases != nullptr) {
+    kc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.k_offset);
+    vc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.v_offset);
+  }
   int64_t lo = 0, n_vis = 0;
   const bool ok = visible_range(p, pos, &lo, &n_vis, tid == 0 && split == 0 && kvh == 0);
   const int64_t begin = int64_t{split} * p.keys_per_split;
@@ -112,7 +119,10 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel
         const int64_t kp = lo + tb + tid;
         const int slot = static_cast<int>(kp % p.cap);
         slots[tid] = slot;
-        const __nv_bfloat16* krow = p.k + (int64_t{slot} * p.n_kv + kvh) * d;
+        const __nv_bfloat16* krow = kc + (int64_t{slot} * p.n_kv + kvh) * d;
+        // Unrolled so several 16-byte loads of the row are in flight at once (the loop is
+        // latency-bound otherwise); the sums keep their order.
+#pragma unroll 4
         for (int c = 0; c < d; c += 8) {
           float kf[8];
           bf16x8_to_f32(*reinterpret_cast<const uint4*>(krow + c), kf);
@@ -173,8 +183,11 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel
           for (int i = 0; i < kDpt; ++i) o[h][i] *= cr;
         }
       }
+      // One V row per iteration, each a dependent global load: unrolled so that 8 are in flight
+      // (one thread walks the whole tile when d / kDpt = 128 threads span a row). Same sum order.
+#pragma unroll 8
       for (int j = kg; j < tile_len; j += kg_count) {
-        const __nv_bfloat16* vrow = p.v + (int64_t{slots[j]} * p.n_kv + kvh) * d + c0;
+        const __nv_bfloat16* vrow = vc + (int64_t{slots[j]} * p.n_kv + kvh) * d + c0;
         float vf[kDpt];
         if constexpr (kDpt == 2) {
           const uint32_t r = *reinterpret_cast<const uint32_t*>(vrow);
@@ -432,7 +445,7 @@ cudaError_t configure_attention_kernels() {
 
 cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, int64_t n_tokens,
                              const int32_t* positions, const AttentionParams& ap, float* out,
-                             const AttentionScratch& scratch, const LaunchContext& ctx) {
+                             const AttentionScratch& scratch, const LaunchContext& ctx, const KvBatchView& batch) {
   if (n_tokens <= 0) return cudaSuccess;
   AttnParams p{};
   p.q = q;
@@ -441,6 +454,7 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
   p.v = layer.v;
   p.positions = positions;
   p.error_word = ctx.error_word;
+  p.batch = batch;
   p.n_tokens = static_cast<int>(n_tokens);
   p.n_heads = ap.n_heads;
   p.n_kv = ap.n_kv_heads;
@@ -452,7 +466,8 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
   p.softcap = ap.logit_softcap;
 
   const bool aligned = reinterpret_cast<uintptr_t>(q) % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0;
-  if (n_tokens > kDecodeMaxTokens && !scratch.simt_prefill && aligned && prefill_attention_mma_supported(p.d)) {
+  const bool prefill = n_tokens > kDecodeMaxTokens && batch.bases == nullptr;
+  if (prefill && !scratch.simt_prefill && aligned && prefill_attention_mma_supported(p.d)) {
     PrefillAttentionArgs a;
     a.q = q;
     a.out = out;
@@ -471,7 +486,7 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
     a.softcap = p.softcap;
     return launch_prefill_attention_mma(a, ctx.stream);
   }
-  if (n_tokens > kDecodeMaxTokens && p.d % 32 == 0) {
+  if (prefill && p.d % 32 == 0) {
     const size_t smem = prefill_smem(p.d);
     const dim3 grid(static_cast<unsigned>((n_tokens + kPrefillRows - 1) / kPrefillRows),
                     static_cast<unsigned>(p.n_heads));

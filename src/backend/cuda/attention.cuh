@@ -22,9 +22,12 @@ struct AttentionScratch {
   bool simt_prefill = false;         // use the fp32 SIMT prefill kernel (reference / comparison)
 };
 
+// With batch.bases set, token t is one decode query of its own sequence, cache batch.bases[t]
+// (`layer` gives the geometry): always the split-K decode kernel, any n_tokens.
 cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, int64_t n_tokens,
                              const int32_t* positions, const AttentionParams& p, float* out,
-                             const AttentionScratch& scratch, const LaunchContext& ctx);
+                             const AttentionScratch& scratch, const LaunchContext& ctx,
+                             const KvBatchView& batch = {});
 
 cudaError_t configure_attention_kernels();
 

@@ -363,7 +363,102 @@ class CudaBackendImpl final : public CudaBackend {
            "attention");
   }
 
+  // ---- decode batches: one launch for the kv_store / attention of every sequence ----
+  void kv_store_batch(const std::vector<KvCache*>& caches, int32_t layer, const float* k, const float* v,
+                      int64_t n_kv, int64_t head_dim, const int32_t* positions) override {
+    KvBatchView bv;
+    const CudaKvCache::Layer* geom = nullptr;
+    const BatchForm form = batch_view(caches, layer, "kv_store_batch", &geom, &bv);
+    if (form == BatchForm::kError) return;
+    if (form == BatchForm::kLoop) return Backend::kv_store_batch(caches, layer, k, v, n_kv, head_dim, positions);
+    if (n_kv != geom->spec.n_kv_heads || head_dim != geom->spec.head_dim) {
+      record_status(invalid_argument("cuda kv_store_batch: heads/head_dim do not match KV cache layer " +
+                                     std::to_string(layer)));
+      return;
+    }
+    record(launch_kv_store_batch(*geom, bv, k, v, static_cast<int64_t>(caches.size()), positions, ctx()),
+           "kv_store_batch");
+  }
+
+  void attention_batch(const std::vector<KvCache*>& caches, int32_t layer, const float* q, const int32_t* positions,
+                       const AttentionParams& p, float* out) override {
+    KvBatchView bv;
+    const CudaKvCache::Layer* geom = nullptr;
+    const BatchForm form = batch_view(caches, layer, "attention_batch", &geom, &bv);
+    if (form == BatchForm::kError) return;
+    if (form == BatchForm::kLoop) return Backend::attention_batch(caches, layer, q, positions, p, out);
+    if (p.n_kv_heads != geom->spec.n_kv_heads || p.head_dim != geom->spec.head_dim) {
+      record_status(invalid_argument("cuda attention_batch: heads/head_dim do not match KV cache layer " +
+                                     std::to_string(layer)));
+      return;
+    }
+    if (!attention_supported(p)) {
+      record_status(unsupported("cuda attention_batch: head_dim " + std::to_string(p.head_dim) + " with " +
+                                std::to_string(p.n_heads) + " query / " + std::to_string(p.n_kv_heads) +
+                                " KV heads is not supported (head_dim multiple of 8 up to 512, group <= 8)"));
+      return;
+    }
+    record(launch_attention(*geom, q, static_cast<int64_t>(caches.size()), positions, p, out,
+                            AttentionScratch{&attn_scratch_}, ctx(), bv),
+           "attention_batch");
+  }
+
  private:
+  enum class BatchForm { kBatch, kLoop, kError };
+
+  // The kernels' view of a decode batch's caches: every cache's layer `layer` must sit at the same
+  // offsets from its allocation (same specs for all layers up to it), else the ops loop per
+  // sequence (kLoop), as they do while recording a graph (the table upload is not recordable).
+  // The device table of allocation starts is uploaded only when the set of caches changes, so
+  // the layers of one step (and steps of an unchanged batch) reuse it.
+  BatchForm batch_view(const std::vector<KvCache*>& caches, int32_t layer, const char* op,
+                       const CudaKvCache::Layer** geom, KvBatchView* bv) {
+    if (caches.empty()) return BatchForm::kError;
+    for (KvCache* kc : caches) {
+      if (kc == nullptr) {
+        record_status(invalid_argument(std::string("cuda ") + op + ": null KV cache"));
+        return BatchForm::kError;
+      }
+      const auto& c = static_cast<const CudaKvCache&>(*kc);
+      if (layer < 0 || layer >= c.n_layers()) {
+        record_status(invalid_argument(std::string("cuda ") + op + ": layer " + std::to_string(layer) + " out of range"));
+        return BatchForm::kError;
+      }
+    }
+    if (capturing_) return BatchForm::kLoop;
+    const auto& first = static_cast<const CudaKvCache&>(*caches[0]);
+    const CudaKvCache::Layer& l0 = first.layer(layer);
+    const uint8_t* base0 = first.memory_.as<uint8_t>();
+    const int64_t k_off = reinterpret_cast<const uint8_t*>(l0.k) - base0;
+    const int64_t v_off = reinterpret_cast<const uint8_t*>(l0.v) - base0;
+    batch_host_.clear();
+    for (KvCache* kc : caches) {
+      const auto& c = static_cast<const CudaKvCache&>(*kc);
+      const CudaKvCache::Layer& l = c.layer(layer);
+      uint8_t* base = c.memory_.as<uint8_t>();
+      if (l.spec.n_kv_heads != l0.spec.n_kv_heads || l.spec.head_dim != l0.spec.head_dim ||
+          l.spec.capacity != l0.spec.capacity || reinterpret_cast<const uint8_t*>(l.k) - base != k_off ||
+          reinterpret_cast<const uint8_t*>(l.v) - base != v_off)
+        return BatchForm::kLoop;
+      batch_host_.push_back(base);
+    }
+    if (batch_host_ != batch_uploaded_) {
+      if (Status st = batch_bases_.ensure(batch_host_.size() * sizeof(uint8_t*), "decode batch table"); !st.is_ok()) {
+        record_status(st);
+        return BatchForm::kError;
+      }
+      // Pageable source: the copy is staged before cudaMemcpyAsync returns, and it is ordered after
+      // the kernels already queued that read the previous table.
+      upload(batch_bases_.get(), batch_host_.data(), batch_host_.size() * sizeof(uint8_t*));
+      batch_uploaded_ = batch_host_;
+    }
+    *geom = &l0;
+    bv->bases = batch_bases_.as<uint8_t*>();
+    bv->k_offset = k_off;
+    bv->v_offset = v_off;
+    return BatchForm::kBatch;
+  }
+
   static const WeightView& view(const PackedWeight& w) { return static_cast<const CudaPackedWeight&>(w).view(); }
 
   LaunchContext ctx() const {
@@ -392,6 +487,9 @@ class CudaBackendImpl final : public CudaBackend {
   DeviceMemory gemv_split_partial_;
   DeviceMemory gemv_split_count_;
   DeviceMemory attn_scratch_;
+  DeviceMemory batch_bases_;               // [T] KV cache allocation starts of the decode batch
+  std::vector<uint8_t*> batch_host_;       // scratch for building the table
+  std::vector<uint8_t*> batch_uploaded_;   // what batch_bases_ holds
   bool capturing_ = false;
   // Lab switch: GE_CUDA_UNFUSED=1 runs the separate kernels instead of the fused decode ones
   // (same results; for measuring what the fusion saves).

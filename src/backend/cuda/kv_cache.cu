@@ -17,6 +17,7 @@ struct KvStoreParams {
   int64_t n_tokens, row;
   int32_t capacity;
   uint32_t* error_word;
+  KvBatchView batch;  // bases null: every token goes to k_cache / v_cache
 };
 
 static __global__ void kv_store_kernel(KvStoreParams p) {
@@ -29,8 +30,14 @@ static __global__ void kv_store_kernel(KvStoreParams p) {
       continue;
     }
     const int64_t dst = static_cast<int64_t>(pos % p.capacity) * p.row + e;
-    p.k_cache[dst] = __float2bfloat16_rn(p.k[i]);
-    p.v_cache[dst] = __float2bfloat16_rn(p.v[i]);
+    __nv_bfloat16* kc = p.k_cache;
+    __nv_bfloat16* vc = p.v_cache;
+    if (p.batch.bases != nullptr) {
+      kc = reinterpret_cast<__nv_bfloat16*>(p.batch.bases[t] + p.batch.k_offset);
+      vc = reinterpret_cast<__nv_bfloat16*>(p.batch.bases[t] + p.batch.v_offset);
+    }
+    kc[dst] = __float2bfloat16_rn(p.k[i]);
+    vc[dst] = __float2bfloat16_rn(p.v[i]);
   }
 }
 
@@ -76,7 +83,18 @@ cudaError_t launch_kv_store(const CudaKvCache::Layer& layer, const float* k, con
   const int64_t row = int64_t{layer.spec.n_kv_heads} * layer.spec.head_dim;
   if (n_tokens <= 0) return cudaSuccess;
   kv_store_kernel<<<blocks_for(n_tokens * row, 256, 8192), 256, 0, ctx.stream>>>(
-      KvStoreParams{layer.k, layer.v, k, v, positions, n_tokens, row, layer.spec.capacity, ctx.error_word});
+      KvStoreParams{layer.k, layer.v, k, v, positions, n_tokens, row, layer.spec.capacity, ctx.error_word, {}});
+  return cudaGetLastError();
+}
+
+cudaError_t launch_kv_store_batch(const CudaKvCache::Layer& layer, const KvBatchView& batch, const float* k,
+                                  const float* v, int64_t n_tokens, const int32_t* positions,
+                                  const LaunchContext& ctx) {
+  const int64_t row = int64_t{layer.spec.n_kv_heads} * layer.spec.head_dim;
+  if (n_tokens <= 0) return cudaSuccess;
+  if (batch.bases == nullptr) return cudaErrorInvalidValue;
+  kv_store_kernel<<<blocks_for(n_tokens * row, 256, 8192), 256, 0, ctx.stream>>>(
+      KvStoreParams{nullptr, nullptr, k, v, positions, n_tokens, row, layer.spec.capacity, ctx.error_word, batch});
   return cudaGetLastError();
 }
 

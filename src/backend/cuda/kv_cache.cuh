@@ -26,10 +26,22 @@ class CudaKvCache final : public KvCache {
   DeviceMemory memory_;
 };
 
+// A decode batch's caches (token t in caches[t]) as the kernels see them: token t's layer lives at
+// bases[t] + k_offset / v_offset bytes. Only caches whose layers share one layout (same specs, so
+// the same offsets from the allocation's start) form a view; the host checks that.
+struct KvBatchView {
+  uint8_t* const* bases = nullptr;  // [T] device memory: each cache's allocation start
+  int64_t k_offset = 0, v_offset = 0;
+};
+
 // Checks every geometry, allocates one block for all layers and zero-fills it.
 Result<std::unique_ptr<CudaKvCache>> create_cuda_kv_cache(const std::vector<KvLayerSpec>& specs);
 
 cudaError_t launch_kv_store(const CudaKvCache::Layer& layer, const float* k, const float* v, int64_t n_tokens,
                             const int32_t* positions, const LaunchContext& ctx);
+// kv_store of token t (one position each) into the cache bases[t]; `layer` gives the geometry.
+cudaError_t launch_kv_store_batch(const CudaKvCache::Layer& layer, const KvBatchView& batch, const float* k,
+                                  const float* v, int64_t n_tokens, const int32_t* positions,
+                                  const LaunchContext& ctx);
 
 }  // namespace ge::cuda
