@@ -97,4 +97,14 @@ int fail(const Status& s) {
   return 1;
 }
 
+Result<std::pair<QuantType, int64_t>> synthetic_quant_arg(const std::string& q) {
+  if (q == "q4_0") return std::make_pair(QuantType::kQ4_0, int64_t{0});
+  if (q == "q8_0") return std::make_pair(QuantType::kQ8_0, int64_t{0});
+  if (q == "int4-g32") return std::make_pair(QuantType::kInt4Group, int64_t{32});
+  if (q == "int4-g64") return std::make_pair(QuantType::kInt4Group, int64_t{64});
+  if (q == "int4-g128") return std::make_pair(QuantType::kInt4Group, int64_t{128});
+  if (q == "int8") return std::make_pair(QuantType::kInt8Group, int64_t{0});
+  return invalid_argument("--quant must be q4_0, q8_0, int4-g32, int4-g64, int4-g128 or int8");
+}
+
 }  // namespace ge::cli

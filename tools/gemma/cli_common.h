@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "chat/chat_template.h"
@@ -26,6 +27,9 @@ Result<std::vector<int32_t>> encode_chat(const Engine& e, const std::vector<chat
                                          const chat::ChatOptions& options);
 
 // Prints "error: <message>" to stderr and returns the exit code 1.
+// --quant of a synthetic model: q4_0, q8_0, int4-g32/g64/g128, int8 → (encoding, group size; 0 = the
+// type's own block).
+Result<std::pair<QuantType, int64_t>> synthetic_quant_arg(const std::string& q);
 int fail(const Status& s);
 
 }  // namespace ge::cli

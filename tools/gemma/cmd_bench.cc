@@ -34,15 +34,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-Result<std::pair<QuantType, int64_t>> parse_quant(const std::string& q) {
-  if (q == "q4_0") return std::make_pair(QuantType::kQ4_0, int64_t{0});
-  if (q == "q8_0") return std::make_pair(QuantType::kQ8_0, int64_t{0});
-  if (q == "int4-g32") return std::make_pair(QuantType::kInt4Group, int64_t{32});
-  if (q == "int4-g64") return std::make_pair(QuantType::kInt4Group, int64_t{64});
-  if (q == "int4-g128") return std::make_pair(QuantType::kInt4Group, int64_t{128});
-  if (q == "int8") return std::make_pair(QuantType::kInt8Group, int64_t{0});
-  return invalid_argument("--quant must be q4_0, q8_0, int4-g32, int4-g64, int4-g128 or int8");
-}
 
 std::string fixed1(double v) {
   char buf[32];
@@ -119,7 +110,7 @@ int cmd_bench(int argc, char** argv) {
   if (a.has("synthetic")) {
     auto cfg = preset_config(a.str("synthetic"));
     if (!cfg.is_ok()) return fail(cfg.status());
-    auto q = parse_quant(a.str("quant"));
+    auto q = synthetic_quant_arg(a.str("quant"));
     if (!q.is_ok()) return fail(q.status());
     auto m = GemmaModel::create_synthetic(*cfg, q->first, q->second, *backend, static_cast<int32_t>(*chunk), 1234);
     if (!m.is_ok()) return fail(m.status());

@@ -15,19 +15,10 @@ namespace {
 // The server the signal thread stops; cleared before the server goes away.
 std::atomic<server::HttpServer*> g_server{nullptr};
 
-Result<std::pair<QuantType, int64_t>> synthetic_quant(const std::string& q) {
-  if (q == "q4_0") return std::make_pair(QuantType::kQ4_0, int64_t{0});
-  if (q == "q8_0") return std::make_pair(QuantType::kQ8_0, int64_t{0});
-  if (q == "int4-g32") return std::make_pair(QuantType::kInt4Group, int64_t{32});
-  if (q == "int4-g64") return std::make_pair(QuantType::kInt4Group, int64_t{64});
-  if (q == "int4-g128") return std::make_pair(QuantType::kInt4Group, int64_t{128});
-  if (q == "int8") return std::make_pair(QuantType::kInt8Group, int64_t{0});
-  return invalid_argument("--quant must be q4_0, q8_0, int4-g32, int4-g64, int4-g128 or int8");
-}
 
 // --synthetic: random weights of a preset's shape, the tokenizer of --tokenizer.
 Result<std::unique_ptr<Engine>> load_synthetic(const Args& a) {
-  GE_ASSIGN_OR_RETURN(auto q, synthetic_quant(a.str("quant")));
+  GE_ASSIGN_OR_RETURN(auto q, synthetic_quant_arg(a.str("quant")));
   EngineOptions o;
   o.backend = a.str("backend");
   GE_ASSIGN_OR_RETURN(int64_t threads, a.integer("threads", 0, 1024));
