@@ -1,6 +1,7 @@
 // Batched decode on the CUDA backend: step time of GemmaModel::forward_batch with N sequences x 1 token
 // (synthetic Gemma 4 31B, Q4_0) for several N, and where the time of one step goes per op class.
 //   batch_decode_bench [--preset gemma-4-31b] [--depth 128] [--reps 5] [--ns 1,2,4,8,16,17,32,64] [--profile 1,16]
+//                      [--batch-ops 1|0]   (0: attention per sequence, as before the batch ops)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -149,7 +150,7 @@ int fail(const ge::Status& s) {
 
 int main(int argc, char** argv) {
   std::string preset = "gemma-4-31b";
-  int depth = 128, reps = 5;
+  int depth = 128, reps = 5, batch_ops = 1;
   std::vector<int> ns = {1, 2, 4, 8, 16, 17, 32, 64};
   std::vector<int> profile_ns = {1, 16};
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -157,6 +158,7 @@ int main(int argc, char** argv) {
     if (k == "--preset") preset = argv[i + 1];
     else if (k == "--depth") depth = std::atoi(argv[i + 1]);
     else if (k == "--reps") reps = std::atoi(argv[i + 1]);
+    else if (k == "--batch-ops") batch_ops = std::atoi(argv[i + 1]);
     else if (k == "--ns") ns = parse_list(argv[i + 1]);
     else if (k == "--profile") profile_ns = parse_list(argv[i + 1]);
     else {
@@ -188,6 +190,8 @@ int main(int argc, char** argv) {
   std::printf("model %s q4_0 synthetic: %.1f GB packed, built in %.1f s, max_chunk %d\n", preset.c_str(),
               model->packed_weight_bytes() / 1e9, ms_since(t0) / 1e3, max_chunk);
   const int32_t V = cfg->vocab_size;
+  model->set_decode_batching(batch_ops != 0);
+  std::printf("decode batch ops: %s\n", batch_ops != 0 ? "on" : "off (attention per sequence)");
 
   // N caches, each prefilled with `depth` tokens (several sequences per forward_batch call).
   std::mt19937 rng(7);

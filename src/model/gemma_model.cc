@@ -300,7 +300,7 @@ Result<int64_t> GemmaModel::enqueue_forward(const std::vector<SequenceChunk>& ch
       const int64_t r = row0[k];
       const SequenceChunk& ch = chunks[k];
       size_t run = 0;
-      while (k + run < chunks.size() && chunks[k + run].n == 1) ++run;
+      while (decode_batching_ && k + run < chunks.size() && chunks[k + run].n == 1) ++run;
       if (run >= 2) {
         decode_caches_.clear();
         for (size_t j = k; j < k + run; ++j) decode_caches_.push_back(chunks[j].cache);

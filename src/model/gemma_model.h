@@ -89,6 +89,10 @@ class GemmaModel {
   // (sizing backend scratch) and records the step into `graph`; later steps replay the recording:
   // one launch and a 4-byte readback.
   Result<int32_t> decode_device(KvCache& cache, DeviceDecodeSlot& slot, DecodeGraph& graph);
+  // Whether runs of two or more one-token chunks in forward_batch go through the Backend batch ops
+  // (the default: one kv_store / attention launch for all of them) or sequence by sequence (for
+  // comparisons and measurements).
+  void set_decode_batching(bool on) { decode_batching_ = on; }
   // Bytes of the activation workspace (max_chunk tokens) and sampler slots, for memory reports.
   size_t workspace_bytes() const;
 
@@ -125,6 +129,7 @@ class GemmaModel {
   std::vector<Layer> layers_;
   // Workspace sized for max_chunk tokens.
   DeviceBuffer tokens_, positions_, x_, h_, q_, k_, v_, attn_, a_, gate_, up_, logits_;
+  bool decode_batching_ = true;
   std::vector<KvCache*> decode_caches_;  // scratch: the caches of a run of decoding sequences
 };
 
