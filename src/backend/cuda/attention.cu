@@ -4,6 +4,7 @@
 #include "backend/cuda/attention.cuh"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "backend/cuda/attention_prefill.cuh"
 
@@ -193,12 +194,14 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel
           const uint32_t r = *reinterpret_cast<const uint32_t*>(vrow);
           vf[0] = __uint_as_float(r << 16);
           vf[1] = __uint_as_float(r & 0xffff0000u);
-        } else {
+        } else if constexpr (kDpt == 4) {
           const uint2 r = *reinterpret_cast<const uint2*>(vrow);
           vf[0] = __uint_as_float(r.x << 16);
           vf[1] = __uint_as_float(r.x & 0xffff0000u);
           vf[2] = __uint_as_float(r.y << 16);
           vf[3] = __uint_as_float(r.y & 0xffff0000u);
+        } else {
+          bf16x8_to_f32(*reinterpret_cast<const uint4*>(vrow), vf);
         }
 #pragma unroll
         for (int h = 0; h < kAttentionMaxGroup; ++h) {
@@ -410,6 +413,18 @@ static __global__ void __launch_bounds__(kPrefillThreads) attention_prefill_kern
   }
 }
 
+// Fewest keys per decode split. The splits tile the ring's whole visible span (the launch must not
+// depend on positions), so at short contexts only the first splits have keys: small splits put more
+// CTAs on them. GE_CUDA_ATTN_MIN_SPLIT (16..4096) overrides it for measurements.
+int64_t min_keys_per_split() {
+  static const int64_t v = [] {
+    const char* e = std::getenv("GE_CUDA_ATTN_MIN_SPLIT");
+    const long x = e != nullptr ? std::strtol(e, nullptr, 10) : 0;
+    return x >= 16 && x <= 4096 ? static_cast<int64_t>(x) : int64_t{64};
+  }();
+  return v;
+}
+
 size_t decode_smem(int G, int d, int dpt) {
   const int tpr = d / dpt;
   const int kg_count = kDecodeThreads / tpr;
@@ -505,7 +520,7 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
   const int64_t per = std::max<int64_t>(1, int64_t{p.n_kv} * n_tokens);
   const int64_t want = std::max<int64_t>(1, (2 * std::max(ctx.num_sms, 1) + per - 1) / per);
   int64_t kps = (max_keys + want - 1) / want;
-  kps = std::max<int64_t>(256, (kps + kDecodeTile - 1) / kDecodeTile * kDecodeTile);
+  kps = std::max<int64_t>(min_keys_per_split(), (kps + 31) / 32 * 32);
   p.keys_per_split = static_cast<int>(std::min<int64_t>(kps, max_keys + kDecodeTile));
   p.n_splits = static_cast<int>((max_keys + p.keys_per_split - 1) / p.keys_per_split);
   if (p.n_splits > 1) {
@@ -517,8 +532,11 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
     p.part_ml = p.part_o + per_split * p.d;
   }
   const dim3 grid(static_cast<unsigned>(p.n_kv), static_cast<unsigned>(p.n_splits), static_cast<unsigned>(n_tokens));
+  // 8 dims per thread up to d = 256: a warp reads whole 16-byte pieces of V rows and the tile's keys
+  // split over 128 / (d / 8) key groups, so each thread walks a fraction of the tile (the P·V loop is
+  // latency-bound). d = 512 keeps 4 (8 would need more than 48 KiB of shared memory for the sums).
   if (p.d <= 256) {
-    attention_decode_kernel<2><<<grid, kDecodeThreads, decode_smem(p.group, p.d, 2), ctx.stream>>>(p);
+    attention_decode_kernel<8><<<grid, kDecodeThreads, decode_smem(p.group, p.d, 8), ctx.stream>>>(p);
   } else {
     attention_decode_kernel<4><<<grid, kDecodeThreads, decode_smem(p.group, p.d, 4), ctx.stream>>>(p);
   }
