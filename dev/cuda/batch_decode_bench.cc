@@ -166,8 +166,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (depth < 1 || depth > 256 || reps < 1) {
-    std::fprintf(stderr, "--depth must be 1..256, --reps >= 1\n");
+  if (depth < 1 || depth > 448 || reps < 1) {
+    std::fprintf(stderr, "--depth must be 1..448, --reps >= 1\n");
     return 2;
   }
   int max_n = 1;
