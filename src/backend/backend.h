@@ -204,17 +204,8 @@ class Backend {
                         const int32_t* positions) = 0;
   // See AttentionPrologue. The default composes rms_norm, rope and kv_store.
   virtual void attention_prologue(KvCache& cache, int32_t layer, const AttentionPrologue& p) {
-    const int64_t T = p.n_tokens, d = p.head_dim;
-    if (p.k_eq_v) {
-      rms_norm(p.k, nullptr, T * p.n_kv, d, p.eps, p.v);
-    } else if (p.v_norm) {
-      rms_norm(p.v, nullptr, T * p.n_kv, d, p.eps, p.v);
-    }
-    rms_norm(p.q, p.q_norm, T * p.n_heads, d, p.eps, p.q);
-    rms_norm(p.k, p.k_norm, T * p.n_kv, d, p.eps, p.k);
-    rope(p.q, T, p.n_heads, d, p.positions, p.inv_freq);
-    rope(p.k, T, p.n_kv, d, p.positions, p.inv_freq);
-    kv_store(cache, layer, p.k, p.v, T, p.positions);
+    prologue_norms_and_rope(p);
+    kv_store(cache, layer, p.k, p.v, p.n_tokens, p.positions);
   }
   // Causal (optionally sliding-window) attention of n_tokens queries at `positions` over everything
   // cached in `layer` up to each query's own position (its K/V must already be stored).
@@ -266,6 +257,22 @@ class Backend {
     (void)readback_src, (void)readback_bytes;
     return unsupported("backend '" + name() + "' cannot capture graphs");
   }
+
+ protected:
+  // The cache-independent part of the prologue (V from K or v_norm, q/k head norms, RoPE), shared by
+  // the default attention_prologue and attention_prologue_batch.
+  void prologue_norms_and_rope(const AttentionPrologue& p) {
+    const int64_t T = p.n_tokens, d = p.head_dim;
+    if (p.k_eq_v) {
+      rms_norm(p.k, nullptr, T * p.n_kv, d, p.eps, p.v);
+    } else if (p.v_norm) {
+      rms_norm(p.v, nullptr, T * p.n_kv, d, p.eps, p.v);
+    }
+    rms_norm(p.q, p.q_norm, T * p.n_heads, d, p.eps, p.q);
+    rms_norm(p.k, p.k_norm, T * p.n_kv, d, p.eps, p.k);
+    rope(p.q, T, p.n_heads, d, p.positions, p.inv_freq);
+    rope(p.k, T, p.n_kv, d, p.positions, p.inv_freq);
+  }
 };
 
 inline DeviceBuffer::~DeviceBuffer() {
@@ -293,17 +300,8 @@ inline void Backend::kv_store_batch(const std::vector<KvCache*>& caches, int32_t
 inline void Backend::attention_prologue_batch(const std::vector<KvCache*>& caches, int32_t layer,
                                               const AttentionPrologue& p) {
   // Norms and RoPE do not touch the cache: one call each for all tokens (rows are independent).
-  const int64_t T = p.n_tokens, d = p.head_dim;
-  if (p.k_eq_v) {
-    rms_norm(p.k, nullptr, T * p.n_kv, d, p.eps, p.v);
-  } else if (p.v_norm) {
-    rms_norm(p.v, nullptr, T * p.n_kv, d, p.eps, p.v);
-  }
-  rms_norm(p.q, p.q_norm, T * p.n_heads, d, p.eps, p.q);
-  rms_norm(p.k, p.k_norm, T * p.n_kv, d, p.eps, p.k);
-  rope(p.q, T, p.n_heads, d, p.positions, p.inv_freq);
-  rope(p.k, T, p.n_kv, d, p.positions, p.inv_freq);
-  kv_store_batch(caches, layer, p.k, p.v, p.n_kv, d, p.positions);
+  prologue_norms_and_rope(p);
+  kv_store_batch(caches, layer, p.k, p.v, p.n_kv, p.head_dim, p.positions);
 }
 
 inline void Backend::attention_batch(const std::vector<KvCache*>& caches, int32_t layer, const float* q,
