@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -141,6 +142,12 @@ struct AttentionPrologue {
   float eps = 1e-6f;
 };
 
+// One product of Backend::matmul_shared_input: y [m, w->rows] = x · wᵀ.
+struct MatmulOutput {
+  const PackedWeight* w = nullptr;
+  float* y = nullptr;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -172,6 +179,11 @@ class Backend {
   // y[m, n] = Σ_k x[m, k] · w[n, k]   (y = x · wᵀ)
   virtual void matmul(const float* x /* [m, w.cols] */, int64_t m, const PackedWeight& w,
                       float* y /* [m, w.rows] */) = 0;
+  // Several products of one input: outs[i].y = x · outs[i].wᵀ for every i, all weights with the same
+  // cols (q/k/v of a layer, gate/up). A backend may run them as one launch; the default loops.
+  virtual void matmul_shared_input(const float* x /* [m, cols] */, int64_t m, std::span<const MatmulOutput> outs) {
+    for (const MatmulOutput& o : outs) matmul(x, m, *o.w, o.y);
+  }
   // Per row of length n: y = x / sqrt(mean(x²) + eps) * (w ? w : 1). y may alias x.
   virtual void rms_norm(const float* x /* [rows, n] */, const float* w /* [n] or null */, int64_t rows,
                         int64_t n, float eps, float* y) = 0;

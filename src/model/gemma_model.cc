@@ -265,9 +265,9 @@ Result<int64_t> GemmaModel::enqueue_forward(const std::vector<SequenceChunk>& ch
     const int64_t nq = c.num_attention_heads, nkv = lc.num_key_value_heads, d = lc.head_dim;
 
     // --- attention block ---
-    b.matmul(h_.f32(), T, *l.q, q_.f32());  // [T, nq*d]
-    b.matmul(h_.f32(), T, *l.k, k_.f32());  // [T, nkv*d] raw K
-    if (!lc.k_eq_v) b.matmul(h_.f32(), T, *l.v, v_.f32());
+    // q [T, nq*d], raw K [T, nkv*d] and V (not on K=V layers) from one input: one grouped product.
+    const MatmulOutput qkv[3] = {{l.q.get(), q_.f32()}, {l.k.get(), k_.f32()}, {l.v.get(), v_.f32()}};
+    b.matmul_shared_input(h_.f32(), T, std::span<const MatmulOutput>(qkv, lc.k_eq_v ? 2 : 3));
     AttentionParams ap;
     ap.n_heads = static_cast<int32_t>(nq);
     ap.n_kv_heads = static_cast<int32_t>(nkv);
@@ -319,8 +319,8 @@ Result<int64_t> GemmaModel::enqueue_forward(const std::vector<SequenceChunk>& ch
     b.add_rms_norm_then_norm(x, a_.f32(), l.post_attn_norm.f32(), 1.0f, l.pre_ffw_norm.f32(), T, H, eps, h_.f32());
 
     // --- MLP block ---
-    b.matmul(h_.f32(), T, *l.gate, gate_.f32());  // [T, F]
-    b.matmul(h_.f32(), T, *l.up, up_.f32());
+    const MatmulOutput gate_up[2] = {{l.gate.get(), gate_.f32()}, {l.up.get(), up_.f32()}};  // [T, F] each
+    b.matmul_shared_input(h_.f32(), T, gate_up);
     b.gelu_tanh_mul(gate_.f32(), up_.f32(), T * F, gate_.f32());
     b.matmul(gate_.f32(), T, *l.down, a_.f32());  // [T, H]
     // x += post_ffw_norm(a); x *= layer scalar; h = next layer's input_norm(x)
