@@ -2,6 +2,8 @@
 // (synthetic Gemma 4 31B, Q4_0) for several N, and where the time of one step goes per op class.
 //   batch_decode_bench [--preset gemma-4-31b] [--depth 128] [--reps 5] [--ns 1,2,4,8,16,17,32,64] [--profile 1,16]
 //                      [--batch-ops 1|0]   (0: attention per sequence, as before the batch ops)
+//   batch_decode_bench --attn-micro 128,4096,32768 [--micro-ns 1,16,64] [--micro-iters 200]
+//                      (decode attention and its prologue alone on the 31B's layer shapes, then exit)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -146,6 +148,109 @@ int fail(const ge::Status& s) {
   return 1;
 }
 
+
+// Decode attention and its prologue alone on the 31B's layer shapes (sliding: d 256, 16 KV heads,
+// GQA 2, window 1024; full: d 512, 4 KV heads, GQA 8), N sequences at context ctx, `iters` calls
+// queued back to back and timed together (no sync per call, as in a decode step). The caches are
+// zero-filled: the kernels read the same bytes whatever the values. GB/s counts the K and V bytes of
+// the visible keys.
+int attention_micro(ge::Backend& b, const std::vector<int>& contexts, const std::vector<int>& ns, int iters) {
+  struct Shape {
+    const char* name;
+    int d, n_kv, group, window;
+  };
+  const Shape shapes[] = {{"sliding", 256, 16, 2, 1024}, {"full", 512, 4, 8, 0}};
+  std::printf("\ndecode attention alone (%d calls back to back per row)\n", iters);
+  std::printf("  %-8s %6s %4s %12s %12s %10s %14s\n", "layer", "ctx", "N", "attn_us", "us/seq", "GB/s",
+              "prologue_us");
+  for (const Shape& sh : shapes) {
+    for (int ctx : contexts) {
+      for (int n : ns) {
+        const int64_t vis = sh.window > 0 ? std::min(ctx, sh.window) : ctx;
+        // The model's rings: window + max chunk for sliding layers, the context length for full ones.
+        const int32_t cap = sh.window > 0 ? sh.window + 512 : ctx + 512;
+        const double cache_gb = static_cast<double>(n) * cap * sh.n_kv * sh.d * 4 / 1e9;
+        if (cache_gb > 24.0) continue;  // keep the device run short
+        ge::KvLayerSpec spec;
+        spec.n_kv_heads = sh.n_kv;
+        spec.head_dim = sh.d;
+        spec.sliding_window = sh.window;
+        spec.capacity = cap;
+        std::vector<std::unique_ptr<ge::KvCache>> caches;
+        std::vector<ge::KvCache*> ptrs;
+        for (int s = 0; s < n; ++s) {
+          auto c = b.create_kv_cache({spec});
+          if (!c.is_ok()) return fail(c.status());
+          ptrs.push_back(c->get());
+          caches.push_back(std::move(c).value());
+        }
+        const int n_heads = sh.n_kv * sh.group;
+        const int64_t q_elems = int64_t{n} * n_heads * sh.d, kv_elems = int64_t{n} * sh.n_kv * sh.d;
+        std::vector<float> host_q(static_cast<size_t>(q_elems), 0.01f), host_kv(static_cast<size_t>(kv_elems), 0.02f);
+        std::vector<float> ones(static_cast<size_t>(sh.d), 1.0f), freq(static_cast<size_t>(sh.d / 2), 1e-3f);
+        std::vector<int32_t> host_pos(static_cast<size_t>(n), ctx - 1);
+        auto q = b.alloc(host_q.size() * 4), q2 = b.alloc(host_q.size() * 4), out = b.alloc(host_q.size() * 4);
+        auto k = b.alloc(host_kv.size() * 4), v = b.alloc(host_kv.size() * 4);
+        auto nw = b.alloc(ones.size() * 4), fr = b.alloc(freq.size() * 4), pos = b.alloc(host_pos.size() * 4);
+        if (!q.is_ok() || !q2.is_ok() || !out.is_ok() || !k.is_ok() || !v.is_ok() || !nw.is_ok() || !fr.is_ok() ||
+            !pos.is_ok())
+          return fail(ge::out_of_memory("attention micro buffers"));
+        b.upload(q->data(), host_q.data(), host_q.size() * 4);
+        b.upload(q2->data(), host_q.data(), host_q.size() * 4);
+        b.upload(nw->data(), ones.data(), ones.size() * 4);
+        b.upload(fr->data(), freq.data(), freq.size() * 4);
+        b.upload(pos->data(), host_pos.data(), host_pos.size() * 4);
+        ge::AttentionParams p;
+        p.n_heads = n_heads;
+        p.n_kv_heads = sh.n_kv;
+        p.head_dim = sh.d;
+        p.sliding_window = sh.window;
+        p.scale = 1.0f;
+        auto attend = [&] {
+          if (n == 1) b.attention(*ptrs[0], 0, q->f32(), 1, pos->i32(), p, out->f32());
+          else b.attention_batch(ptrs, 0, q->f32(), pos->i32(), p, out->f32());
+        };
+        ge::AttentionPrologue pro;
+        pro.q = q2->f32();
+        pro.k = k->f32();
+        pro.v = v->f32();
+        pro.q_norm = nw->f32();
+        pro.k_norm = nw->f32();
+        pro.k_eq_v = sh.window == 0;
+        pro.v_norm = true;
+        pro.inv_freq = fr->f32();
+        pro.positions = pos->i32();
+        pro.n_tokens = n;
+        pro.n_heads = n_heads;
+        pro.n_kv = sh.n_kv;
+        pro.head_dim = sh.d;
+        b.upload(k->data(), host_kv.data(), host_kv.size() * 4);
+        b.upload(v->data(), host_kv.data(), host_kv.size() * 4);
+        // Repeated calls rework their own (finite) outputs: q is rewritten in place, k / v clobbered.
+        auto prologue = [&] {
+          if (n == 1) b.attention_prologue(*ptrs[0], 0, pro);
+          else b.attention_prologue_batch(ptrs, 0, pro);
+        };
+        attend();
+        prologue();
+        if (ge::Status st = b.synchronize(); !st.is_ok()) return fail(st);
+        Clock::time_point t0 = Clock::now();
+        for (int i = 0; i < iters; ++i) attend();
+        if (ge::Status st = b.synchronize(); !st.is_ok()) return fail(st);
+        const double attn_us = 1e3 * ms_since(t0) / iters;
+        t0 = Clock::now();
+        for (int i = 0; i < iters; ++i) prologue();
+        if (ge::Status st = b.synchronize(); !st.is_ok()) return fail(st);
+        const double pro_us = 1e3 * ms_since(t0) / iters;
+        const double bytes = static_cast<double>(n) * vis * sh.n_kv * sh.d * 2 * 2;
+        std::printf("  %-8s %6d %4d %12.2f %12.2f %10.1f %14.2f\n", sh.name, ctx, n, attn_us, attn_us / n,
+                    bytes / (attn_us * 1e3), pro_us);
+        std::fflush(stdout);
+      }
+    }
+  }
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -153,6 +258,8 @@ int main(int argc, char** argv) {
   int depth = 128, reps = 5, batch_ops = 1;
   std::vector<int> ns = {1, 2, 4, 8, 16, 17, 32, 64};
   std::vector<int> profile_ns = {1, 16};
+  std::vector<int> micro_ctx, micro_ns = {1, 16, 64};
+  int micro_iters = 200;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     if (k == "--preset") preset = argv[i + 1];
@@ -161,6 +268,9 @@ int main(int argc, char** argv) {
     else if (k == "--batch-ops") batch_ops = std::atoi(argv[i + 1]);
     else if (k == "--ns") ns = parse_list(argv[i + 1]);
     else if (k == "--profile") profile_ns = parse_list(argv[i + 1]);
+    else if (k == "--attn-micro") micro_ctx = parse_list(argv[i + 1]);
+    else if (k == "--micro-ns") micro_ns = parse_list(argv[i + 1]);
+    else if (k == "--micro-iters") micro_iters = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
@@ -178,6 +288,7 @@ int main(int argc, char** argv) {
   if (!cb.is_ok()) return fail(cb.status());
   auto* cuda = dynamic_cast<ge::CudaBackend*>(cb->get());
   std::printf("device: %s\n", cuda ? cuda->device_name().c_str() : "?");
+  if (!micro_ctx.empty()) return attention_micro(**cb, micro_ctx, micro_ns, std::max(1, micro_iters));
   TimingBackend tb(**cb);
 
   auto cfg = ge::preset_config(preset);

@@ -1,6 +1,6 @@
 // Attention kernels. Positions are read on the device, so one launch configuration (grid sized from
-// the ring capacity) serves every step and a decode step can be captured in a CUDA graph: splits
-// past the visible keys exit with an empty partial.
+// the ring capacity) serves every step and a decode step can be captured in a CUDA graph: the decode
+// kernel spreads the visible keys over the splits and the splits past them exit at once.
 #include "backend/cuda/attention.cuh"
 
 #include <algorithm>
@@ -12,7 +12,9 @@ namespace ge::cuda {
 namespace {
 
 constexpr int kDecodeThreads = 128;
-constexpr int kDecodeTile = 128;  // keys per step: one per thread when scoring
+constexpr int kDecodeWarps = kDecodeThreads / 32;
+constexpr int kDecodeTile = 64;   // keys per online-softmax step
+constexpr int kMaxSplits = 256;   // decode key splits per (token, KV head)
 constexpr int kPrefillThreads = 128;
 constexpr int kPrefillRows = 16;  // queries per CTA, 4 per warp
 constexpr int kPrefillKeys = 32;  // keys per step, one per lane when scoring
@@ -28,7 +30,10 @@ struct AttnParams {
   float* part_ml;  // [T, H, splits, 2]
   uint32_t* error_word;
   KvBatchView batch;  // bases set: token t reads its own cache (decode kernel only)
-  int n_tokens, n_heads, n_kv, d, group, cap, window, n_splits, keys_per_split;
+  int n_tokens, n_heads, n_kv, d, group, cap, window;
+  int n_splits;  // decode: launch-time split count (the device sizes each split from the visible keys)
+  int min_keys;  // decode: fewest keys per split
+  int lpk;       // decode: lanes per key when scoring (power of two <= 32, <= d / 8)
   float scale, softcap;
 };
 
@@ -42,6 +47,24 @@ __device__ __forceinline__ void bf16x8_to_f32(const uint4& r, float* f) {
 }
 
 __device__ __forceinline__ float cap_score(float s, float cap) { return cap > 0.0f ? cap * tanhf(s / cap) : s; }
+
+// Launch with programmatic dependent launch when the context allows it (the kernels wait for the
+// previous grid before reading anything, and let the next one start its own prologue early).
+template <typename Params>
+cudaError_t launch_pdl(void (*kernel)(Params), dim3 grid, int threads, size_t smem, const Params& p,
+                       const LaunchContext& ctx) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(static_cast<unsigned>(threads));
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = ctx.stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = ctx.programmatic_launch ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, p);
+}
 
 // Visible logical key range [lo, pos] of a query; false (and an error bit) for a bad position.
 __device__ __forceinline__ bool visible_range(const AttnParams& p, int32_t pos, int64_t* lo, int64_t* n_vis,
@@ -63,94 +86,154 @@ __device__ __forceinline__ bool visible_range(const AttnParams& p, int32_t pos, 
 }
 
 // ---- decode: grid (n_kv, n_splits, n_tokens) ----
-template <int kDpt>
+// The launch's split count comes from the ring capacity (one configuration serves every step, so a
+// step can be recorded in a graph); the keys each split takes come from the visible count read on
+// the device, so a short context still spreads over several CTAs. Splits past the last key exit.
+__device__ __forceinline__ int64_t decode_keys_per_split(const AttnParams& p, int64_t n_vis) {
+  int64_t per = (n_vis + p.n_splits - 1) / p.n_splits;
+  per = (per + 15) / 16 * 16;
+  return max(per, int64_t{p.min_keys});
+}
+
+__device__ __forceinline__ int decode_active_splits(int64_t n_vis, int64_t per) {
+  return n_vis <= 0 ? 1 : static_cast<int>((n_vis + per - 1) / per);
+}
+
+// Keys visible to token t (0 for a bad position, whose output is zero).
+__device__ __forceinline__ int64_t decode_visible(const AttnParams& p, int t, int64_t* lo, bool report) {
+  int64_t n_vis = 0;
+  if (!visible_range(p, p.positions[t], lo, &n_vis, report)) {
+    *lo = 0;
+    return 0;
+  }
+  return n_vis;
+}
+
+// kG: group size bound (registers hold kG query rows); kCpl: 16-byte chunks of a K row per lane;
+// kDpt: output dims per thread in P·V.
+// Scores: `lpk` lanes per key read the K row in 16-byte pieces (a warp reads whole rows, 512 B at
+// d = 256), every lane holding its slice of the G query rows in registers, so each K byte is read
+// once for the whole GQA group; the partial dots meet through xor shuffles.
+// P·V: threads own kDpt consecutive dims of a V row (a row is one contiguous read), key groups split
+// the tile when a row needs fewer than 128 threads, and are summed once at the end.
+template <int kG, int kCpl, int kDpt>
 static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(AttnParams p) {
   extern __shared__ __align__(16) float sm[];
-  __shared__ float m_run[kAttentionMaxGroup], l_run[kAttentionMaxGroup], corr_s[kAttentionMaxGroup];
+  __shared__ float m_run[kG], l_run[kG], corr_s[kG];
+  __shared__ int slots[kDecodeTile];
+  grid_dependency_release();
+  grid_dependency_wait();
   const int kvh = blockIdx.x, split = blockIdx.y, t = blockIdx.z;
   const int G = p.group, d = p.d, tid = threadIdx.x;
   const int warp = tid >> 5, lane = tid & 31;
-  float* qs = sm;                                        // [G][d]
-  float* S = qs + G * d;                                 // [G][tile]
-  int* slots = reinterpret_cast<int*>(S + G * kDecodeTile);  // [tile]
-  float* red = reinterpret_cast<float*>(slots + kDecodeTile);  // [kg][G][d]
+  float* S = sm;    // [kG][tile]: scores, then softmax weights
+  float* red = sm;  // [kg][G][d]: key-group sums after the key loop (aliases S)
 
-  const int32_t pos = p.positions[t];
+  int64_t lo = 0;
+  const int64_t n_vis = decode_visible(p, t, &lo, tid == 0 && split == 0 && kvh == 0);
+  const int64_t per = decode_keys_per_split(p, n_vis);
+  const int n_active = decode_active_splits(n_vis, per);
+  if (split >= n_active) return;
+  const int64_t begin = int64_t{split} * per;
+  const int64_t end = min(n_vis, begin + per);
+
   const __nv_bfloat16* kc = p.k;
   const __nv_bfloat16* vc = p.v;
   if (p.batch.bases != nullptr) {
     kc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.k_offset);
     vc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.v_offset);
   }
-  int64_t lo = 0, n_vis = 0;
-  const bool ok = visible_range(p, pos, &lo, &n_vis, tid == 0 && split == 0 && kvh == 0);
-  const int64_t begin = int64_t{split} * p.keys_per_split;
-  const int64_t end = ok ? min(n_vis, begin + p.keys_per_split) : 0;
 
-  for (int i = tid; i < G * d; i += kDecodeThreads) {
-    const int h = i / d, c = i % d;
-    qs[i] = p.q[(int64_t{t} * p.n_heads + kvh * G + h) * d + c];
+  const int lpk = p.lpk, kpw = 32 / lpk, sub = lane / lpk, li = lane % lpk, n_chunks = d / 8;
+  float qr[kG][kCpl * 8];
+#pragma unroll
+  for (int h = 0; h < kG; ++h) {
+#pragma unroll
+    for (int c = 0; c < kCpl; ++c) {
+      const int chunk = li + c * lpk;
+      const bool in = h < G && chunk < n_chunks;
+      const float* qrow = p.q + (int64_t{t} * p.n_heads + kvh * G + h) * d + chunk * 8;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) qr[h][c * 8 + i] = in ? qrow[i] : 0.0f;
+    }
   }
-  if (tid < G) {
+  if (tid < kG) {
     m_run[tid] = -INFINITY;
     l_run[tid] = 0.0f;
   }
   __syncthreads();
 
   const int tpr = d / kDpt;                   // threads per V row
-  const int kg_count = kDecodeThreads / tpr;  // key groups in the PV step
+  const int kg_count = kDecodeThreads / tpr;  // key groups in the P·V step
   const int kg = tid / tpr;
   const int c0 = (tid % tpr) * kDpt;
   const bool pv_active = kg < kg_count;
-  float o[kAttentionMaxGroup][kDpt];
+  float o[kG][kDpt];
 #pragma unroll
-  for (int h = 0; h < kAttentionMaxGroup; ++h) {
+  for (int h = 0; h < kG; ++h) {
 #pragma unroll
     for (int i = 0; i < kDpt; ++i) o[h][i] = 0.0f;
   }
 
+  constexpr int kUnroll = 4 / kCpl;  // K rows in flight per lane group
+  const int step = kDecodeWarps * kpw;
   for (int64_t tb = begin; tb < end; tb += kDecodeTile) {
     const int tile_len = static_cast<int>(min(int64_t{kDecodeTile}, end - tb));
-    // Scores: one key per thread, every head of the group.
-    {
-      float s[kAttentionMaxGroup];
+    const int slot0 = static_cast<int>((lo + tb) % p.cap);
+    for (int j0 = 0; j0 < tile_len; j0 += step * kUnroll) {
+      uint4 kr[kUnroll][kCpl];
 #pragma unroll
-      for (int h = 0; h < kAttentionMaxGroup; ++h) s[h] = 0.0f;
-      if (tid < tile_len) {
-        const int64_t kp = lo + tb + tid;
-        const int slot = static_cast<int>(kp % p.cap);
-        slots[tid] = slot;
-        const __nv_bfloat16* krow = kc + (int64_t{slot} * p.n_kv + kvh) * d;
-        // Unrolled so several 16-byte loads of the row are in flight at once (the loop is
-        // latency-bound otherwise); the sums keep their order.
-#pragma unroll 4
-        for (int c = 0; c < d; c += 8) {
-          float kf[8];
-          bf16x8_to_f32(*reinterpret_cast<const uint4*>(krow + c), kf);
+      for (int u = 0; u < kUnroll; ++u) {
+        const int j = j0 + u * step + warp * kpw + sub;
+        const bool valid = j < tile_len;
+        int slot = slot0 + j;
+        if (slot >= p.cap) slot -= p.cap;
+        if (valid && li == 0) slots[j] = slot;
+        const __nv_bfloat16* krow = kc + (int64_t{valid ? slot : 0} * p.n_kv + kvh) * d;
 #pragma unroll
-          for (int h = 0; h < kAttentionMaxGroup; ++h) {
-            if (h < G) {
-              const float4 qa = *reinterpret_cast<const float4*>(qs + h * d + c);
-              const float4 qb = *reinterpret_cast<const float4*>(qs + h * d + c + 4);
-              s[h] += qa.x * kf[0] + qa.y * kf[1] + qa.z * kf[2] + qa.w * kf[3] + qb.x * kf[4] + qb.y * kf[5] +
-                      qb.z * kf[6] + qb.w * kf[7];
-            }
-          }
+        for (int c = 0; c < kCpl; ++c) {
+          const int chunk = li + c * lpk;
+          kr[u][c] = valid && chunk < n_chunks ? *reinterpret_cast<const uint4*>(krow + chunk * 8)
+                                               : make_uint4(0, 0, 0, 0);
         }
       }
 #pragma unroll
-      for (int h = 0; h < kAttentionMaxGroup; ++h) {
-        if (h < G) S[h * kDecodeTile + tid] = tid < tile_len ? cap_score(s[h] * p.scale, p.softcap) : -INFINITY;
+      for (int u = 0; u < kUnroll; ++u) {
+        float s[kG];
+#pragma unroll
+        for (int h = 0; h < kG; ++h) s[h] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < kCpl; ++c) {
+          float kf[8];
+          bf16x8_to_f32(kr[u][c], kf);
+#pragma unroll
+          for (int h = 0; h < kG; ++h) {
+#pragma unroll
+            for (int i = 0; i < 8; ++i) s[h] = fmaf(qr[h][c * 8 + i], kf[i], s[h]);
+          }
+        }
+        for (int off = lpk / 2; off > 0; off >>= 1) {
+#pragma unroll
+          for (int h = 0; h < kG; ++h) s[h] += __shfl_xor_sync(0xffffffffu, s[h], off);
+        }
+        const int j = j0 + u * step + warp * kpw + sub;
+        if (li == 0 && j < tile_len) {
+#pragma unroll
+          for (int h = 0; h < kG; ++h) {
+            if (h < G) S[h * kDecodeTile + j] = cap_score(s[h] * p.scale, p.softcap);
+          }
+        }
       }
     }
     __syncthreads();
     // Online softmax, one warp per head.
-    for (int h = warp; h < G; h += kDecodeThreads / 32) {
+    for (int h = warp; h < G; h += kDecodeWarps) {
       float v[kDecodeTile / 32];
       float tmax = -INFINITY;
 #pragma unroll
       for (int i = 0; i < kDecodeTile / 32; ++i) {
-        v[i] = S[h * kDecodeTile + lane + 32 * i];
+        const int j = lane + 32 * i;
+        v[i] = j < tile_len ? S[h * kDecodeTile + j] : -INFINITY;
         tmax = fmaxf(tmax, v[i]);
       }
       tmax = warp_max(tmax);
@@ -174,27 +257,18 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel
       }
     }
     __syncthreads();
-    // P · V: threads split the head dimension (kDpt each) and, for small d, the keys.
     if (pv_active) {
 #pragma unroll
-      for (int h = 0; h < kAttentionMaxGroup; ++h) {
-        if (h < G) {
-          const float cr = corr_s[h];
+      for (int h = 0; h < kG; ++h) {
+        const float cr = h < G ? corr_s[h] : 1.0f;
 #pragma unroll
-          for (int i = 0; i < kDpt; ++i) o[h][i] *= cr;
-        }
+        for (int i = 0; i < kDpt; ++i) o[h][i] *= cr;
       }
-      // One V row per iteration, each a dependent global load: unrolled so that 8 are in flight
-      // (one thread walks the whole tile when d / kDpt = 128 threads span a row). Same sum order.
 #pragma unroll 8
       for (int j = kg; j < tile_len; j += kg_count) {
         const __nv_bfloat16* vrow = vc + (int64_t{slots[j]} * p.n_kv + kvh) * d + c0;
         float vf[kDpt];
-        if constexpr (kDpt == 2) {
-          const uint32_t r = *reinterpret_cast<const uint32_t*>(vrow);
-          vf[0] = __uint_as_float(r << 16);
-          vf[1] = __uint_as_float(r & 0xffff0000u);
-        } else if constexpr (kDpt == 4) {
+        if constexpr (kDpt == 4) {
           const uint2 r = *reinterpret_cast<const uint2*>(vrow);
           vf[0] = __uint_as_float(r.x << 16);
           vf[1] = __uint_as_float(r.x & 0xffff0000u);
@@ -204,22 +278,20 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel
           bf16x8_to_f32(*reinterpret_cast<const uint4*>(vrow), vf);
         }
 #pragma unroll
-        for (int h = 0; h < kAttentionMaxGroup; ++h) {
-          if (h < G) {
-            const float pr = S[h * kDecodeTile + j];
+        for (int h = 0; h < kG; ++h) {
+          const float pr = h < G ? S[h * kDecodeTile + j] : 0.0f;
 #pragma unroll
-            for (int i = 0; i < kDpt; ++i) o[h][i] = fmaf(pr, vf[i], o[h][i]);
-          }
+          for (int i = 0; i < kDpt; ++i) o[h][i] = fmaf(pr, vf[i], o[h][i]);
         }
       }
     }
     __syncthreads();
   }
 
-  if (kg_count > 1) {  // sum the key groups
+  if (kg_count > 1) {  // sum the key groups (red aliases S: the loop ended on a barrier)
     if (pv_active) {
 #pragma unroll
-      for (int h = 0; h < kAttentionMaxGroup; ++h) {
+      for (int h = 0; h < kG; ++h) {
         if (h < G) {
 #pragma unroll
           for (int i = 0; i < kDpt; ++i) red[(kg * G + h) * d + c0 + i] = o[h][i];
@@ -229,7 +301,7 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel
     __syncthreads();
     if (kg == 0) {
 #pragma unroll
-      for (int h = 0; h < kAttentionMaxGroup; ++h) {
+      for (int h = 0; h < kG; ++h) {
         if (h < G) {
 #pragma unroll
           for (int i = 0; i < kDpt; ++i) {
@@ -243,10 +315,10 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel
   }
   if (kg != 0) return;
 #pragma unroll
-  for (int h = 0; h < kAttentionMaxGroup; ++h) {
+  for (int h = 0; h < kG; ++h) {
     if (h < G) {
       const int64_t th = int64_t{t} * p.n_heads + kvh * G + h;
-      if (p.n_splits == 1) {
+      if (n_active == 1) {
         const float inv = l_run[h] > 0.0f ? 1.0f / l_run[h] : 0.0f;
 #pragma unroll
         for (int i = 0; i < kDpt; ++i) p.out[th * d + c0 + i] = o[h][i] * inv;
@@ -263,22 +335,41 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel
   }
 }
 
-// Merges the split partials: out = Σ e^(m_s - M) o_s / Σ e^(m_s - M) l_s. Grid (n_heads, n_tokens).
+// Merges the active splits' partials: out = Σ e^(m_s - M) o_s / Σ e^(m_s - M) l_s, in split order
+// (deterministic). Grid (n_heads, n_tokens); a token whose keys fit one split was written already.
 static __global__ void attention_combine_kernel(AttnParams p) {
-  const int64_t th = int64_t{blockIdx.y} * p.n_heads + blockIdx.x;
+  __shared__ float w_s[kMaxSplits];
+  __shared__ float inv_s;
+  grid_dependency_release();
+  grid_dependency_wait();
+  const int t = blockIdx.y;
+  int64_t lo = 0;
+  const int64_t n_vis = decode_visible(p, t, &lo, false);
+  const int n_active = decode_active_splits(n_vis, decode_keys_per_split(p, n_vis));
+  if (n_active == 1) return;
+  const int64_t th = int64_t{t} * p.n_heads + blockIdx.x;
   const float* ml = p.part_ml + th * p.n_splits * 2;
-  float M = -INFINITY;
-  for (int s = 0; s < p.n_splits; ++s) M = fmaxf(M, ml[2 * s]);
-  float L = 0.0f;
-  for (int s = 0; s < p.n_splits; ++s) {
-    if (ml[2 * s + 1] > 0.0f) L += expf(ml[2 * s] - M) * ml[2 * s + 1];
+  if (threadIdx.x < 32) {
+    const int lane = threadIdx.x;
+    float M = -INFINITY;
+    for (int s = lane; s < n_active; s += 32) M = fmaxf(M, ml[2 * s]);
+    M = warp_max(M);
+    float L = 0.0f;
+    for (int s = lane; s < n_active; s += 32) {
+      const float l = ml[2 * s + 1];
+      const float w = l > 0.0f ? expf(ml[2 * s] - M) : 0.0f;
+      w_s[s] = w;
+      L += w * l;
+    }
+    L = warp_sum(L);
+    if (lane == 0) inv_s = L > 0.0f ? 1.0f / L : 0.0f;
   }
-  const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+  __syncthreads();
+  const float inv = inv_s;
+  const float* po = p.part_o + th * p.n_splits * p.d;
   for (int c = threadIdx.x; c < p.d; c += blockDim.x) {
     float o = 0.0f;
-    for (int s = 0; s < p.n_splits; ++s) {
-      if (ml[2 * s + 1] > 0.0f) o += expf(ml[2 * s] - M) * p.part_o[(th * p.n_splits + s) * p.d + c];
-    }
+    for (int s = 0; s < n_active; ++s) o = fmaf(w_s[s], po[int64_t{s} * p.d + c], o);
     p.out[th * p.d + c] = o * inv;
   }
 }
@@ -413,23 +504,44 @@ static __global__ void __launch_bounds__(kPrefillThreads) attention_prefill_kern
   }
 }
 
-// Fewest keys per decode split. The splits tile the ring's whole visible span (the launch must not
-// depend on positions), so at short contexts only the first splits have keys: small splits put more
-// CTAs on them. GE_CUDA_ATTN_MIN_SPLIT (16..4096) overrides it for measurements.
+// Fewest keys per decode split (GE_CUDA_ATTN_MIN_SPLIT, 16..4096, overrides it for measurements):
+// small splits put more CTAs on a short context; each split costs a partial row in the combine.
 int64_t min_keys_per_split() {
   static const int64_t v = [] {
     const char* e = std::getenv("GE_CUDA_ATTN_MIN_SPLIT");
     const long x = e != nullptr ? std::strtol(e, nullptr, 10) : 0;
-    return x >= 16 && x <= 4096 ? static_cast<int64_t>(x) : int64_t{64};
+    return x >= 16 && x <= 4096 ? static_cast<int64_t>(x) : int64_t{32};
   }();
   return v;
 }
 
-size_t decode_smem(int G, int d, int dpt) {
-  const int tpr = d / dpt;
-  const int kg_count = kDecodeThreads / tpr;
-  return (static_cast<size_t>(G) * d + static_cast<size_t>(G) * kDecodeTile) * 4 + kDecodeTile * 4 +
-         (kg_count > 1 ? static_cast<size_t>(kg_count) * G * d * 4 : 0);
+// Decode CTAs per SM the split count aims at when the context is long (GE_CUDA_ATTN_WAVES, 1..8).
+int64_t decode_waves() {
+  static const int64_t v = [] {
+    const char* e = std::getenv("GE_CUDA_ATTN_WAVES");
+    const long x = e != nullptr ? std::strtol(e, nullptr, 10) : 0;
+    return x >= 1 && x <= 8 ? static_cast<int64_t>(x) : int64_t{2};
+  }();
+  return v;
+}
+
+// Dynamic shared memory of the decode kernel: the score tile, or the key-group sums after the loop.
+size_t decode_smem(int kg_bound, int G, int d, int dpt) {
+  const int kg_count = kDecodeThreads / (d / dpt);
+  const size_t scores = static_cast<size_t>(kg_bound) * kDecodeTile * 4;
+  const size_t sums = kg_count > 1 ? static_cast<size_t>(kg_count) * G * d * 4 : 0;
+  return std::max(scores, sums);
+}
+
+template <int kG>
+cudaError_t launch_decode(const AttnParams& p, dim3 grid, int cpl, const LaunchContext& ctx) {
+  if (p.d > 256) {
+    return launch_pdl(attention_decode_kernel<kG, 2, 4>, grid, kDecodeThreads, decode_smem(kG, p.group, p.d, 4), p, ctx);
+  } else if (cpl == 1) {
+    return launch_pdl(attention_decode_kernel<kG, 1, 8>, grid, kDecodeThreads, decode_smem(kG, p.group, p.d, 8), p, ctx);
+  } else {
+    return launch_pdl(attention_decode_kernel<kG, 2, 8>, grid, kDecodeThreads, decode_smem(kG, p.group, p.d, 8), p, ctx);
+  }
 }
 
 size_t prefill_smem(int d) {
@@ -515,14 +627,19 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
     return cudaGetLastError();
   }
 
-  // Split-K decode: enough (KV head, split, token) CTAs to cover the SMs twice at full context.
+  // Split-K decode. The split count (fixed per layer, so a recorded graph serves every step) aims at
+  // decode_waves() CTAs per SM when the ring is full; the kernel sizes the splits from the visible
+  // keys, so fewer, smaller splits run at short contexts.
   const int64_t max_keys = p.window > 0 ? std::min<int64_t>(p.window, p.cap) : p.cap;
-  const int64_t per = std::max<int64_t>(1, int64_t{p.n_kv} * n_tokens);
-  const int64_t want = std::max<int64_t>(1, (2 * std::max(ctx.num_sms, 1) + per - 1) / per);
-  int64_t kps = (max_keys + want - 1) / want;
-  kps = std::max<int64_t>(min_keys_per_split(), (kps + 31) / 32 * 32);
-  p.keys_per_split = static_cast<int>(std::min<int64_t>(kps, max_keys + kDecodeTile));
-  p.n_splits = static_cast<int>((max_keys + p.keys_per_split - 1) / p.keys_per_split);
+  const int64_t per_split_ctas = std::max<int64_t>(1, int64_t{p.n_kv} * n_tokens);
+  const int64_t want = (decode_waves() * std::max(ctx.num_sms, 1) + per_split_ctas - 1) / per_split_ctas;
+  const int64_t by_keys = (max_keys + min_keys_per_split() - 1) / min_keys_per_split();
+  p.n_splits = static_cast<int>(std::clamp<int64_t>(std::min(want, by_keys), 1, kMaxSplits));
+  p.min_keys = static_cast<int>(min_keys_per_split());
+  const int chunks = p.d / 8;
+  p.lpk = 1;
+  while (p.lpk * 2 <= std::min(32, chunks)) p.lpk *= 2;
+  const int cpl = (chunks + p.lpk - 1) / p.lpk;  // 1 or 2 (lpk is the largest power of two <= chunks, or 32)
   if (p.n_splits > 1) {
     if (scratch.partials == nullptr) return cudaErrorInvalidValue;
     const size_t per_split = static_cast<size_t>(n_tokens) * p.n_heads * p.n_splits;
@@ -532,19 +649,17 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
     p.part_ml = p.part_o + per_split * p.d;
   }
   const dim3 grid(static_cast<unsigned>(p.n_kv), static_cast<unsigned>(p.n_splits), static_cast<unsigned>(n_tokens));
-  // 8 dims per thread up to d = 256: a warp reads whole 16-byte pieces of V rows and the tile's keys
-  // split over 128 / (d / 8) key groups, so each thread walks a fraction of the tile (the P·V loop is
-  // latency-bound). d = 512 keeps 4 (8 would need more than 48 KiB of shared memory for the sums).
-  if (p.d <= 256) {
-    attention_decode_kernel<8><<<grid, kDecodeThreads, decode_smem(p.group, p.d, 8), ctx.stream>>>(p);
+  cudaError_t e;
+  if (p.group <= 2) {
+    e = launch_decode<2>(p, grid, cpl, ctx);
+  } else if (p.group <= 4) {
+    e = launch_decode<4>(p, grid, cpl, ctx);
   } else {
-    attention_decode_kernel<4><<<grid, kDecodeThreads, decode_smem(p.group, p.d, 4), ctx.stream>>>(p);
+    e = launch_decode<8>(p, grid, cpl, ctx);
   }
-  cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess || p.n_splits == 1) return e;
-  attention_combine_kernel<<<dim3(static_cast<unsigned>(p.n_heads), static_cast<unsigned>(n_tokens)), 128, 0,
-                             ctx.stream>>>(p);
-  return cudaGetLastError();
+  return launch_pdl(attention_combine_kernel, dim3(static_cast<unsigned>(p.n_heads), static_cast<unsigned>(n_tokens)),
+                    128, 0, p, ctx);
 }
 
 }  // namespace ge::cuda

@@ -380,6 +380,23 @@ class CudaBackendImpl final : public CudaBackend {
            "kv_store_batch");
   }
 
+  void attention_prologue_batch(const std::vector<KvCache*>& caches, int32_t layer,
+                                const AttentionPrologue& p) override {
+    if (!fused_decode_) return Backend::attention_prologue_batch(caches, layer, p);
+    KvBatchView bv;
+    const CudaKvCache::Layer* geom = nullptr;
+    const BatchForm form = batch_view(caches, layer, "attention_prologue_batch", &geom, &bv);
+    if (form == BatchForm::kError) return;
+    if (form == BatchForm::kLoop) return Backend::attention_prologue_batch(caches, layer, p);
+    if (p.n_kv != geom->spec.n_kv_heads || p.head_dim != geom->spec.head_dim ||
+        p.n_tokens != static_cast<int64_t>(caches.size())) {
+      record_status(invalid_argument("cuda attention_prologue_batch: heads/head_dim/tokens do not match KV cache layer " +
+                                     std::to_string(layer)));
+      return;
+    }
+    record(launch_attention_prologue(*geom, p, ctx(), bv), "attention_prologue_batch");
+  }
+
   void attention_batch(const std::vector<KvCache*>& caches, int32_t layer, const float* q, const int32_t* positions,
                        const AttentionParams& p, float* out) override {
     KvBatchView bv;

@@ -53,9 +53,11 @@ struct PrologueParams {
   __nv_bfloat16* v_cache;
   int32_t capacity;
   uint32_t* error_word;
+  KvBatchView batch;  // bases set: token t stores into its own cache (a decode batch)
 };
 
 // grid (n_heads + n_kv, n_tokens): query heads first, then KV heads. Shared: [d] normalised row.
+// With pp.batch set, token t is one decode step of its own sequence (cache bases[t]).
 static __global__ void attention_prologue_kernel(PrologueParams pp) {
   extern __shared__ float buf[];
   __shared__ float red[32];
@@ -71,6 +73,12 @@ static __global__ void attention_prologue_kernel(PrologueParams pp) {
   const int64_t cache_row = p.n_kv * d;
   const bool store = !is_q && pos >= 0;
   const int64_t dst = store ? static_cast<int64_t>(pos % pp.capacity) * cache_row + kh * d : 0;
+  __nv_bfloat16* k_cache = pp.k_cache;
+  __nv_bfloat16* v_cache = pp.v_cache;
+  if (pp.batch.bases != nullptr) {
+    k_cache = reinterpret_cast<__nv_bfloat16*>(pp.batch.bases[t] + pp.batch.k_offset);
+    v_cache = reinterpret_cast<__nv_bfloat16*>(pp.batch.bases[t] + pp.batch.v_offset);
+  }
 
   if (!is_q) {
     // V first: from the raw K row (k_eq_v) or the raw V row.
@@ -80,7 +88,7 @@ static __global__ void attention_prologue_kernel(PrologueParams pp) {
     if (norm_v) inv = inv_rms(vsrc, d, p.eps, red);
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
       const float v = norm_v ? vsrc[i] * inv * 1.0f : vsrc[i];
-      if (store) pp.v_cache[dst + i] = __float2bfloat16_rn(v);
+      if (store) v_cache[dst + i] = __float2bfloat16_rn(v);
     }
     __syncthreads();
   }
@@ -112,8 +120,8 @@ static __global__ void attention_prologue_kernel(PrologueParams pp) {
       row[j] = a;
       row[j + half] = b;
     } else {
-      pp.k_cache[dst + j] = __float2bfloat16_rn(a);
-      pp.k_cache[dst + j + half] = __float2bfloat16_rn(b);
+      k_cache[dst + j] = __float2bfloat16_rn(a);
+      k_cache[dst + j + half] = __float2bfloat16_rn(b);
     }
   }
 }
@@ -153,13 +161,13 @@ static __global__ void add_rms_norm_then_norm_kernel(AddNormParams p) {
 }  // namespace
 
 cudaError_t launch_attention_prologue(const CudaKvCache::Layer& layer, const AttentionPrologue& p,
-                                      const LaunchContext& ctx) {
+                                      const LaunchContext& ctx, const KvBatchView& batch) {
   if (p.n_tokens <= 0) return cudaSuccess;
   if (p.head_dim <= 0 || p.head_dim % 2 != 0 || p.head_dim > 4096 || p.n_heads <= 0 || p.n_kv <= 0 ||
       p.n_heads + p.n_kv > 65535 || p.n_tokens > 65535 || p.q == nullptr || p.k == nullptr || p.v == nullptr ||
       p.positions == nullptr || p.inv_freq == nullptr)
     return cudaErrorInvalidValue;
-  PrologueParams pp{p, layer.k, layer.v, layer.spec.capacity, ctx.error_word};
+  PrologueParams pp{p, layer.k, layer.v, layer.spec.capacity, ctx.error_word, batch};
   const dim3 grid(static_cast<unsigned>(p.n_heads + p.n_kv), static_cast<unsigned>(p.n_tokens));
   return launch_pdl(attention_prologue_kernel, grid, threads_for(p.head_dim),
                     static_cast<size_t>(p.head_dim) * sizeof(float), pp, ctx);

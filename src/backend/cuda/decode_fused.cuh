@@ -9,8 +9,10 @@
 
 namespace ge::cuda {
 
+// With batch.bases set, token t is one decode step of its own sequence: its K/V go to the cache
+// batch.bases[t] (`layer` gives the geometry), so a decode batch's prologue is one launch.
 cudaError_t launch_attention_prologue(const CudaKvCache::Layer& layer, const AttentionPrologue& p,
-                                      const LaunchContext& ctx);
+                                      const LaunchContext& ctx, const KvBatchView& batch = {});
 
 cudaError_t launch_add_rms_norm_then_norm(float* x, const float* a, const float* w_post, float scale,
                                           const float* w_next, int64_t rows, int64_t n, float eps, float* y,
