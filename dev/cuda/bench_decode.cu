@@ -1,10 +1,11 @@
 // Decode weight-traffic benchmark: every linear layer of Gemma 4 31B (60 layers + the 262144-row LM
 // head) as M = 1 GEMVs on synthetic weights made on the GPU, captured in one CUDA graph and timed
 // with events (median of replays after warm-up), next to a streaming-read kernel on the same card.
-// Build: dev/cuda/build_bench.sh; run: bench_decode [--quick] [--out FILE].
+// Build: dev/cuda/build_bench.sh; run: bench_decode [--quick | --focus] [--out FILE].
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -44,7 +45,7 @@ void report(const char* fmt, ...) {
 }
 
 // ---- streaming-read ceiling: 16-byte loads, 4 in flight per thread, grid-stride ----
-__global__ void stream_read_kernel(const uint4* p, int64_t n, uint32_t* sink) {
+__device__ __forceinline__ void stream_read_body(const uint4* p, int64_t n, uint32_t* sink) {
   uint32_t acc = 0;
   const int64_t stride = int64_t{gridDim.x} * blockDim.x;
   int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
@@ -57,6 +58,13 @@ __global__ void stream_read_kernel(const uint4* p, int64_t n, uint32_t* sink) {
     acc ^= a.x ^ a.y ^ a.z ^ a.w;
   }
   if (acc == 0x9e3779b9u) *sink = acc;  // keeps the loads alive
+}
+__global__ void stream_read_kernel(const uint4* p, int64_t n, uint32_t* sink) { stream_read_body(p, n, sink); }
+
+// Same streaming read over [begin, begin + n) of p (launch-count experiment: one launch per matrix
+// vs per group of matrices vs one for the token, same bytes).
+__global__ void stream_range_kernel(const uint4* p, int64_t begin, int64_t n, uint32_t* sink) {
+  stream_read_body(p + begin, n, sink);
 }
 
 __global__ void fill_kernel(uint4* p, int64_t n) {
@@ -157,9 +165,12 @@ cudaGraphExec_t capture(cudaStream_t s, F&& fn) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
+  bool quick = false, focus = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
+    // --focus: Q4_0 only, every M with each schedule forced, the launch-count experiment, per-shape
+    // rows at M = 1 and 16; no kernel-lab variants.
+    if (!std::strcmp(argv[i], "--focus")) focus = true;
     if (!std::strcmp(argv[i], "--out") && i + 1 < argc) g_out = std::fopen(argv[++i], "w");
   }
   auto created = ge::create_cuda_backend();
@@ -198,10 +209,84 @@ int main(int argc, char** argv) {
   report("streaming-read ceiling used below: %.0f GB/s (reference H100 figure: 3090 GB/s)\n\n", ceiling_gbs);
 
   const std::vector<Shape> shapes = gemma4_31b_shapes();
+  if (!quick) {
+    // Launch-count experiment: the token's Q4_0 matrix sizes (18 bytes per 32 weights) laid out in
+    // layer order in one buffer, streamed as one launch per matrix (411), per group of matrices that
+    // share x (q|k|v, gate|up: 241), or one launch; same bytes, one graph each.
+    std::vector<std::vector<int64_t>> groups;  // uint4 counts per launch of the grouped token
+    auto bytes16 = [](int64_t rows, int64_t cols) { return (rows * cols / 32 * 18 + 15) / 16; };
+    for (int layer = 0; layer < 60; ++layer) {
+      const bool full = layer % 6 == 5;
+      if (full) {
+        groups.push_back({bytes16(16384, 5376), bytes16(2048, 5376)});
+        groups.push_back({bytes16(5376, 16384)});
+      } else {
+        groups.push_back({bytes16(8192, 5376), bytes16(4096, 5376), bytes16(4096, 5376)});
+        groups.push_back({bytes16(5376, 8192)});
+      }
+      groups.push_back({bytes16(21504, 5376), bytes16(21504, 5376)});
+      groups.push_back({bytes16(5376, 21504)});
+    }
+    groups.push_back({bytes16(262144, 5376)});
+    int64_t total = 0;
+    size_t n_single = 0;
+    for (auto& gr : groups) {
+      for (int64_t b : gr) total += b;
+      n_single += gr.size();
+    }
+    uint4* buf = nullptr;
+    uint32_t* sink = nullptr;
+    CHECK_CUDA(cudaMalloc(&buf, total * 16));
+    CHECK_CUDA(cudaMalloc(&sink, 4));
+    fill_kernel<<<4096, 256, 0, s>>>(buf, total);
+    int sms = 0;
+    CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    auto launch = [&](int64_t begin, int64_t n) {
+      const int64_t blocks = std::min<int64_t>(int64_t{sms} * 8, (n + 511) / 512);
+      stream_range_kernel<<<static_cast<unsigned>(blocks), 512, 0, s>>>(buf, begin, n, sink);
+    };
+    std::string line = "launch-count experiment (stream read, Q4_0 token bytes " + std::to_string(total * 16 / 1000000) + " MB):";
+    for (int mode = 0; mode < 3; ++mode) {
+      size_t launches = 0;
+      cudaGraphExec_t g = capture(s, [&] {
+        int64_t off = 0;
+        launches = 0;
+        if (mode == 2) {
+          launch(0, total);
+          launches = 1;
+          return;
+        }
+        for (auto& gr : groups) {
+          int64_t sum = 0;
+          for (int64_t b : gr) {
+            if (mode == 0) {
+              launch(off + sum, b);
+              ++launches;
+            }
+            sum += b;
+          }
+          if (mode == 1) {
+            launch(off, sum);
+            ++launches;
+          }
+          off += sum;
+        }
+      });
+      const float ms = median_ms(s, 3, reps, [&] { CHECK_CUDA(cudaGraphLaunch(g, s)); });
+      CHECK_CUDA(cudaGraphExecDestroy(g));
+      char b[96];
+      std::snprintf(b, sizeof(b), "  %zu launches %.3f ms (%.0f GB/s)", launches, ms, total * 16.0 / (ms * 1e-3) / 1e9);
+      line += b;
+    }
+    report("%s  [%zu matrices]\n\n", line.c_str(), n_single);
+    CHECK_CUDA(cudaFree(buf));
+    CHECK_CUDA(cudaFree(sink));
+  }
   std::vector<Format> formats = {{"Q4_0", ge::QuantType::kQ4_0, 0, false},
                                  {"int4-g32 (bf16 scale+zero)", ge::QuantType::kInt4Group, 32, true},
                                  {"int4-g128 (bf16 scale+zero)", ge::QuantType::kInt4Group, 128, true}};
-  if (!quick) {
+  if (focus) formats.resize(1);
+  if (!quick && !focus) {
     formats.push_back({"Q8_0", ge::QuantType::kQ8_0, 0, false});
     formats.push_back({"Q4_K (raw blocks)", ge::QuantType::kQ4_K, 0, false});
   }
@@ -230,6 +315,65 @@ int main(int argc, char** argv) {
       for (auto& mat : w.mats) be->matmul(x, m, *mat, y);
     };
     const bool raw = f.type == ge::QuantType::kQ4_K;
+    // The token's launches when products that share x are grouped: q|k|v (q|k in full layers),
+    // gate|up; indices into w.mats (ordered by shape, then layer).
+    std::vector<std::vector<size_t>> token_groups;
+    {
+      std::vector<size_t> first(shapes.size(), 0);
+      for (size_t i = w.shape_of.size(); i-- > 0;) first[w.shape_of[i]] = i;
+      for (int l = 0; l < 50; ++l) {
+        token_groups.push_back({first[0] + l, first[1] + l, first[2] + l});
+        token_groups.push_back({first[3] + l});
+      }
+      for (int l = 0; l < 10; ++l) {
+        token_groups.push_back({first[4] + l, first[5] + l});
+        token_groups.push_back({first[6] + l});
+      }
+      for (int l = 0; l < 60; ++l) {
+        token_groups.push_back({first[7] + l, first[8] + l});
+        token_groups.push_back({first[9] + l});
+      }
+      token_groups.push_back({first[10]});
+    }
+    if (!raw && !quick) {
+      // Schedules agree: the first matrix of every shape, each M, items vs K-slice (relative L2
+      // difference and max |difference| / max |y|).
+      double worst_l2 = 0, worst_max = 0;
+      std::vector<float> a, b;
+      for (int m : {1, 2, 3, 4, 8, 9, 16}) {
+        for (size_t si = 0; si < shapes.size(); ++si) {
+          size_t i = 0;
+          while (w.shape_of[i] != static_cast<int>(si)) ++i;
+          const size_t n = static_cast<size_t>(shapes[si].rows) * m;
+          a.resize(n);
+          b.resize(n);
+          for (int sched : {1, 3}) {
+            ge::cuda::set_gemv_schedule_override(sched);
+            CHECK_CUDA(cudaMemset(y, 0xff, n * 4));
+            be->matmul(x, m, *w.mats[i], y);
+            if (!be->synchronize().is_ok()) return 1;
+            CHECK_CUDA(cudaMemcpy(sched == 1 ? a.data() : b.data(), y, n * 4, cudaMemcpyDeviceToHost));
+          }
+          double num = 0, den = 0, dmax = 0, ymax = 0;
+          for (size_t k = 0; k < n; ++k) {
+            const double d = static_cast<double>(a[k]) - b[k];
+            num += d * d;
+            den += static_cast<double>(a[k]) * a[k];
+            dmax = std::max(dmax, std::abs(d));
+            ymax = std::max(ymax, std::abs(static_cast<double>(a[k])));
+          }
+          const double l2 = std::sqrt(num / std::max(den, 1e-30)), mx = dmax / std::max(ymax, 1e-30);
+          if (!(l2 <= 1e-5) || !(mx <= 1e-5)) {
+            report("MISMATCH %s M=%d %s: rel L2 %.3g, max %.3g\n", f.name, m, shapes[si].name, l2, mx);
+          }
+          worst_l2 = std::max(worst_l2, std::isnan(l2) ? 1e30 : l2);
+          worst_max = std::max(worst_max, std::isnan(mx) ? 1e30 : mx);
+        }
+      }
+      ge::cuda::set_gemv_schedule_override(0);
+      report("check %s: K-slice vs items over every shape, M = 1,2,3,4,8,9,16: worst rel L2 %.3g, max %.3g\n", f.name,
+             worst_l2, worst_max);
+    }
     // Whole token per M: the production choice, then each schedule forced (items = the per-CTA
     // item schedule of v4, or the generic raw kernel for Q4_K; stream = stream-K).
     for (int m : quick ? std::vector<int>{1} : (raw ? std::vector<int>{1, 4} : std::vector<int>{1, 2, 4, 8, 16})) {
@@ -244,8 +388,8 @@ int main(int argc, char** argv) {
       const double gbs = w.bytes / (ms * 1e-3) / 1e9;
       CHECK_CUDA(cudaGraphExecDestroy(g));
       std::string forced;
-      for (int sched : quick ? std::vector<int>{} : std::vector<int>{1, 2}) {
-        if (raw && sched == 2) continue;
+      for (int sched : quick ? std::vector<int>{} : std::vector<int>{1, 2, 3}) {
+        if (raw && sched >= 2) continue;
         ge::cuda::set_gemv_schedule_override(sched);
         token(m);
         if (!be->synchronize().is_ok()) return 1;
@@ -253,16 +397,45 @@ int main(int argc, char** argv) {
         const float fms = median_ms(s, 3, reps, [&] { CHECK_CUDA(cudaGraphLaunch(gf, s)); });
         CHECK_CUDA(cudaGraphExecDestroy(gf));
         char buf[64];
-        std::snprintf(buf, sizeof(buf), "  [%s %.3f ms]", sched == 1 ? (raw ? "generic" : "items") : "stream", fms);
+        std::snprintf(buf, sizeof(buf), "  [%s %.3f ms]", sched == 1 ? (raw ? "generic" : "items") : (sched == 2 ? "stream" : "slice"), fms);
         forced += buf;
       }
       ge::cuda::set_gemv_schedule_override(0);
+      if (focus && !raw) {
+        // K-slice schedule with the products that share x in one launch (q|k|v, gate|up): 241
+        // launches instead of 411.
+        ge::cuda::DeviceMemory frag, part, count;
+        const ge::cuda::GemvScratch scratch{&frag, &part, &count};
+        ge::cuda::LaunchContext lctx;
+        lctx.stream = s;
+        CHECK_CUDA(cudaDeviceGetAttribute(&lctx.num_sms, cudaDevAttrMultiProcessorCount, 0));
+        auto grouped = [&] {
+          for (const auto& gr : token_groups) {
+            std::vector<ge::cuda::GemvTarget> t;
+            float* yo = y;
+            for (size_t i : gr) {
+              const auto& v = static_cast<const ge::cuda::CudaPackedWeight&>(*w.mats[i]).view();
+              t.push_back({&v, yo});
+              yo += v.rows * m;
+            }
+            CHECK_CUDA(ge::cuda::launch_gemv_slice(t, x, m, scratch, 0, lctx));
+          }
+        };
+        grouped();
+        CHECK_CUDA(cudaStreamSynchronize(s));
+        cudaGraphExec_t gg = capture(s, grouped);
+        const float gms = median_ms(s, 3, reps, [&] { CHECK_CUDA(cudaGraphLaunch(gg, s)); });
+        CHECK_CUDA(cudaGraphExecDestroy(gg));
+        char buf[64];
+        std::snprintf(buf, sizeof(buf), "  [slice grouped (%zu launches) %.3f ms]", token_groups.size(), gms);
+        forced += buf;
+      }
       report("M=%-2d whole token (%zu GEMVs, one graph): %.3f ms  %.0f GB/s  %.1f%% of stream ceiling"
              "  -> %.1f tok/s (linear layers only)%s%s\n",
              m, w.mats.size(), ms, gbs, 100.0 * gbs / ceiling_gbs, 1000.0 / ms, m > 1 ? " per stream" : "",
              forced.c_str());
     }
-    if (!quick && f.type == ge::QuantType::kQ4_0) {
+    if (!quick && !focus && f.type == ge::QuantType::kQ4_0) {
       // Kernel lab: configurations of the tiled GEMV (registers vs prefetch depth vs CTAs per SM),
       // and a skeleton that only streams the weights through the same schedule.
       ge::cuda::DeviceMemory frag, part, count;
@@ -310,6 +483,8 @@ int main(int argc, char** argv) {
       }
     }
     // Per shape: all matrices of one shape back to back in a graph.
+    for (int pm : focus ? std::vector<int>{1, 16} : std::vector<int>{1}) {
+    if (pm > 1) report("   per shape at M = %d:\n", pm);
     for (size_t si = 0; si < shapes.size(); ++si) {
       double bytes = 0;
       std::vector<ge::PackedWeight*> mats;
@@ -320,12 +495,12 @@ int main(int argc, char** argv) {
         }
       }
       std::string line;
-      for (int sched : raw ? std::vector<int>{0, 1} : std::vector<int>{0, 1, 2}) {
+      for (int sched : raw ? std::vector<int>{0, 1} : std::vector<int>{0, 1, 2, 3}) {
         ge::cuda::set_gemv_schedule_override(sched);
-        for (auto* mat : mats) be->matmul(x, 1, *mat, y);
+        for (auto* mat : mats) be->matmul(x, pm, *mat, y);
         if (!be->synchronize().is_ok()) return 1;
         cudaGraphExec_t g = capture(s, [&] {
-          for (auto* mat : mats) be->matmul(x, 1, *mat, y);
+          for (auto* mat : mats) be->matmul(x, pm, *mat, y);
         });
         const float ms = median_ms(s, 2, reps, [&] { CHECK_CUDA(cudaGraphLaunch(g, s)); });
         CHECK_CUDA(cudaGraphExecDestroy(g));
@@ -334,13 +509,14 @@ int main(int argc, char** argv) {
           std::snprintf(buf, sizeof(buf), "%8.3f ms  %5.0f GB/s  %5.1f%% of ceiling", ms, bytes / (ms * 1e-3) / 1e9,
                         100.0 * bytes / (ms * 1e-3) / 1e9 / ceiling_gbs);
         } else {
-          std::snprintf(buf, sizeof(buf), "  [%s %.3f ms]", sched == 1 ? (raw ? "generic" : "items") : "stream", ms);
+          std::snprintf(buf, sizeof(buf), "  [%s %.3f ms]", sched == 1 ? (raw ? "generic" : "items") : (sched == 2 ? "stream" : "slice"), ms);
         }
         line += buf;
       }
       ge::cuda::set_gemv_schedule_override(0);
       report("   %-10s %6lld x %-6lld x%-3d %s\n", shapes[si].name, static_cast<long long>(shapes[si].rows),
              static_cast<long long>(shapes[si].cols), shapes[si].count, line.c_str());
+    }
     }
     report("\n");
   }

@@ -573,12 +573,24 @@ bool use_stream(const WeightView& w, int m) {
   return m == 1 && w.rows >= 21504;
 }
 
+// The K-slice schedule (x staged per slice in shared memory) for 2 <= M (dev/cuda/NOTES.md, small M).
+bool use_slice(const WeightView& w, int m) {
+  (void)w;
+  if (g_schedule_override != 0) return g_schedule_override == 3;
+  return false;
+}
+
 }  // namespace
 
 cudaError_t configure_gemv_kernels() { return configure_gemv_stream_kernels(); }
 
 cudaError_t launch_gemv_tiled(const WeightView& w, const float* x, int m, float* y, const GemvScratch& scratch,
                               const GemvTuning& tune, const LaunchContext& ctx) {
+  if (use_slice(w, m)) {
+    const GemvTarget target{&w, y};
+    const cudaError_t e = launch_gemv_slice(std::span<const GemvTarget>(&target, 1), x, m, scratch, 0, ctx);
+    if (e != cudaErrorInvalidValue) return e;  // otherwise x of one group unit is too large: items
+  }
   if (use_stream(w, m)) return launch_gemv_stream(w, x, m, y, scratch, tune.ctas_per_sm, ctx);
   return launch_items(w, x, m, y, scratch, tune, ctx);
 }

@@ -4,12 +4,15 @@
 // decode-in-kernel fp32 GEMV (Q4_K with its own kernel).
 #pragma once
 
+#include <span>
+
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/packed_weight.cuh"
 
 namespace ge::cuda {
 
 constexpr int kGemvMaxM = 16;
+constexpr int kGemvMaxOutputs = 4;  // weights one grouped launch covers (q/k/v, gate/up)
 
 struct GemvTuning {
   int ctas_per_sm = 0;  // persistent CTAs per SM; 0 = as many as fit (occupancy calculator)
@@ -27,6 +30,20 @@ struct GemvScratch {
 cudaError_t launch_gemv_tiled(const WeightView& w, const float* x, int m, float* y, const GemvScratch& scratch,
                               const GemvTuning& tune, const LaunchContext& ctx);
 
+// One product of a grouped launch: y [m, w->rows] = x · wᵀ.
+struct GemvTarget {
+  const WeightView* w = nullptr;
+  float* y = nullptr;
+};
+
+// K-slice schedule (gemv_slice.cu): 1..kGemvMaxOutputs tiled weights that share x and
+// gemv_slice_compatible layouts, in one launch. force_slices > 0 fixes the K-slice count (kernel
+// lab). Answers cudaErrorInvalidValue when the outputs do not fit it (the caller falls back).
+cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, int m, const GemvScratch& scratch,
+                              int force_slices, const LaunchContext& ctx);
+// Same encoding, group size and K: the weights can share one slice launch.
+bool gemv_slice_compatible(const WeightView& a, const WeightView& b);
+
 // w raw (any encoding), any m >= 1 (processed 16 rows of x at a time).
 cudaError_t launch_gemv_raw(const WeightView& w, const float* x, int64_t m, float* y, const LaunchContext& ctx);
 
@@ -39,7 +56,7 @@ cudaError_t launch_gemv_tiled_lab(const WeightView& w, const float* x, int m, fl
                                   const GemvScratch& scratch, const LaunchContext& ctx);
 
 // Kernel lab: forces the schedule of launch_gemv_tiled (0 the measured choice, 1 the per-CTA item
-// schedule, 2 stream-K); 1 also sends Q4_K to the generic raw kernel. Not thread-safe; benchmarks only.
+// schedule, 2 stream-K, 3 K-slice); 1 also sends Q4_K to the generic raw kernel. Not thread-safe; benchmarks only.
 void set_gemv_schedule_override(int schedule);
 int gemv_schedule_override();
 

@@ -1,0 +1,405 @@
+// K-slice schedule of the tensor-core GEMV for small M (and grouped products that share x): every CTA
+// owns one K-slice, stages x of that slice once in shared memory as bf16 hi/lo B fragments, and its
+// warps stream whole tile pairs over the slice; split pairs are added by the last slice to arrive.
+#include <algorithm>
+
+#include "backend/cuda/gemv_tiled.cuh"
+
+namespace ge::cuda {
+namespace {
+
+constexpr int kSliceWarps = 8;     // warps per CTA
+constexpr int kSliceMinB = 2;      // CTAs per SM the register budget is sized for
+constexpr int kSlicePrefetch = 4;  // slots (two 16-byte loads per lane each) in flight per warp
+// Shared memory per CTA for the staged fragments: two CTAs per SM must fit in 227 KB.
+constexpr size_t kSliceSmemCap = 110 * 1024;
+
+struct SliceOutput {
+  WeightView w;
+  float* y = nullptr;   // [m, w.rows]
+  int first_pair = 0;   // index of this output's first pair in the launch's pair sequence
+};
+
+struct SliceParams {
+  SliceOutput out[kGemvMaxOutputs];
+  int n_out;
+  int total_pairs;
+  const float* x;  // [m, cols]
+  float* partial;  // [total_pairs][slices][m][32] when slices > 1
+  int* count;      // [total_pairs], zero between launches
+  int64_t cols;
+  int m;
+  int slices;          // S: K-slices of whole group units
+  int ctas_per_slice;  // R
+  int n_gu;            // group units along K
+};
+
+// Output index of global pair gp (outputs in pair order; at most kGemvMaxOutputs).
+__device__ __forceinline__ int output_of(const SliceParams& p, int gp) {
+  int o = 0;
+#pragma unroll
+  for (int i = 1; i < kGemvMaxOutputs; ++i) {
+    if (i < p.n_out && gp >= p.out[i].first_pair) o = i;
+  }
+  return o;
+}
+
+// CTA b works on slice b % S (neighbouring CTAs read different slices of x and different pairs);
+// warp lw of the slice's R·W warps takes pairs lw, lw + R·W, ... over the whole slice, so a warp's
+// chunks form one sequence that streams kP slots ahead across pair boundaries. Partial sums of a
+// pair (S > 1) go to global scratch; the slice that arrives last adds them in slice order, so the
+// result has the same bits on every run.
+template <int kFmt, int kG, int kNT, int kP, int kW, int kMinB>
+static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const __grid_constant__ SliceParams p) {
+  using F = FormatTraits<kFmt>;
+  constexpr int kBits = F::kBits;
+  constexpr int kSteps = kBits == 4 ? 4 : 2;  // k-steps per chunk
+  constexpr int kChunkK = kSteps * 16;
+  constexpr int kKsg = kG / 16;  // k-steps per group
+  constexpr int kGpc = kChunkK > kG ? kChunkK / kG : 1;
+  constexpr int kCpg = kG > kChunkK ? kG / kChunkK : 1;
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int m = p.m, S = p.slices;
+  const int slice = static_cast<int>(blockIdx.x) % S, r = static_cast<int>(blockIdx.x) / S;
+  const int g0 = slice * p.n_gu / S, g1 = (slice + 1) * p.n_gu / S;
+  const int c_begin = g0 * kCpg, c_end = g1 * kCpg, len = c_end - c_begin;
+  const int64_t ksteps_s = int64_t{len} * kSteps;
+  uint4* xf_s = reinterpret_cast<uint4*>(smem);
+  float* xsum_s = reinterpret_cast<float*>(xf_s + ksteps_s * m * 4);
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int nw = p.ctas_per_slice * kW, lw = r * kW + warp;
+  const int my_pairs = lw < p.total_pairs ? (p.total_pairs - 1 - lw) / nw + 1 : 0;
+  const int total = my_pairs * len;  // chunks of this warp
+
+  // Loader cursor and prologue (weights do not depend on the previous kernel).
+  int ld_gp = lw, ld_c = c_begin, ld_o = lw < p.total_pairs ? output_of(p, lw) : 0;
+  Slot slot[kP];
+#pragma unroll
+  for (int i = 0; i < kP; ++i) {
+    if (i < total) {
+      load_slot<kFmt, kG>(p.out[ld_o].w, ld_gp - p.out[ld_o].first_pair, ld_c, lane, g, slot[i]);
+      if (++ld_c == c_end) {
+        ld_c = c_begin;
+        ld_gp += nw;
+        if (ld_gp < p.total_pairs) ld_o = output_of(p, ld_gp);
+      }
+    }
+  }
+
+  grid_dependency_wait();
+  build_fragments(p.x, p.cols, int64_t{c_begin} * kChunkK, m, ksteps_s, int64_t{len} * kChunkK / kG, kG,
+                  F::kZero == kZeroFloat, xf_s, xsum_s, threadIdx.x, blockDim.x);
+  __syncthreads();
+  grid_dependency_release();
+
+  // B fragments of this lane: token n = g (+ 8 for the second n-tile); 16-byte reads of 32
+  // consecutive uint4 per warp, free of bank conflicts.
+  const bool has_n0 = g < m, has_n1 = g + 8 < m;
+  const uint4* xlane = xf_s + g * 4 + t;
+  const int xstride = m * 4;  // uint4 per k-step
+
+  float acc[2][kNT][4], d[2][kNT][4];
+#pragma unroll
+  for (int tt = 0; tt < 2; ++tt) {
+#pragma unroll
+    for (int nt = 0; nt < kNT; ++nt) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[tt][nt][j] = d[tt][nt][j] = 0.0f;
+    }
+  }
+  int gp = lw, c = c_begin;
+
+  for (int ub = 0; ub < total; ub += kP) {
+#pragma unroll
+    for (int i = 0; i < kP; ++i) {
+      if (ub + i < total) {
+        Slot& sl = slot[i];
+        uint32_t bias[2][2] = {{kBf2_128, kBf2_128}, {kBf2_128, kBf2_128}};
+        if constexpr (F::kZero == kZeroInt) {
+#pragma unroll
+          for (int tt = 0; tt < 2; ++tt) {
+            const float zl = static_cast<float>(static_cast<int8_t>(sl.z[tt][0] & 0xffu));
+            const float zh = static_cast<float>(static_cast<int8_t>((sl.z[tt][0] >> 16) & 0xffu));
+            bias[tt][0] = pack_bf16x2(128.0f + zl, 128.0f + zl);
+            bias[tt][1] = pack_bf16x2(128.0f + zh, 128.0f + zh);
+          }
+        }
+        const uint4* xk = xlane + (c - c_begin) * kSteps * xstride;
+#pragma unroll
+        for (int s = 0; s < kSteps; ++s) {
+          uint4 b[kNT];
+          b[0] = has_n0 ? xk[s * xstride] : make_uint4(0u, 0u, 0u, 0u);
+          if constexpr (kNT == 2) b[1] = has_n1 ? xk[s * xstride + 32] : make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+          for (int tt = 0; tt < 2; ++tt) {
+            uint32_t a[4];
+            const uint32_t* qw = reinterpret_cast<const uint32_t*>(&sl.q[tt]);
+            if constexpr (kBits == 4) {
+              decode_a4(qw[s], a);
+            } else {
+              const uint32_t X = qw[2 * s], Y = qw[2 * s + 1];
+              a[0] = decode_a8(X, 0, bias[tt][0]);
+              a[1] = decode_a8(X, 8, bias[tt][1]);
+              a[2] = decode_a8(Y, 0, bias[tt][0]);
+              a[3] = decode_a8(Y, 8, bias[tt][1]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < kNT; ++nt) {
+              mma_bf16(d[tt][nt], a, b[nt].x, b[nt].y);
+              mma_bf16(d[tt][nt], a, b[nt].z, b[nt].w);
+            }
+          }
+          // Group end: fold the group's sums into the fp32 accumulators with its scale (and the
+          // zero-point term through the staged Σx of the group).
+          bool flush;
+          if constexpr (kKsg <= kSteps) {
+            flush = (s + 1) % kKsg == 0;
+          } else {
+            flush = s == kSteps - 1 && (c + 1) % kCpg == 0;
+          }
+          if (flush) {
+            const int j = kGpc == 2 ? s / kKsg : 0;  // which group of the chunk
+            const int grp = ((c - c_begin) * kSteps + s) / kKsg;  // group within the slice
+#pragma unroll
+            for (int tt = 0; tt < 2; ++tt) {
+              const uint32_t sw = sl.s[tt][j];
+              const float sl_ = F::kScaleF16 ? fp16_bits_to_f32(sw & 0xffffu) : bf16_bits_to_f32(sw & 0xffffu);
+              const float sh_ = F::kScaleF16 ? fp16_bits_to_f32(sw >> 16) : bf16_bits_to_f32(sw >> 16);
+              float cl = 0.0f, ch = 0.0f;
+              if constexpr (F::kZero == kZeroFloat) {
+                const uint32_t zw = sl.z[tt][j];
+                cl = (8.0f - bf16_bits_to_f32(zw & 0xffffu)) * sl_;
+                ch = (8.0f - bf16_bits_to_f32(zw >> 16)) * sh_;
+              }
+#pragma unroll
+              for (int nt = 0; nt < kNT; ++nt) {
+                acc[tt][nt][0] = fmaf(sl_, d[tt][nt][0], acc[tt][nt][0]);
+                acc[tt][nt][1] = fmaf(sl_, d[tt][nt][1], acc[tt][nt][1]);
+                acc[tt][nt][2] = fmaf(sh_, d[tt][nt][2], acc[tt][nt][2]);
+                acc[tt][nt][3] = fmaf(sh_, d[tt][nt][3], acc[tt][nt][3]);
+                if constexpr (F::kZero == kZeroFloat) {
+                  const float2 xv = *reinterpret_cast<const float2*>(xsum_s + grp * 16 + 8 * nt + 2 * t);
+                  acc[tt][nt][0] = fmaf(cl, xv.x, acc[tt][nt][0]);
+                  acc[tt][nt][1] = fmaf(cl, xv.y, acc[tt][nt][1]);
+                  acc[tt][nt][2] = fmaf(ch, xv.x, acc[tt][nt][2]);
+                  acc[tt][nt][3] = fmaf(ch, xv.y, acc[tt][nt][3]);
+                }
+#pragma unroll
+                for (int jj = 0; jj < 4; ++jj) d[tt][nt][jj] = 0.0f;
+              }
+            }
+          }
+        }
+        // Refill the slot kP chunks ahead (possibly of the warp's next pair).
+        if (ub + i + kP < total) {
+          load_slot<kFmt, kG>(p.out[ld_o].w, ld_gp - p.out[ld_o].first_pair, ld_c, lane, g, sl);
+          if (++ld_c == c_end) {
+            ld_c = c_begin;
+            ld_gp += nw;
+            if (ld_gp < p.total_pairs) ld_o = output_of(p, ld_gp);
+          }
+        }
+        if (++c == c_end) {  // end of the pair's slice
+          // Accumulator (tt, nt, j) of lane (g, t): row tt·16 + g + 8·(j / 2) of the pair, token
+          // nt·8 + 2t + j % 2.
+          const int o = output_of(p, gp);
+          const int64_t rows = p.out[o].w.rows;
+          const int64_t row0 = int64_t{gp - p.out[o].first_pair} * 32;
+          float* y = p.out[o].y;
+          if (S == 1) {
+#pragma unroll
+            for (int tt = 0; tt < 2; ++tt) {
+#pragma unroll
+              for (int nt = 0; nt < kNT; ++nt) {
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                  const int n = nt * 8 + 2 * t + (j & 1);
+                  const int64_t row = row0 + tt * 16 + g + 8 * (j >> 1);
+                  if (n < m && row < rows) y[int64_t{n} * rows + row] = acc[tt][nt][j];
+                }
+              }
+            }
+          } else {
+            float* part = p.partial + (int64_t{gp} * S + slice) * m * 32;
+#pragma unroll
+            for (int tt = 0; tt < 2; ++tt) {
+#pragma unroll
+              for (int nt = 0; nt < kNT; ++nt) {
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                  const int n = nt * 8 + 2 * t + (j & 1);
+                  if (n < m) part[n * 32 + tt * 16 + g + 8 * (j >> 1)] = acc[tt][nt][j];
+                }
+              }
+            }
+            __threadfence();
+            __syncwarp();
+            int old = 0;
+            if (lane == 0) old = atomicAdd(p.count + gp, 1);
+            old = __shfl_sync(0xffffffffu, old, 0);
+            if (old == S - 1) {  // last slice of this pair: add the partials in slice order
+              __threadfence();
+              const float* base = p.partial + int64_t{gp} * S * m * 32;
+              for (int e = lane; e < 32 * m; e += 32) {
+                const int64_t row = row0 + (e & 31);
+                float sum = 0.0f;
+#pragma unroll 4
+                for (int sp = 0; sp < S; ++sp) sum += __ldcg(base + int64_t{sp} * m * 32 + e);
+                if (row < rows) y[int64_t{e >> 5} * rows + row] = sum;
+              }
+              if (lane == 0) atomicExch(p.count + gp, 0);
+            }
+          }
+#pragma unroll
+          for (int tt = 0; tt < 2; ++tt) {
+#pragma unroll
+            for (int nt = 0; nt < kNT; ++nt) {
+#pragma unroll
+              for (int jj = 0; jj < 4; ++jj) acc[tt][nt][jj] = 0.0f;
+            }
+          }
+          c = c_begin;
+          gp += nw;
+        }
+      }
+    }
+  }
+}
+
+template <int kFmt, int kG, int kNT>
+cudaError_t slice_launch(const SliceParams& p, size_t smem, const LaunchContext& ctx) {
+  auto kernel = gemv_slice_kernel<kFmt, kG, kNT, kSlicePrefetch, kSliceWarps, kSliceMinB>;
+  static bool configured = false;
+  if (!configured) {
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit);
+    if (e != cudaSuccess) return e;
+    configured = true;
+  }
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>(p.slices * p.ctas_per_slice));
+  cfg.blockDim = dim3(kSliceWarps * 32);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = ctx.stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = ctx.programmatic_launch ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, p);
+}
+
+template <int kFmt, int kG>
+cudaError_t slice_nt(const SliceParams& p, size_t smem, const LaunchContext& ctx) {
+  return p.m <= 8 ? slice_launch<kFmt, kG, 1>(p, smem, ctx) : slice_launch<kFmt, kG, 2>(p, smem, ctx);
+}
+
+template <int kFmt>
+cudaError_t slice_group(const SliceParams& p, int group, size_t smem, const LaunchContext& ctx) {
+  if constexpr (kFmt == kFmtQ4_0 || kFmt == kFmtQ8_0) {
+    return slice_nt<kFmt, 32>(p, smem, ctx);
+  } else {
+    switch (group) {
+      case 32: return slice_nt<kFmt, 32>(p, smem, ctx);
+      case 64: return slice_nt<kFmt, 64>(p, smem, ctx);
+      case 128: return slice_nt<kFmt, 128>(p, smem, ctx);
+      default: return cudaErrorInvalidValue;
+    }
+  }
+}
+
+// Shared memory of a slice of `len` chunks: fragments (64 bytes per k-step and token) and the
+// per-group x sums of float zero points.
+size_t slice_smem(const WeightView& w, int len, int m) {
+  const bool four = w.layout == WeightLayout::kTiled4;
+  const int steps = four ? 4 : 2;
+  const size_t frag = static_cast<size_t>(len) * steps * m * 64;
+  const size_t groups = static_cast<size_t>(len) * tiled_chunk_k(w.layout) / w.group_size;
+  return frag + (four && w.zeros != nullptr ? groups * 16 * 4 : 0);
+}
+
+}  // namespace
+
+bool gemv_slice_compatible(const WeightView& a, const WeightView& b) {
+  return a.layout == b.layout && a.cols == b.cols && a.n_chunks == b.n_chunks && a.n_groups == b.n_groups &&
+         a.group_size == b.group_size && a.scale_fp16 == b.scale_fp16 && (a.zeros == nullptr) == (b.zeros == nullptr);
+}
+
+cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, int m, const GemvScratch& scratch,
+                              int force_slices, const LaunchContext& ctx) {
+  if (outs.empty() || outs.size() > static_cast<size_t>(kGemvMaxOutputs) || m < 1 || m > kGemvMaxM) {
+    return cudaErrorInvalidValue;
+  }
+  const WeightView& w = *outs[0].w;
+  if (w.layout != WeightLayout::kTiled4 && w.layout != WeightLayout::kTiled8) return cudaErrorInvalidValue;
+  SliceParams p = {};
+  int total_pairs = 0;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (!gemv_slice_compatible(w, *outs[i].w)) return cudaErrorInvalidValue;
+    p.out[i].w = *outs[i].w;
+    p.out[i].y = outs[i].y;
+    p.out[i].first_pair = total_pairs;
+    total_pairs += outs[i].w->n_tiles / 2;  // the packer pads the tile count to even
+  }
+  const bool four = w.layout == WeightLayout::kTiled4;
+  const int chunk_k = four ? 64 : 32;
+  const int cpg = w.group_size > chunk_k ? w.group_size / chunk_k : 1;
+  const int n_gu = w.n_chunks / cpg;
+  const int sms = std::max(ctx.num_sms, 1);
+  const int capacity = kSliceMinB * sms;  // resident CTAs
+
+  // Slices: fragments of a slice must fit kSliceSmemCap; among those, the fewest slices whose warps
+  // are >= 90% busy (pairs spread over R·W warps per slice), else the best such filling.
+  int best_s = 0;
+  double best_eff = -1.0;
+  for (int s = 1; s <= std::min(n_gu, 64); ++s) {
+    if (force_slices > 0 && s != force_slices) continue;
+    const int len = (n_gu + s - 1) / s * cpg;
+    if (slice_smem(w, len, m) > kSliceSmemCap) continue;
+    const int r = std::max(1, capacity / s);
+    const int64_t nw = int64_t{r} * kSliceWarps;
+    const int64_t rounds = (total_pairs + nw - 1) / nw;
+    const double eff = static_cast<double>(total_pairs) / static_cast<double>(rounds * nw);
+    if (eff > best_eff + 0.02) {
+      best_eff = eff;
+      best_s = s;
+    }
+    if (eff >= 0.9) break;
+  }
+  if (best_s == 0) return cudaErrorInvalidValue;  // x of one group unit does not fit: caller falls back
+  const int S = best_s;
+  // CTAs per slice: enough warps for every pair, at most the resident capacity.
+  const int r = std::max(1, std::min(capacity / S, (total_pairs + kSliceWarps - 1) / kSliceWarps));
+  p.n_out = static_cast<int>(outs.size());
+  p.total_pairs = total_pairs;
+  p.x = x;
+  p.cols = w.cols;
+  p.m = m;
+  p.slices = S;
+  p.ctas_per_slice = r;
+  p.n_gu = n_gu;
+  if (S > 1) {
+    if (scratch.split_partial == nullptr || scratch.split_count == nullptr) return cudaErrorInvalidValue;
+    const size_t need = static_cast<size_t>(total_pairs) * S * m * 32 * 4;
+    if (!scratch.split_partial->ensure(need, "gemv split partials").is_ok()) return cudaErrorMemoryAllocation;
+    const size_t counts = static_cast<size_t>(total_pairs) * 4;
+    if (scratch.split_count->bytes() < counts) {
+      if (!scratch.split_count->allocate(counts, "gemv split counters").is_ok()) return cudaErrorMemoryAllocation;
+      cudaError_t e = cudaMemsetAsync(scratch.split_count->get(), 0, counts, ctx.stream);
+      if (e != cudaSuccess) return e;
+    }
+    p.partial = scratch.split_partial->as<float>();
+    p.count = scratch.split_count->as<int>();
+  }
+  const size_t smem = slice_smem(w, (n_gu + S - 1) / S * cpg, m);
+  const int group = w.group_size;
+  if (four) {
+    if (w.scale_fp16) return slice_group<kFmtQ4_0>(p, group, smem, ctx);
+    return w.zeros != nullptr ? slice_group<kFmtI4Z>(p, group, smem, ctx) : slice_group<kFmtI4>(p, group, smem, ctx);
+  }
+  if (w.scale_fp16) return slice_group<kFmtQ8_0>(p, group, smem, ctx);
+  return w.zeros != nullptr ? slice_group<kFmtI8Z>(p, group, smem, ctx) : slice_group<kFmtI8>(p, group, smem, ctx);
+}
+
+}  // namespace ge::cuda
