@@ -435,6 +435,47 @@ int main(int argc, char** argv) {
              m, w.mats.size(), ms, gbs, 100.0 * gbs / ceiling_gbs, 1000.0 / ms, m > 1 ? " per stream" : "",
              forced.c_str());
     }
+    if (focus && f.type == ge::QuantType::kQ4_0) {
+      // Kernel lab of the K-slice schedule: each configuration over the grouped token (241
+      // launches), every M.
+      ge::cuda::DeviceMemory frag, part, count;
+      const ge::cuda::GemvScratch scratch{&frag, &part, &count};
+      ge::cuda::LaunchContext lctx;
+      lctx.stream = s;
+      CHECK_CUDA(cudaDeviceGetAttribute(&lctx.num_sms, cudaDevAttrMultiProcessorCount, 0));
+      for (int v = 0; v < ge::cuda::gemv_slice_lab_variants(); ++v) {
+        std::string line = std::string("   lab ") + ge::cuda::gemv_slice_lab_variant_name(v) + ", grouped token:";
+        for (int m : {1, 2, 4, 8, 16}) {
+          bool ok = true;
+          auto grouped = [&] {
+            for (const auto& gr : token_groups) {
+              std::vector<ge::cuda::GemvTarget> t;
+              float* yo = y;
+              for (size_t i : gr) {
+                const auto& vw = static_cast<const ge::cuda::CudaPackedWeight&>(*w.mats[i]).view();
+                t.push_back({&vw, yo});
+                yo += vw.rows * m;
+              }
+              ok = ok && ge::cuda::launch_gemv_slice_lab(t, x, m, v, scratch, lctx) == cudaSuccess;
+            }
+          };
+          grouped();
+          (void)cudaGetLastError();
+          CHECK_CUDA(cudaStreamSynchronize(s));
+          if (!ok) {
+            line += "  M=" + std::to_string(m) + " n/a";
+            continue;
+          }
+          cudaGraphExec_t gg = capture(s, grouped);
+          const float ms = median_ms(s, 2, reps, [&] { CHECK_CUDA(cudaGraphLaunch(gg, s)); });
+          CHECK_CUDA(cudaGraphExecDestroy(gg));
+          char buf[48];
+          std::snprintf(buf, sizeof(buf), "  M=%d %.3f", m, ms);
+          line += buf;
+        }
+        report("%s ms\n", line.c_str());
+      }
+    }
     if (!quick && !focus && f.type == ge::QuantType::kQ4_0) {
       // Kernel lab: configurations of the tiled GEMV (registers vs prefetch depth vs CTAs per SM),
       // and a skeleton that only streams the weights through the same schedule.

@@ -43,6 +43,11 @@ cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, 
                               int force_slices, const LaunchContext& ctx);
 // Same encoding, group size and K: the weights can share one slice launch.
 bool gemv_slice_compatible(const WeightView& a, const WeightView& b);
+// Kernel lab (Q4_0): configurations of the K-slice schedule; variant 0 is the production one.
+int gemv_slice_lab_variants();
+const char* gemv_slice_lab_variant_name(int variant);
+cudaError_t launch_gemv_slice_lab(std::span<const GemvTarget> outs, const float* x, int m, int variant,
+                                  const GemvScratch& scratch, const LaunchContext& ctx);
 
 // w raw (any encoding), any m >= 1 (processed 16 rows of x at a time).
 cudaError_t launch_gemv_raw(const WeightView& w, const float* x, int64_t m, float* y, const LaunchContext& ctx);

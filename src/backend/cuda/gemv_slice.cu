@@ -268,9 +268,9 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
   }
 }
 
-template <int kFmt, int kG, int kNT>
+template <int kFmt, int kG, int kNT, int kP = kSlicePrefetch, int kW = kSliceWarps, int kMinB = kSliceMinB>
 cudaError_t slice_launch(const SliceParams& p, size_t smem, const LaunchContext& ctx) {
-  auto kernel = gemv_slice_kernel<kFmt, kG, kNT, kSlicePrefetch, kSliceWarps, kSliceMinB>;
+  auto kernel = gemv_slice_kernel<kFmt, kG, kNT, kP, kW, kMinB>;
   static bool configured = false;
   if (!configured) {
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit);
@@ -279,7 +279,7 @@ cudaError_t slice_launch(const SliceParams& p, size_t smem, const LaunchContext&
   }
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(static_cast<unsigned>(p.slices * p.ctas_per_slice));
-  cfg.blockDim = dim3(kSliceWarps * 32);
+  cfg.blockDim = dim3(kW * 32);
   cfg.dynamicSmemBytes = smem;
   cfg.stream = ctx.stream;
   cudaLaunchAttribute attr[1];
@@ -309,6 +309,20 @@ cudaError_t slice_group(const SliceParams& p, int group, size_t smem, const Laun
   }
 }
 
+// Kernel-lab configurations (Q4_0 only): prefetch depth and CTA shape.
+template <int kP, int kW, int kMinB>
+cudaError_t slice_lab(const SliceParams& p, size_t smem, const LaunchContext& ctx) {
+  return p.m <= 8 ? slice_launch<kFmtQ4_0, 32, 1, kP, kW, kMinB>(p, smem, ctx)
+                  : slice_launch<kFmtQ4_0, 32, 2, kP, kW, kMinB>(p, smem, ctx);
+}
+
+struct SliceConfig {
+  int warps = kSliceWarps;
+  int min_blocks = kSliceMinB;
+  size_t smem_cap = kSliceSmemCap;
+  int policy = 0;  // 0: fewest slices that keep >= 90% of the warps busy; 1: fewest that fit; 2: twice policy 0
+};
+
 // Shared memory of a slice of `len` chunks: fragments (64 bytes per k-step and token) and the
 // per-group x sums of float zero points.
 size_t slice_smem(const WeightView& w, int len, int m) {
@@ -326,13 +340,27 @@ bool gemv_slice_compatible(const WeightView& a, const WeightView& b) {
          a.group_size == b.group_size && a.scale_fp16 == b.scale_fp16 && (a.zeros == nullptr) == (b.zeros == nullptr);
 }
 
-cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, int m, const GemvScratch& scratch,
-                              int force_slices, const LaunchContext& ctx) {
+namespace {
+
+// variant < 0: production; otherwise a kernel-lab configuration (Q4_0 only).
+cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int m, const GemvScratch& scratch,
+                           int force_slices, int variant, const LaunchContext& ctx) {
   if (outs.empty() || outs.size() > static_cast<size_t>(kGemvMaxOutputs) || m < 1 || m > kGemvMaxM) {
     return cudaErrorInvalidValue;
   }
   const WeightView& w = *outs[0].w;
   if (w.layout != WeightLayout::kTiled4 && w.layout != WeightLayout::kTiled8) return cudaErrorInvalidValue;
+  SliceConfig cfg;
+  if (variant >= 0) {
+    if (w.layout != WeightLayout::kTiled4 || !w.scale_fp16) return cudaErrorInvalidValue;
+    if (variant == 3) {
+      cfg.warps = 4;
+      cfg.min_blocks = 4;
+      cfg.smem_cap = 54 * 1024;
+    }
+    if (variant == 4) cfg.policy = 2;
+    if (variant == 5) cfg.policy = 1;
+  }
   SliceParams p = {};
   int total_pairs = 0;
   for (size_t i = 0; i < outs.size(); ++i) {
@@ -347,30 +375,31 @@ cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, 
   const int cpg = w.group_size > chunk_k ? w.group_size / chunk_k : 1;
   const int n_gu = w.n_chunks / cpg;
   const int sms = std::max(ctx.num_sms, 1);
-  const int capacity = kSliceMinB * sms;  // resident CTAs
+  const int capacity = cfg.min_blocks * sms;  // resident CTAs
 
-  // Slices: fragments of a slice must fit kSliceSmemCap; among those, the fewest slices whose warps
-  // are >= 90% busy (pairs spread over R·W warps per slice), else the best such filling.
+  // Slices: fragments of a slice must fit the shared-memory cap; among those, the fewest slices
+  // whose warps are >= 90% busy (pairs spread over R·W warps per slice), else the best filling.
   int best_s = 0;
   double best_eff = -1.0;
   for (int s = 1; s <= std::min(n_gu, 64); ++s) {
     if (force_slices > 0 && s != force_slices) continue;
     const int len = (n_gu + s - 1) / s * cpg;
-    if (slice_smem(w, len, m) > kSliceSmemCap) continue;
+    if (slice_smem(w, len, m) > cfg.smem_cap) continue;
     const int r = std::max(1, capacity / s);
-    const int64_t nw = int64_t{r} * kSliceWarps;
+    const int64_t nw = int64_t{r} * cfg.warps;
     const int64_t rounds = (total_pairs + nw - 1) / nw;
     const double eff = static_cast<double>(total_pairs) / static_cast<double>(rounds * nw);
     if (eff > best_eff + 0.02) {
       best_eff = eff;
       best_s = s;
     }
-    if (eff >= 0.9) break;
+    if (eff >= 0.9 || cfg.policy == 1) break;
   }
   if (best_s == 0) return cudaErrorInvalidValue;  // x of one group unit does not fit: caller falls back
+  if (cfg.policy == 2) best_s = std::min(std::min(n_gu, 64), 2 * best_s);
   const int S = best_s;
   // CTAs per slice: enough warps for every pair, at most the resident capacity.
-  const int r = std::max(1, std::min(capacity / S, (total_pairs + kSliceWarps - 1) / kSliceWarps));
+  const int r = std::max(1, std::min(capacity / S, (total_pairs + cfg.warps - 1) / cfg.warps));
   p.n_out = static_cast<int>(outs.size());
   p.total_pairs = total_pairs;
   p.x = x;
@@ -393,6 +422,12 @@ cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, 
     p.count = scratch.split_count->as<int>();
   }
   const size_t smem = slice_smem(w, (n_gu + S - 1) / S * cpg, m);
+  switch (variant) {
+    case 1: return slice_lab<6, 8, 2>(p, smem, ctx);
+    case 2: return slice_lab<2, 8, 2>(p, smem, ctx);
+    case 3: return slice_lab<4, 4, 4>(p, smem, ctx);
+    default: break;
+  }
   const int group = w.group_size;
   if (four) {
     if (w.scale_fp16) return slice_group<kFmtQ4_0>(p, group, smem, ctx);
@@ -400,6 +435,28 @@ cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, 
   }
   if (w.scale_fp16) return slice_group<kFmtQ8_0>(p, group, smem, ctx);
   return w.zeros != nullptr ? slice_group<kFmtI8Z>(p, group, smem, ctx) : slice_group<kFmtI8>(p, group, smem, ctx);
+}
+
+}  // namespace
+
+cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, int m, const GemvScratch& scratch,
+                              int force_slices, const LaunchContext& ctx) {
+  return slice_dispatch(outs, x, m, scratch, force_slices, -1, ctx);
+}
+
+int gemv_slice_lab_variants() { return 6; }
+
+const char* gemv_slice_lab_variant_name(int v) {
+  static const char* kNames[] = {"slice P4 W8 2/SM (production)", "slice P6 W8 2/SM", "slice P2 W8 2/SM",
+                                 "slice P4 W4 4/SM", "slice P4 W8 2/SM, twice the slices",
+                                 "slice P4 W8 2/SM, fewest slices that fit"};
+  return v >= 0 && v < 6 ? kNames[v] : "unknown";
+}
+
+cudaError_t launch_gemv_slice_lab(std::span<const GemvTarget> outs, const float* x, int m, int variant,
+                                  const GemvScratch& scratch, const LaunchContext& ctx) {
+  if (variant < 0 || variant >= 6) return cudaErrorInvalidValue;
+  return slice_dispatch(outs, x, m, scratch, 0, variant, ctx);
 }
 
 }  // namespace ge::cuda
