@@ -1,6 +1,7 @@
 // K-slice schedule of the tensor-core GEMV for small M (and grouped products that share x): every CTA
-// owns one K-slice, stages x of that slice once in shared memory as bf16 hi/lo B fragments, and its
-// warps stream whole tile pairs over the slice; split pairs are added by the last slice to arrive.
+// owns one K-slice of one weight, stages x of that slice once in shared memory as bf16 hi/lo B
+// fragments, and its warps stream whole tile pairs over the slice; split pairs are added by the last
+// slice to arrive. A grouped launch runs exactly the CTAs of the separate launches, so results match.
 #include <algorithm>
 
 #include "backend/cuda/gemv_tiled.cuh"
@@ -17,38 +18,38 @@ constexpr size_t kSliceSmemCap = 110 * 1024;
 struct SliceOutput {
   WeightView w;
   float* y = nullptr;   // [m, w.rows]
-  int first_pair = 0;   // index of this output's first pair in the launch's pair sequence
+  float* partial = nullptr;  // [pairs][slices][m][32] when slices > 1
+  int* count = nullptr;      // [pairs], zero between launches
+  int pairs = 0;
+  int slices = 1;          // S: K-slices of whole group units
+  int ctas_per_slice = 1;  // R
+  int first_cta = 0;       // this output's CTAs are [first_cta, first_cta + S·R)
 };
 
 struct SliceParams {
   SliceOutput out[kGemvMaxOutputs];
   int n_out;
-  int total_pairs;
   const float* x;  // [m, cols]
-  float* partial;  // [total_pairs][slices][m][32] when slices > 1
-  int* count;      // [total_pairs], zero between launches
   int64_t cols;
   int m;
-  int slices;          // S: K-slices of whole group units
-  int ctas_per_slice;  // R
-  int n_gu;            // group units along K
+  int n_gu;  // group units along K
 };
 
-// Output index of global pair gp (outputs in pair order; at most kGemvMaxOutputs).
-__device__ __forceinline__ int output_of(const SliceParams& p, int gp) {
+// Output of CTA b (outputs in CTA order; at most kGemvMaxOutputs).
+__device__ __forceinline__ int output_of(const SliceParams& p, int b) {
   int o = 0;
 #pragma unroll
   for (int i = 1; i < kGemvMaxOutputs; ++i) {
-    if (i < p.n_out && gp >= p.out[i].first_pair) o = i;
+    if (i < p.n_out && b >= p.out[i].first_cta) o = i;
   }
   return o;
 }
 
-// CTA b works on slice b % S (neighbouring CTAs read different slices of x and different pairs);
-// warp lw of the slice's R·W warps takes pairs lw, lw + R·W, ... over the whole slice, so a warp's
-// chunks form one sequence that streams kP slots ahead across pair boundaries. Partial sums of a
-// pair (S > 1) go to global scratch; the slice that arrives last adds them in slice order, so the
-// result has the same bits on every run.
+// CTA b of an output works on slice b % S (neighbouring CTAs read different slices of x and
+// different pairs); warp lw of the slice's R·W warps takes pairs lw, lw + R·W, ... over the whole
+// slice, so a warp's chunks form one sequence that streams kP slots ahead across pair boundaries.
+// Partial sums of a pair (S > 1) go to global scratch; the slice that arrives last adds them in
+// slice order, so the result has the same bits on every run.
 template <int kFmt, int kG, int kNT, int kP, int kW, int kMinB>
 static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const __grid_constant__ SliceParams p) {
   using F = FormatTraits<kFmt>;
@@ -59,8 +60,11 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
   constexpr int kGpc = kChunkK > kG ? kChunkK / kG : 1;
   constexpr int kCpg = kG > kChunkK ? kG / kChunkK : 1;
   extern __shared__ __align__(16) unsigned char smem[];
-  const int m = p.m, S = p.slices;
-  const int slice = static_cast<int>(blockIdx.x) % S, r = static_cast<int>(blockIdx.x) / S;
+  const SliceOutput& out = p.out[output_of(p, static_cast<int>(blockIdx.x))];
+  const WeightView& w = out.w;
+  const int m = p.m, S = out.slices;
+  const int b = static_cast<int>(blockIdx.x) - out.first_cta;
+  const int slice = b % S, r = b / S;
   const int g0 = slice * p.n_gu / S, g1 = (slice + 1) * p.n_gu / S;
   const int c_begin = g0 * kCpg, c_end = g1 * kCpg, len = c_end - c_begin;
   const int64_t ksteps_s = int64_t{len} * kSteps;
@@ -69,21 +73,20 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
-  const int nw = p.ctas_per_slice * kW, lw = r * kW + warp;
-  const int my_pairs = lw < p.total_pairs ? (p.total_pairs - 1 - lw) / nw + 1 : 0;
+  const int nw = out.ctas_per_slice * kW, lw = r * kW + warp;
+  const int my_pairs = lw < out.pairs ? (out.pairs - 1 - lw) / nw + 1 : 0;
   const int total = my_pairs * len;  // chunks of this warp
 
   // Loader cursor and prologue (weights do not depend on the previous kernel).
-  int ld_gp = lw, ld_c = c_begin, ld_o = lw < p.total_pairs ? output_of(p, lw) : 0;
+  int ld_gp = lw, ld_c = c_begin;
   Slot slot[kP];
 #pragma unroll
   for (int i = 0; i < kP; ++i) {
     if (i < total) {
-      load_slot<kFmt, kG>(p.out[ld_o].w, ld_gp - p.out[ld_o].first_pair, ld_c, lane, g, slot[i]);
+      load_slot<kFmt, kG>(w, ld_gp, ld_c, lane, g, slot[i]);
       if (++ld_c == c_end) {
         ld_c = c_begin;
         ld_gp += nw;
-        if (ld_gp < p.total_pairs) ld_o = output_of(p, ld_gp);
       }
     }
   }
@@ -194,20 +197,18 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
         }
         // Refill the slot kP chunks ahead (possibly of the warp's next pair).
         if (ub + i + kP < total) {
-          load_slot<kFmt, kG>(p.out[ld_o].w, ld_gp - p.out[ld_o].first_pair, ld_c, lane, g, sl);
+          load_slot<kFmt, kG>(w, ld_gp, ld_c, lane, g, sl);
           if (++ld_c == c_end) {
             ld_c = c_begin;
             ld_gp += nw;
-            if (ld_gp < p.total_pairs) ld_o = output_of(p, ld_gp);
           }
         }
         if (++c == c_end) {  // end of the pair's slice
           // Accumulator (tt, nt, j) of lane (g, t): row tt·16 + g + 8·(j / 2) of the pair, token
           // nt·8 + 2t + j % 2.
-          const int o = output_of(p, gp);
-          const int64_t rows = p.out[o].w.rows;
-          const int64_t row0 = int64_t{gp - p.out[o].first_pair} * 32;
-          float* y = p.out[o].y;
+          const int64_t rows = w.rows;
+          const int64_t row0 = int64_t{gp} * 32;
+          float* y = out.y;
           if (S == 1) {
 #pragma unroll
             for (int tt = 0; tt < 2; ++tt) {
@@ -222,7 +223,7 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
               }
             }
           } else {
-            float* part = p.partial + (int64_t{gp} * S + slice) * m * 32;
+            float* part = out.partial + (int64_t{gp} * S + slice) * m * 32;
 #pragma unroll
             for (int tt = 0; tt < 2; ++tt) {
 #pragma unroll
@@ -237,11 +238,11 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
             __threadfence();
             __syncwarp();
             int old = 0;
-            if (lane == 0) old = atomicAdd(p.count + gp, 1);
+            if (lane == 0) old = atomicAdd(out.count + gp, 1);
             old = __shfl_sync(0xffffffffu, old, 0);
             if (old == S - 1) {  // last slice of this pair: add the partials in slice order
               __threadfence();
-              const float* base = p.partial + int64_t{gp} * S * m * 32;
+              const float* base = out.partial + int64_t{gp} * S * m * 32;
               for (int e = lane; e < 32 * m; e += 32) {
                 const int64_t row = row0 + (e & 31);
                 float sum = 0.0f;
@@ -249,7 +250,7 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
                 for (int sp = 0; sp < S; ++sp) sum += __ldcg(base + int64_t{sp} * m * 32 + e);
                 if (row < rows) y[int64_t{e >> 5} * rows + row] = sum;
               }
-              if (lane == 0) atomicExch(p.count + gp, 0);
+              if (lane == 0) atomicExch(out.count + gp, 0);
             }
           }
 #pragma unroll
@@ -269,7 +270,7 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
 }
 
 template <int kFmt, int kG, int kNT, int kP = kSlicePrefetch, int kW = kSliceWarps, int kMinB = kSliceMinB>
-cudaError_t slice_launch(const SliceParams& p, size_t smem, const LaunchContext& ctx) {
+cudaError_t slice_launch(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
   auto kernel = gemv_slice_kernel<kFmt, kG, kNT, kP, kW, kMinB>;
   static bool configured = false;
   if (!configured) {
@@ -278,7 +279,7 @@ cudaError_t slice_launch(const SliceParams& p, size_t smem, const LaunchContext&
     configured = true;
   }
   cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(static_cast<unsigned>(p.slices * p.ctas_per_slice));
+  cfg.gridDim = dim3(static_cast<unsigned>(grid));
   cfg.blockDim = dim3(kW * 32);
   cfg.dynamicSmemBytes = smem;
   cfg.stream = ctx.stream;
@@ -291,19 +292,19 @@ cudaError_t slice_launch(const SliceParams& p, size_t smem, const LaunchContext&
 }
 
 template <int kFmt, int kG>
-cudaError_t slice_nt(const SliceParams& p, size_t smem, const LaunchContext& ctx) {
-  return p.m <= 8 ? slice_launch<kFmt, kG, 1>(p, smem, ctx) : slice_launch<kFmt, kG, 2>(p, smem, ctx);
+cudaError_t slice_nt(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
+  return p.m <= 8 ? slice_launch<kFmt, kG, 1>(p, grid, smem, ctx) : slice_launch<kFmt, kG, 2>(p, grid, smem, ctx);
 }
 
 template <int kFmt>
-cudaError_t slice_group(const SliceParams& p, int group, size_t smem, const LaunchContext& ctx) {
+cudaError_t slice_group(const SliceParams& p, int group, int grid, size_t smem, const LaunchContext& ctx) {
   if constexpr (kFmt == kFmtQ4_0 || kFmt == kFmtQ8_0) {
-    return slice_nt<kFmt, 32>(p, smem, ctx);
+    return slice_nt<kFmt, 32>(p, grid, smem, ctx);
   } else {
     switch (group) {
-      case 32: return slice_nt<kFmt, 32>(p, smem, ctx);
-      case 64: return slice_nt<kFmt, 64>(p, smem, ctx);
-      case 128: return slice_nt<kFmt, 128>(p, smem, ctx);
+      case 32: return slice_nt<kFmt, 32>(p, grid, smem, ctx);
+      case 64: return slice_nt<kFmt, 64>(p, grid, smem, ctx);
+      case 128: return slice_nt<kFmt, 128>(p, grid, smem, ctx);
       default: return cudaErrorInvalidValue;
     }
   }
@@ -311,9 +312,9 @@ cudaError_t slice_group(const SliceParams& p, int group, size_t smem, const Laun
 
 // Kernel-lab configurations (Q4_0 only): prefetch depth and CTA shape.
 template <int kP, int kW, int kMinB>
-cudaError_t slice_lab(const SliceParams& p, size_t smem, const LaunchContext& ctx) {
-  return p.m <= 8 ? slice_launch<kFmtQ4_0, 32, 1, kP, kW, kMinB>(p, smem, ctx)
-                  : slice_launch<kFmtQ4_0, 32, 2, kP, kW, kMinB>(p, smem, ctx);
+cudaError_t slice_lab(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
+  return p.m <= 8 ? slice_launch<kFmtQ4_0, 32, 1, kP, kW, kMinB>(p, grid, smem, ctx)
+                  : slice_launch<kFmtQ4_0, 32, 2, kP, kW, kMinB>(p, grid, smem, ctx);
 }
 
 struct SliceConfig {
@@ -362,79 +363,96 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     if (variant == 5) cfg.policy = 1;
   }
   SliceParams p = {};
-  int total_pairs = 0;
-  for (size_t i = 0; i < outs.size(); ++i) {
-    if (!gemv_slice_compatible(w, *outs[i].w)) return cudaErrorInvalidValue;
-    p.out[i].w = *outs[i].w;
-    p.out[i].y = outs[i].y;
-    p.out[i].first_pair = total_pairs;
-    total_pairs += outs[i].w->n_tiles / 2;  // the packer pads the tile count to even
-  }
   const bool four = w.layout == WeightLayout::kTiled4;
   const int chunk_k = four ? 64 : 32;
   const int cpg = w.group_size > chunk_k ? w.group_size / chunk_k : 1;
   const int n_gu = w.n_chunks / cpg;
   const int sms = std::max(ctx.num_sms, 1);
   const int capacity = cfg.min_blocks * sms;  // resident CTAs
-
-  // Slices: fragments of a slice must fit the shared-memory cap; among those, the fewest slices
-  // whose warps are >= 90% busy (pairs spread over R·W warps per slice), else the best filling.
-  int best_s = 0;
-  double best_eff = -1.0;
-  for (int s = 1; s <= std::min(n_gu, 64); ++s) {
-    if (force_slices > 0 && s != force_slices) continue;
-    const int len = (n_gu + s - 1) / s * cpg;
-    if (slice_smem(w, len, m) > cfg.smem_cap) continue;
-    const int r = std::max(1, capacity / s);
-    const int64_t nw = int64_t{r} * cfg.warps;
-    const int64_t rounds = (total_pairs + nw - 1) / nw;
-    const double eff = static_cast<double>(total_pairs) / static_cast<double>(rounds * nw);
-    if (eff > best_eff + 0.02) {
-      best_eff = eff;
-      best_s = s;
+  int grid = 0;
+  size_t smem = 0, part_floats = 0, counts = 0;
+  int max_s = 1;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (!gemv_slice_compatible(w, *outs[i].w)) return cudaErrorInvalidValue;
+    SliceOutput& o = p.out[i];
+    o.w = *outs[i].w;
+    o.y = outs[i].y;
+    o.pairs = o.w.n_tiles / 2;  // the packer pads the tile count to even
+    // Slices of this output, chosen from its own shape only (a grouped launch gives the same
+    // bits as separate ones): fragments of a slice must fit the shared-memory cap; among those,
+    // the fewest slices whose warps are >= 90% busy (pairs over R·W warps per slice), else the
+    // best filling.
+    int best_s = 0;
+    double best_eff = -1.0;
+    for (int s = 1; s <= std::min(n_gu, 64); ++s) {
+      if (force_slices > 0 && s != force_slices) continue;
+      const int len = (n_gu + s - 1) / s * cpg;
+      if (slice_smem(w, len, m) > cfg.smem_cap) continue;
+      const int r = std::max(1, capacity / s);
+      const int64_t nw = int64_t{r} * cfg.warps;
+      const int64_t rounds = (o.pairs + nw - 1) / nw;
+      const double eff = static_cast<double>(o.pairs) / static_cast<double>(rounds * nw);
+      if (eff > best_eff + 0.02) {
+        best_eff = eff;
+        best_s = s;
+      }
+      if (eff >= 0.9 || cfg.policy == 1) break;
     }
-    if (eff >= 0.9 || cfg.policy == 1) break;
+    if (best_s == 0) return cudaErrorInvalidValue;  // x of one group unit does not fit: caller falls back
+    if (cfg.policy == 2) best_s = std::min(std::min(n_gu, 64), 2 * best_s);
+    o.slices = best_s;
+    // CTAs per slice: enough warps for every pair, at most the resident capacity.
+    o.ctas_per_slice = std::max(1, std::min(capacity / best_s, (o.pairs + cfg.warps - 1) / cfg.warps));
+    o.first_cta = grid;
+    grid += o.slices * o.ctas_per_slice;
+    smem = std::max(smem, slice_smem(w, (n_gu + best_s - 1) / best_s * cpg, m));
+    if (best_s > 1) {
+      part_floats += static_cast<size_t>(o.pairs) * best_s * m * 32;
+      counts += static_cast<size_t>(o.pairs);
+    }
+    max_s = std::max(max_s, best_s);
   }
-  if (best_s == 0) return cudaErrorInvalidValue;  // x of one group unit does not fit: caller falls back
-  if (cfg.policy == 2) best_s = std::min(std::min(n_gu, 64), 2 * best_s);
-  const int S = best_s;
-  // CTAs per slice: enough warps for every pair, at most the resident capacity.
-  const int r = std::max(1, std::min(capacity / S, (total_pairs + cfg.warps - 1) / cfg.warps));
   p.n_out = static_cast<int>(outs.size());
-  p.total_pairs = total_pairs;
   p.x = x;
   p.cols = w.cols;
   p.m = m;
-  p.slices = S;
-  p.ctas_per_slice = r;
   p.n_gu = n_gu;
-  if (S > 1) {
+  if (max_s > 1) {
     if (scratch.split_partial == nullptr || scratch.split_count == nullptr) return cudaErrorInvalidValue;
-    const size_t need = static_cast<size_t>(total_pairs) * S * m * 32 * 4;
-    if (!scratch.split_partial->ensure(need, "gemv split partials").is_ok()) return cudaErrorMemoryAllocation;
-    const size_t counts = static_cast<size_t>(total_pairs) * 4;
-    if (scratch.split_count->bytes() < counts) {
-      if (!scratch.split_count->allocate(counts, "gemv split counters").is_ok()) return cudaErrorMemoryAllocation;
-      cudaError_t e = cudaMemsetAsync(scratch.split_count->get(), 0, counts, ctx.stream);
+    if (!scratch.split_partial->ensure(part_floats * 4, "gemv split partials").is_ok()) {
+      return cudaErrorMemoryAllocation;
+    }
+    if (scratch.split_count->bytes() < counts * 4) {
+      if (!scratch.split_count->allocate(counts * 4, "gemv split counters").is_ok()) return cudaErrorMemoryAllocation;
+      cudaError_t e = cudaMemsetAsync(scratch.split_count->get(), 0, counts * 4, ctx.stream);
       if (e != cudaSuccess) return e;
     }
-    p.partial = scratch.split_partial->as<float>();
-    p.count = scratch.split_count->as<int>();
+    float* part = scratch.split_partial->as<float>();
+    int* count = scratch.split_count->as<int>();
+    for (int i = 0; i < p.n_out; ++i) {
+      SliceOutput& o = p.out[i];
+      if (o.slices == 1) continue;
+      o.partial = part;
+      o.count = count;
+      part += static_cast<size_t>(o.pairs) * o.slices * m * 32;
+      count += o.pairs;
+    }
   }
-  const size_t smem = slice_smem(w, (n_gu + S - 1) / S * cpg, m);
   switch (variant) {
-    case 1: return slice_lab<6, 8, 2>(p, smem, ctx);
-    case 2: return slice_lab<2, 8, 2>(p, smem, ctx);
-    case 3: return slice_lab<4, 4, 4>(p, smem, ctx);
+    case 1: return slice_lab<6, 8, 2>(p, grid, smem, ctx);
+    case 2: return slice_lab<2, 8, 2>(p, grid, smem, ctx);
+    case 3: return slice_lab<4, 4, 4>(p, grid, smem, ctx);
     default: break;
   }
   const int group = w.group_size;
   if (four) {
-    if (w.scale_fp16) return slice_group<kFmtQ4_0>(p, group, smem, ctx);
-    return w.zeros != nullptr ? slice_group<kFmtI4Z>(p, group, smem, ctx) : slice_group<kFmtI4>(p, group, smem, ctx);
+    if (w.scale_fp16) return slice_group<kFmtQ4_0>(p, group, grid, smem, ctx);
+    return w.zeros != nullptr ? slice_group<kFmtI4Z>(p, group, grid, smem, ctx)
+                              : slice_group<kFmtI4>(p, group, grid, smem, ctx);
   }
-  if (w.scale_fp16) return slice_group<kFmtQ8_0>(p, group, smem, ctx);
-  return w.zeros != nullptr ? slice_group<kFmtI8Z>(p, group, smem, ctx) : slice_group<kFmtI8>(p, group, smem, ctx);
+  if (w.scale_fp16) return slice_group<kFmtQ8_0>(p, group, grid, smem, ctx);
+  return w.zeros != nullptr ? slice_group<kFmtI8Z>(p, group, grid, smem, ctx)
+                            : slice_group<kFmtI8>(p, group, grid, smem, ctx);
 }
 
 }  // namespace
