@@ -36,7 +36,7 @@ uint64_t estimate_bytes(const QuantWeight& w) {
 Result<std::unique_ptr<GemmaModel>> GemmaModel::create(const GemmaConfig& c, const ModelWeights& w,
                                                        Backend& b, int32_t max_chunk) {
   GE_RETURN_IF_ERROR(validate_config(c));
-  if (max_chunk <= 0 || max_chunk > 65536) return invalid_argument("max_chunk must be in 1..65536");
+  if (max_chunk < 0 || max_chunk > 65536) return invalid_argument("max_chunk must be in 0..65536 (0: the default)");
   std::unique_ptr<GemmaModel> m(new GemmaModel(c, b, max_chunk));
   uint64_t estimate = estimate_bytes(w.embed_tokens) + (w.lm_head.data != nullptr ? estimate_bytes(w.lm_head) : 0);
   for (const LayerWeights& lw : w.layers)
@@ -86,7 +86,7 @@ Result<std::unique_ptr<GemmaModel>> GemmaModel::create_synthetic(const GemmaConf
                                                                  int64_t group_size, Backend& b, int32_t max_chunk,
                                                                  uint64_t seed) {
   GE_RETURN_IF_ERROR(validate_config(c));
-  if (max_chunk <= 0 || max_chunk > 65536) return invalid_argument("max_chunk must be in 1..65536");
+  if (max_chunk < 0 || max_chunk > 65536) return invalid_argument("max_chunk must be in 0..65536 (0: the default)");
   std::unique_ptr<GemmaModel> m(new GemmaModel(c, b, max_chunk));
   auto like = [&](int64_t rows, int64_t cols) {
     QuantWeight q;
@@ -153,7 +153,27 @@ Status GemmaModel::synthesize_weights(QuantType type, int64_t group_size, uint64
   return b.synchronize();
 }
 
+size_t GemmaModel::activation_bytes(size_t tokens) const {
+  const size_t H = static_cast<size_t>(config_.hidden_size);
+  const size_t dq = static_cast<size_t>(config_.num_attention_heads) * static_cast<size_t>(config_.max_head_dim());
+  size_t dkv = 0;
+  for (const auto& l : config_.layers)
+    dkv = std::max(dkv, static_cast<size_t>(l.num_key_value_heads) * static_cast<size_t>(l.head_dim));
+  const size_t F = static_cast<size_t>(config_.intermediate_size);
+  // tokens, positions; x, h, a [T, H]; q, attn [T, dq]; k, v [T, dkv]; gate, up [T, F]
+  return tokens * (2 * sizeof(int32_t) + sizeof(float) * (3 * H + 2 * dq + 2 * dkv + 2 * F));
+}
+
+int32_t GemmaModel::choose_max_chunk() const {
+  Result<BackendMemoryInfo> mem = backend_.memory_info();
+  if (!mem.is_ok()) return kHostDefaultChunk;
+  int32_t t = kDeviceDefaultChunk;
+  while (t > kHostDefaultChunk && activation_bytes(static_cast<size_t>(t)) > mem->free_bytes / 4) t /= 2;
+  return t;
+}
+
 Status GemmaModel::allocate_workspace() {
+  if (max_chunk_ == 0) max_chunk_ = choose_max_chunk();
   const size_t T = static_cast<size_t>(max_chunk_), f = sizeof(float);
   const size_t H = static_cast<size_t>(config_.hidden_size);
   const size_t dq = static_cast<size_t>(config_.num_attention_heads) * static_cast<size_t>(config_.max_head_dim());
@@ -161,7 +181,6 @@ Status GemmaModel::allocate_workspace() {
   for (const auto& l : config_.layers)
     dkv = std::max(dkv, static_cast<size_t>(l.num_key_value_heads) * static_cast<size_t>(l.head_dim));
   const size_t F = static_cast<size_t>(config_.intermediate_size);
-  const size_t V = static_cast<size_t>(config_.vocab_size);
   GE_ASSIGN_OR_RETURN(tokens_, backend_.alloc(T * sizeof(int32_t)));
   GE_ASSIGN_OR_RETURN(positions_, backend_.alloc(T * sizeof(int32_t)));
   GE_ASSIGN_OR_RETURN(x_, backend_.alloc(T * H * f));
@@ -173,7 +192,19 @@ Status GemmaModel::allocate_workspace() {
   GE_ASSIGN_OR_RETURN(v_, backend_.alloc(T * dkv * f));
   GE_ASSIGN_OR_RETURN(gate_, backend_.alloc(T * F * f));
   GE_ASSIGN_OR_RETURN(up_, backend_.alloc(T * F * f));
-  GE_ASSIGN_OR_RETURN(logits_, backend_.alloc(T * V * f));
+  const size_t row_bytes = static_cast<size_t>(config_.vocab_size) * f;
+  const size_t fit = std::max<size_t>(1, kLogitsBufferBytes / row_bytes);
+  return set_logits_rows(static_cast<int32_t>(std::min<size_t>(fit, T)));
+}
+
+Status GemmaModel::set_logits_rows(int32_t rows) {
+  if (rows < 1 || rows > max_chunk_)
+    return invalid_argument("set_logits_rows: rows must be in 1.." + std::to_string(max_chunk_) + ", got " +
+                            std::to_string(rows));
+  logits_ = DeviceBuffer();  // release the old buffer first: the two need not fit together
+  GE_ASSIGN_OR_RETURN(logits_, backend_.alloc(static_cast<size_t>(rows) * static_cast<size_t>(config_.vocab_size) *
+                                              sizeof(float)));
+  logits_rows_ = rows;
   return Status::ok();
 }
 
@@ -234,8 +265,13 @@ Status GemmaModel::forward_batch(const std::vector<SequenceChunk>& chunks, float
   backend_.upload(tokens_.data(), tok.data(), tok.size() * sizeof(int32_t));
   backend_.upload(positions_.data(), pos.data(), pos.size() * sizeof(int32_t));
   GE_ASSIGN_OR_RETURN(const int64_t rows, enqueue_forward(chunks, tokens_.i32(), positions_.i32(), total));
-  if (rows == 0) return backend_.synchronize();
-  backend_.download(logits, logits_.data(), static_cast<size_t>(rows * config_.vocab_size) * sizeof(float));
+  // The LM head logits_rows_ rows at a time; download waits for each pass before the next reuses logits_.
+  const size_t V = static_cast<size_t>(config_.vocab_size);
+  for (int64_t r = 0; r < rows; r += logits_rows_) {
+    const int64_t n = std::min<int64_t>(logits_rows_, rows - r);
+    enqueue_logits(r, n);
+    backend_.download(logits + static_cast<size_t>(r) * V, logits_.data(), static_cast<size_t>(n) * V * sizeof(float));
+  }
   return backend_.synchronize();
 }
 
@@ -340,12 +376,14 @@ Result<int64_t> GemmaModel::enqueue_forward(const std::vector<SequenceChunk>& ch
     b.rms_norm(src, final_norm_.f32(), want, H, eps, h_.f32() + rows * H);
     rows += want;
   }
-  if (rows == 0) return rows;
-  const PackedWeight& head = lm_head_ ? *lm_head_ : *embed_;
-  b.matmul(h_.f32(), rows, head, logits_.f32());  // [rows, V]
-  const int64_t nl = rows * c.vocab_size;
-  if (c.final_logit_softcapping > 0.0f) b.softcap(logits_.f32(), nl, c.final_logit_softcapping);
   return rows;
+}
+
+void GemmaModel::enqueue_logits(int64_t row0, int64_t n) {
+  const GemmaConfig& c = config_;
+  const PackedWeight& head = lm_head_ ? *lm_head_ : *embed_;
+  backend_.matmul(h_.f32() + row0 * c.hidden_size, n, head, logits_.f32());  // [n, V]
+  if (c.final_logit_softcapping > 0.0f) backend_.softcap(logits_.f32(), n * c.vocab_size, c.final_logit_softcapping);
 }
 
 // ---- device-resident decode ----
@@ -408,7 +446,8 @@ Result<int32_t> GemmaModel::prefill_sample(KvCache& cache, DeviceDecodeSlot& slo
   backend_.upload(tokens_.data(), tokens, static_cast<size_t>(n) * sizeof(int32_t));
   backend_.upload(positions_.data(), pos.data(), pos.size() * sizeof(int32_t));
   GE_ASSIGN_OR_RETURN(const int64_t rows, enqueue_forward(chunks, tokens_.i32(), positions_.i32(), n));
-  (void)rows;
+  if (rows != 1) return internal_error("prefill_sample: expected one logits row");
+  enqueue_logits(0, 1);
   GE_RETURN_IF_ERROR(backend_.sample_tokens(logits_.f32(), 1, config_.vocab_size, slot.sampler, slot.token));
   const int32_t next_pos = pos0 + n;
   backend_.upload(slot.position, &next_pos, sizeof(next_pos));
@@ -423,7 +462,8 @@ Status GemmaModel::enqueue_decode_step(KvCache& cache, DeviceDecodeSlot& slot) {
   // launches are the same for every step.
   const std::vector<SequenceChunk> chunks{SequenceChunk{&cache, slot.token, 1, 0, LogitsMode::kLast}};
   GE_ASSIGN_OR_RETURN(const int64_t rows, enqueue_forward(chunks, slot.token, slot.position, 1));
-  (void)rows;
+  if (rows != 1) return internal_error("decode: expected one logits row");
+  enqueue_logits(0, 1);
   GE_RETURN_IF_ERROR(backend_.sample_tokens(logits_.f32(), 1, config_.vocab_size, slot.sampler, slot.token));
   return backend_.advance_positions(slot.position, 1, 1);
 }
@@ -469,11 +509,9 @@ size_t GemmaModel::workspace_bytes() const {
 Status GemmaModel::explain_load_failure(const Status& s, uint64_t weights_estimate) const {
   if (s.code() != StatusCode::kOutOfMemory) return s;
   Result<BackendMemoryInfo> mem = backend_.memory_info();
-  // Workspace for max_chunk tokens (see allocate_workspace), in fp32.
-  const uint64_t T = static_cast<uint64_t>(max_chunk_);
-  const uint64_t H = static_cast<uint64_t>(config_.hidden_size), F = static_cast<uint64_t>(config_.intermediate_size);
-  const uint64_t dq = static_cast<uint64_t>(config_.num_attention_heads) * static_cast<uint64_t>(config_.max_head_dim());
-  const uint64_t ws = T * 4 * (3 * H + 4 * dq + 2 * F + static_cast<uint64_t>(config_.vocab_size));
+  // Workspace for max_chunk tokens (see allocate_workspace; the default chunk when not chosen yet).
+  const size_t T = static_cast<size_t>(max_chunk_ > 0 ? max_chunk_ : kDeviceDefaultChunk);
+  const uint64_t ws = activation_bytes(T) + std::min<uint64_t>(kLogitsBufferBytes, T * 4 * static_cast<uint64_t>(config_.vocab_size));
   std::string msg = "out of device memory while loading the model: it needs about " +
                     std::to_string(weights_estimate + ws) + " bytes (weights " + std::to_string(weights_estimate) +
                     " + workspace " + std::to_string(ws) + ", plus the KV cache per session)";

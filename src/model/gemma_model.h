@@ -47,8 +47,18 @@ struct DecodeGraph {
 
 class GemmaModel {
  public:
+  // Tokens of one forward call when the caller passes max_chunk = 0: on a backend with device memory
+  // kDeviceDefaultChunk (a 2,048-token prompt in one pass), halved while the activation workspace
+  // would take more than a quarter of the memory left after the weights; kHostDefaultChunk otherwise.
+  static constexpr int32_t kDeviceDefaultChunk = 2048;
+  static constexpr int32_t kHostDefaultChunk = 256;
+  // The logits buffer holds at most this many bytes ([rows, vocab] fp32): a forward call whose
+  // wanted rows exceed it runs the LM head in several passes, so the workspace does not grow with
+  // max_chunk x vocab (a 262,144-token vocabulary: 128 rows).
+  static constexpr size_t kLogitsBufferBytes = size_t{128} << 20;
+
   // Packs every weight into the backend's layout. `max_chunk` bounds the tokens of one forward call
-  // (and sizes the sliding-window rings: window + max_chunk slots).
+  // (and sizes the sliding-window rings: window + max_chunk slots); 0 chooses (see kDeviceDefaultChunk).
   static Result<std::unique_ptr<GemmaModel>> create(const GemmaConfig& config, const ModelWeights& weights,
                                                     Backend& backend, int32_t max_chunk);
 
@@ -64,7 +74,7 @@ class GemmaModel {
 
   // Runs `n` tokens (n ≤ max_chunk) at positions [pos0, pos0 + n); their K/V are appended to the
   // cache, whose positions [0, pos0) must already hold this sequence. Writes logits to host memory:
-  // [vocab] for kLast, [n, vocab] for kAll.
+  // [vocab] for kLast, [n, vocab] for kAll (the LM head runs logits_rows() rows at a time).
   Status forward(KvCache& cache, const int32_t* tokens, int32_t n, int32_t pos0, LogitsMode mode,
                  float* logits);
   // Several sequences in one pass (continuous batching: decode steps of running requests together
@@ -95,6 +105,12 @@ class GemmaModel {
   void set_decode_batching(bool on) { decode_batching_ = on; }
   // Bytes of the activation workspace (max_chunk tokens) and sampler slots, for memory reports.
   size_t workspace_bytes() const;
+  // Rows of logits one LM-head pass produces (the logits buffer's rows): min(max_chunk, the rows of
+  // kLogitsBufferBytes), or what set_logits_rows chose. Results do not depend on it.
+  int32_t logits_rows() const { return logits_rows_; }
+  // Reallocates the logits buffer for `rows` rows (1..max_chunk): smaller buffers on devices short of
+  // memory, and tests of the multi-pass LM head.
+  Status set_logits_rows(int32_t rows);
 
   const GemmaConfig& config() const { return config_; }
   int32_t max_chunk() const { return max_chunk_; }
@@ -113,9 +129,16 @@ class GemmaModel {
   Status load_weights(const ModelWeights& weights);
   Status synthesize_weights(QuantType type, int64_t group_size, uint64_t seed);
   // Queues the forward pass of `total` tokens whose ids / positions are already in backend memory;
-  // leaves the wanted logits rows in logits_ and returns their count. No host synchronisation.
+  // leaves the final-normed rows whose logits are wanted in h_ (gathered from row 0) and returns
+  // their count. No host synchronisation.
   Result<int64_t> enqueue_forward(const std::vector<SequenceChunk>& chunks, const int32_t* tokens,
                                   const int32_t* positions, int64_t total);
+  // LM head (and final softcap) of the n ≤ logits_rows_ gathered rows [row0, row0 + n) of h_ into logits_.
+  void enqueue_logits(int64_t row0, int64_t n);
+  // max_chunk for max_chunk = 0 (see kDeviceDefaultChunk); the weights must be loaded.
+  int32_t choose_max_chunk() const;
+  // Bytes of the activation buffers for `tokens` tokens, logits excluded.
+  size_t activation_bytes(size_t tokens) const;
   Status enqueue_decode_step(KvCache& cache, DeviceDecodeSlot& slot);
   // Wraps an out-of-memory failure while loading with the bytes needed and free on the device.
   Status explain_load_failure(const Status& s, uint64_t weights_estimate) const;
@@ -123,11 +146,12 @@ class GemmaModel {
   GemmaConfig config_;
   Backend& backend_;
   int32_t max_chunk_;
+  int32_t logits_rows_ = 0;
   std::unique_ptr<PackedWeight> embed_, lm_head_;  // lm_head_ null when tied
   DeviceBuffer final_norm_;
   float embed_scale_ = 1.0f;
   std::vector<Layer> layers_;
-  // Workspace sized for max_chunk tokens.
+  // Workspace sized for max_chunk tokens (logits_: logits_rows_ rows).
   DeviceBuffer tokens_, positions_, x_, h_, q_, k_, v_, attn_, a_, gate_, up_, logits_;
   bool decode_batching_ = true;
   std::vector<KvCache*> decode_caches_;  // scratch: the caches of a run of decoding sequences

@@ -54,7 +54,8 @@ int cmd_bench(int argc, char** argv) {
   a.option("n-gen", "n", "LIST", "decode lengths (comma-separated; 0 = none)", "128");
   a.option("depth", "d", "LIST", "tokens already in the KV cache before each test", "0");
   a.option("repetitions", "r", "N", "repetitions per test", "5");
-  a.option("chunk", "", "N", "prefill chunk (tokens per forward pass)", "512");
+  a.option("chunk", "", "N", "prefill chunk (tokens per forward pass; 0 = 512 on the CPU, the model's default "
+           "on a GPU: 2048, fewer when device memory is short)", "0");
   a.option("output", "o", "FMT", "md or json", "md");
   a.flag("no-repack", "cpu: use Q4_0/Q8_0 weights in place from the file mapping (no packed copy)");
   a.option("decode", "", "LIST", "decode paths to time: graph (device sampling, one recorded graph per step; "
@@ -71,7 +72,7 @@ int cmd_bench(int argc, char** argv) {
   auto depth = a.integer_list("depth", 0, 1 << 22);
   auto reps = a.integer("repetitions", 1, 1000);
   auto threads = a.integer("threads", 0, 1024);
-  auto chunk = a.integer("chunk", 1, 65536);
+  auto chunk = a.integer("chunk", 0, 65536);
   for (const Status* s : {&pp.status(), &tg.status(), &depth.status(), &reps.status(), &threads.status(), &chunk.status()})
     if (!s->is_ok()) return fail(*s);
   const std::string fmt = a.str("output");
@@ -102,6 +103,8 @@ int cmd_bench(int argc, char** argv) {
     if (!b.is_ok()) return fail(b.status());
     backend = std::move(b).value();
   }
+  // The CPU keeps its measured 512; device backends let the model size the chunk from free memory.
+  const int32_t max_chunk = *chunk > 0 ? static_cast<int32_t>(*chunk) : backend->memory_info().is_ok() ? 0 : 512;
   auto free_bytes = [&]() -> uint64_t {
     Result<BackendMemoryInfo> m = backend->memory_info();
     return m.is_ok() ? m->free_bytes : 0;
@@ -112,7 +115,7 @@ int cmd_bench(int argc, char** argv) {
     if (!cfg.is_ok()) return fail(cfg.status());
     auto q = synthetic_quant_arg(a.str("quant"));
     if (!q.is_ok()) return fail(q.status());
-    auto m = GemmaModel::create_synthetic(*cfg, q->first, q->second, *backend, static_cast<int32_t>(*chunk), 1234);
+    auto m = GemmaModel::create_synthetic(*cfg, q->first, q->second, *backend, max_chunk, 1234);
     if (!m.is_ok()) return fail(m.status());
     model = std::move(m).value();
     model_name = a.str("synthetic") + " (synthetic)";
@@ -123,7 +126,7 @@ int cmd_bench(int argc, char** argv) {
     checkpoint = std::move(cp).value();
     const std::string placement = cpu::apply_weight_policy(*backend, checkpoint->weight_bytes(), a.on("no-repack"));
     if (!placement.empty()) std::fprintf(stderr, "%s\n", placement.c_str());
-    auto m = GemmaModel::create(checkpoint->config(), checkpoint->weights(), *backend, static_cast<int32_t>(*chunk));
+    auto m = GemmaModel::create(checkpoint->config(), checkpoint->weights(), *backend, max_chunk);
     if (!m.is_ok()) return fail(m.status());
     model = std::move(m).value();
     model_name = a.str("model").substr(a.str("model").find_last_of('/') + 1);
@@ -238,6 +241,7 @@ int cmd_bench(int argc, char** argv) {
                 << ", \"stddev_ts\": " << rows[i].stddev << ", \"ttft_ms\": " << rows[i].ttft_ms
                 << ", \"weights_bytes\": " << model->packed_weight_bytes() << ", \"kv_bytes\": " << rows[i].kv_bytes
                 << ", \"workspace_bytes\": " << model->workspace_bytes() << ", \"device_used_bytes\": " << rows[i].used_bytes
+                << ", \"max_chunk\": " << model->max_chunk()
                 << ", \"samples_ts\": [";
       for (size_t j = 0; j < rows[i].samples.size(); ++j) std::cout << (j ? ", " : "") << rows[i].samples[j];
       std::cout << "]}" << (i + 1 < rows.size() ? "," : "") << "\n";
@@ -251,6 +255,8 @@ int cmd_bench(int argc, char** argv) {
                   type_name.empty() ? "" : " ", type_name.c_str(), static_cast<double>(model_bytes) / 1048576.0,
                   params / 1e6, backend->name().c_str(), n_threads, r.test.c_str(), r.path.c_str(), r.mean, r.stddev,
                   r.ttft_ms > 0 ? fixed1(r.ttft_ms).c_str() : "-");
+    std::printf("\nprefill chunk: %d tokens per forward pass; logits buffer: %d rows\n", model->max_chunk(),
+                model->logits_rows());
     if (free_before_model > 0) {
       // Device memory: what the model accounts for vs what the device reports in use.
       const double mib = 1048576.0;
