@@ -280,6 +280,17 @@ class CudaBackendImpl final : public CudaBackend {
     record_status(gemm_.run(w, x, m, y, ctx()));
   }
 
+  void matmul_shared_input(const float* x, int64_t m, std::span<const MatmulOutput> outs) override {
+    // GEMM path (prefill): x is rounded to bf16 once for all the products; otherwise one matmul each.
+    constexpr size_t kMaxShared = 4;
+    bool shared = m > kGemvMaxM && !outs.empty() && outs.size() <= kMaxShared;
+    for (const MatmulOutput& o : outs) shared = shared && o.w->cols() == outs[0].w->cols();
+    if (!shared) return Backend::matmul_shared_input(x, m, outs);
+    GemmRunner::Output g[kMaxShared];
+    for (size_t i = 0; i < outs.size(); ++i) g[i] = GemmRunner::Output{&view(*outs[i].w), outs[i].y};
+    record_status(gemm_.run_shared(x, m, std::span<const GemmRunner::Output>(g, outs.size()), ctx()));
+  }
+
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* y) override {
     record(launch_rms_norm(x, w, rows, n, eps, y, ctx()), "rms_norm");
   }

@@ -2,25 +2,42 @@
 // into bf16 scratch (weight_chunk_bytes; two buffers, dequantized on a side stream one chunk ahead)
 // and one bf16 x bf16 -> fp32 GEMM on the caller's stream. Column-major view used with cuBLAS:
 // W chunk is K x nc (ld K, transposed), x is K x m (ld K), y chunk is nc x m (ld = w.rows).
+// Each shape's algorithm is chosen once: the fastest of cuBLASLt's top heuristic candidates, timed on
+// the first call's own operands (the heuristic's first pick is up to ~20% slower on some shapes).
 #include "backend/cuda/gemm.cuh"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 namespace ge::cuda {
 namespace {
 
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+constexpr int kTuneCandidates = 8;
+constexpr int kTuneReps = 3;
 
 Status cublas_status(cublasStatus_t s, const std::string& what) {
   if (s == CUBLAS_STATUS_SUCCESS) return Status::ok();
   return internal_error("cublasLt: " + what + " failed with status " + std::to_string(static_cast<int>(s)));
 }
 
+// x fp32 -> bf16, four values per thread and step (16-byte loads) when n % 4 == 0 and x is 16-byte
+// aligned; one at a time otherwise.
 static __global__ void to_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* out) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
-    out[i] = __float2bfloat16_rn(x[i]);
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  const int64_t first = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  if (n % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0) {
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    uint2* out4 = reinterpret_cast<uint2*>(out);
+    for (int64_t i = first; i < n / 4; i += stride) {
+      const float4 v = x4[i];
+      out4[i] = make_uint2(pack_bf16x2(v.x, v.y), pack_bf16x2(v.z, v.w));
+    }
+    return;
   }
+  for (int64_t i = first; i < n; i += stride) out[i] = __float2bfloat16_rn(x[i]);
 }
 
 // Tiled4 (Q4_0, torchao int4) rows [row0, row0 + n_rows) to row-major bf16, one warp per 16-row x 64-k
@@ -99,7 +116,7 @@ GemmRunner::~GemmRunner() {
     if (plan.op) cublasLtMatmulDescDestroy(plan.op);
   }
   if (handle_ != nullptr) cublasLtDestroy(handle_);
-  for (cudaEvent_t e : {start_, dq_done_[0], dq_done_[1], gemm_done_[0], gemm_done_[1]}) {
+  for (cudaEvent_t e : {start_, dq_done_[0], dq_done_[1], gemm_done_[0], gemm_done_[1], time_a_, time_b_}) {
     if (e != nullptr) cudaEventDestroy(e);
   }
   if (side_ != nullptr) {
@@ -114,10 +131,15 @@ Status GemmRunner::init() {
   for (cudaEvent_t* e : {&start_, &dq_done_[0], &dq_done_[1], &gemm_done_[0], &gemm_done_[1]}) {
     GE_RETURN_IF_ERROR(cuda_status(cudaEventCreateWithFlags(e, cudaEventDisableTiming), "gemm: create event"));
   }
+  for (cudaEvent_t* e : {&time_a_, &time_b_}) {
+    GE_RETURN_IF_ERROR(cuda_status(cudaEventCreate(e), "gemm: create timing event"));
+  }
+  if (const char* env = std::getenv("GE_CUDA_GEMM_TUNE"); env != nullptr && std::strcmp(env, "0") == 0) tune_ = false;
   return Status::ok();
 }
 
-Status GemmRunner::get_plan(int64_t nc, int64_t m, int64_t k, int64_t ldd, Plan** out) {
+Status GemmRunner::get_plan(int64_t nc, int64_t m, int64_t k, int64_t ldd, const Operands& ops, cudaStream_t stream,
+                            Plan** out) {
   const auto key = std::make_tuple(nc, m, k, ldd);
   auto it = plans_.find(key);
   if (it != plans_.end()) {
@@ -125,43 +147,112 @@ Status GemmRunner::get_plan(int64_t nc, int64_t m, int64_t k, int64_t ldd, Plan*
     return Status::ok();
   }
   Plan plan;
-  GE_RETURN_IF_ERROR(cublas_status(cublasLtMatmulDescCreate(&plan.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "desc"));
-  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-  GE_RETURN_IF_ERROR(cublas_status(
-      cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "transa"));
-  GE_RETURN_IF_ERROR(cublas_status(
-      cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), "transb"));
-  GE_RETURN_IF_ERROR(cublas_status(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, k, nc, k), "layout a"));
-  GE_RETURN_IF_ERROR(cublas_status(cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_16BF, k, m, k), "layout b"));
-  GE_RETURN_IF_ERROR(cublas_status(cublasLtMatrixLayoutCreate(&plan.d, CUDA_R_32F, nc, m, ldd), "layout d"));
-  cublasLtMatmulPreference_t pref = nullptr;
-  GE_RETURN_IF_ERROR(cublas_status(cublasLtMatmulPreferenceCreate(&pref), "preference"));
-  size_t ws = kWorkspaceBytes;
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-  cublasLtMatmulHeuristicResult_t result{};
-  int found = 0;
-  cublasStatus_t s =
-      cublasLtMatmulAlgoGetHeuristic(handle_, plan.op, plan.a, plan.b, plan.d, plan.d, pref, 1, &result, &found);
-  cublasLtMatmulPreferenceDestroy(pref);
-  if (s != CUBLAS_STATUS_SUCCESS || found == 0) {
-    cublasLtMatrixLayoutDestroy(plan.a);
-    cublasLtMatrixLayoutDestroy(plan.b);
-    cublasLtMatrixLayoutDestroy(plan.d);
-    cublasLtMatmulDescDestroy(plan.op);
-    return unsupported("cublasLt: no GEMM algorithm for bf16 [" + std::to_string(m) + " x " + std::to_string(k) +
-                       "] x [" + std::to_string(k) + " x " + std::to_string(nc) + "]");
+  auto destroy = [&plan] {
+    if (plan.a) cublasLtMatrixLayoutDestroy(plan.a);
+    if (plan.b) cublasLtMatrixLayoutDestroy(plan.b);
+    if (plan.d) cublasLtMatrixLayoutDestroy(plan.d);
+    if (plan.op) cublasLtMatmulDescDestroy(plan.op);
+  };
+  Status st = [&]() -> Status {
+    GE_RETURN_IF_ERROR(cublas_status(cublasLtMatmulDescCreate(&plan.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "desc"));
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    GE_RETURN_IF_ERROR(cublas_status(
+        cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "transa"));
+    GE_RETURN_IF_ERROR(cublas_status(
+        cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), "transb"));
+    GE_RETURN_IF_ERROR(cublas_status(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, k, nc, k), "layout a"));
+    GE_RETURN_IF_ERROR(cublas_status(cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_16BF, k, m, k), "layout b"));
+    GE_RETURN_IF_ERROR(cublas_status(cublasLtMatrixLayoutCreate(&plan.d, CUDA_R_32F, nc, m, ldd), "layout d"));
+    return choose_algo(plan, nc, m, k, ldd, ops, stream);
+  }();
+  if (!st.is_ok()) {
+    destroy();
+    return st;
   }
-  plan.algo = result.algo;
   auto [pos, inserted] = plans_.emplace(key, plan);
   (void)inserted;
   *out = &pos->second;
   return Status::ok();
 }
 
+Status GemmRunner::choose_algo(Plan& plan, int64_t nc, int64_t m, int64_t k, int64_t ldd, const Operands& ops,
+                               cudaStream_t stream) {
+  (void)ldd;
+  cublasLtMatmulPreference_t pref = nullptr;
+  GE_RETURN_IF_ERROR(cublas_status(cublasLtMatmulPreferenceCreate(&pref), "preference"));
+  size_t ws = kWorkspaceBytes;
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+  cublasLtMatmulHeuristicResult_t results[kTuneCandidates] = {};
+  int found = 0;
+  const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(handle_, plan.op, plan.a, plan.b, plan.d, plan.d, pref,
+                                                          kTuneCandidates, results, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (s != CUBLAS_STATUS_SUCCESS || found == 0) {
+    return unsupported("cublasLt: no GEMM algorithm for bf16 [" + std::to_string(m) + " x " + std::to_string(k) +
+                       "] x [" + std::to_string(k) + " x " + std::to_string(nc) + "]");
+  }
+  plan.algo = results[0].algo;
+  // Timing needs a synchronising stream: never while a graph is being recorded, and only for shapes
+  // big enough for the choice to matter (prefill; small batched-decode products keep the heuristic's).
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  GE_RETURN_IF_ERROR(cuda_status(cudaStreamIsCapturing(stream, &capture), "gemm: capture status"));
+  if (!tune_ || found < 2 || m < kTuneMinRows || capture != cudaStreamCaptureStatusNone) return Status::ok();
+
+  const float alpha = 1.0f, beta = 0.0f;
+  float best_ms = 0.0f;
+  int best = -1;
+  for (int i = 0; i < found; ++i) {
+    if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+    const cublasLtMatmulAlgo_t* algo = &results[i].algo;
+    auto launch = [&] {
+      return cublasLtMatmul(handle_, plan.op, &alpha, ops.w, plan.a, ops.x, plan.b, &beta, ops.y, plan.d, ops.y,
+                            plan.d, algo, workspace_.get(), kWorkspaceBytes, stream);
+    };
+    if (launch() != CUBLAS_STATUS_SUCCESS) continue;  // warm-up; a candidate that fails to launch is skipped
+    GE_RETURN_IF_ERROR(cuda_status(cudaEventRecord(time_a_, stream), "gemm tuning event"));
+    bool ok = true;
+    for (int r = 0; r < kTuneReps && ok; ++r) ok = launch() == CUBLAS_STATUS_SUCCESS;
+    GE_RETURN_IF_ERROR(cuda_status(cudaEventRecord(time_b_, stream), "gemm tuning event"));
+    GE_RETURN_IF_ERROR(cuda_status(cudaEventSynchronize(time_b_), "gemm tuning"));
+    float ms = 0.0f;
+    GE_RETURN_IF_ERROR(cuda_status(cudaEventElapsedTime(&ms, time_a_, time_b_), "gemm tuning time"));
+    if (ok && (best < 0 || ms < best_ms)) {
+      best = i;
+      best_ms = ms;
+    }
+  }
+  ++tuned_shapes_;
+  if (best > 0) {
+    plan.algo = results[best].algo;
+    ++tuned_changed_;
+  }
+  return Status::ok();
+}
+
 Status GemmRunner::run(const WeightView& w, const float* x, int64_t m, float* y, const LaunchContext& ctx) {
-  const int64_t K = w.cols, N = w.rows;
+  const Output out{&w, y};
+  return run_shared(x, m, std::span<const Output>(&out, 1), ctx);
+}
+
+Status GemmRunner::run_shared(const float* x, int64_t m, std::span<const Output> outs, const LaunchContext& ctx) {
+  if (outs.empty() || m <= 0) return Status::ok();
+  const int64_t K = outs[0].w->cols;
+  for (const Output& o : outs) {
+    if (o.w->cols != K) {
+      return invalid_argument("gemm: weights sharing one input need equal cols (" + std::to_string(o.w->cols) +
+                              " vs " + std::to_string(K) + ")");
+    }
+  }
   GE_RETURN_IF_ERROR(x_bf16_.ensure(static_cast<size_t>(m * K) * 2, "gemm x scratch"));
   GE_RETURN_IF_ERROR(workspace_.ensure(kWorkspaceBytes, "gemm workspace"));
+  to_bf16_kernel<<<blocks_for(m * K / 4 + 1, 256, 8192), 256, 0, ctx.stream>>>(x, m * K, x_bf16_.as<__nv_bfloat16>());
+  GE_RETURN_IF_ERROR(cuda_status(cudaGetLastError(), "gemm x to bf16"));
+  for (const Output& o : outs) GE_RETURN_IF_ERROR(run_converted(*o.w, m, o.y, ctx));
+  return Status::ok();
+}
+
+Status GemmRunner::run_converted(const WeightView& w, int64_t m, float* y, const LaunchContext& ctx) {
+  const int64_t K = w.cols, N = w.rows;
   int64_t chunk = static_cast<int64_t>(weight_chunk_bytes_ / static_cast<size_t>(K * 2)) / 128 * 128;
   chunk = std::max<int64_t>(chunk, 128);
   chunk = std::min<int64_t>(chunk, N);
@@ -170,8 +261,6 @@ Status GemmRunner::run(const WeightView& w, const float* x, int64_t m, float* y,
   const size_t buf_elems = static_cast<size_t>(chunk * K);
   GE_RETURN_IF_ERROR(w_bf16_.ensure(buf_elems * 2 * n_buf, "gemm weight scratch"));
 
-  to_bf16_kernel<<<blocks_for(m * K, 256, 8192), 256, 0, ctx.stream>>>(x, m * K, x_bf16_.as<__nv_bfloat16>());
-  GE_RETURN_IF_ERROR(cuda_status(cudaGetLastError(), "gemm x to bf16"));
   // Two weight buffers: the side stream dequantizes chunk i + 1 while the GEMM of chunk i runs.
   LaunchContext dq_ctx = ctx;
   if (n_buf > 1) {
@@ -193,7 +282,7 @@ Status GemmRunner::run(const WeightView& w, const float* x, int64_t m, float* y,
       GE_RETURN_IF_ERROR(cuda_status(cudaStreamWaitEvent(ctx.stream, dq_done_[b], 0), "gemm dequantize wait"));
     }
     Plan* plan = nullptr;
-    GE_RETURN_IF_ERROR(get_plan(nc, m, K, N, &plan));
+    GE_RETURN_IF_ERROR(get_plan(nc, m, K, N, Operands{wb, x_bf16_.as<__nv_bfloat16>(), y + n0}, ctx.stream, &plan));
     GE_RETURN_IF_ERROR(cublas_status(
         cublasLtMatmul(handle_, plan->op, &alpha, wb, plan->a, x_bf16_.get(), plan->b, &beta, y + n0, plan->d, y + n0,
                        plan->d, &plan->algo, workspace_.get(), kWorkspaceBytes, ctx.stream),

@@ -5,6 +5,7 @@
 #include <cublasLt.h>
 
 #include <map>
+#include <span>
 #include <tuple>
 
 #include "backend/cuda/cuda_common.cuh"
@@ -24,11 +25,28 @@ class GemmRunner {
   GemmRunner(const GemmRunner&) = delete;
   GemmRunner& operator=(const GemmRunner&) = delete;
 
+  struct Output {
+    const WeightView* w = nullptr;
+    float* y = nullptr;  // [m, w->rows]
+  };
+
+  // Reads GE_CUDA_GEMM_TUNE (0 turns the algorithm timing off).
   Status init();
   // y[m, w.rows] = x[m, w.cols] · wᵀ, every operand in device memory.
   Status run(const WeightView& w, const float* x, int64_t m, float* y, const LaunchContext& ctx);
+  // Several weights of the same cols applied to one x (q/k/v, gate/up): x is rounded to bf16 once.
+  Status run_shared(const float* x, int64_t m, std::span<const Output> outs, const LaunchContext& ctx);
   // Bytes of bf16 weight rows dequantized per GEMM call (the scratch size); default 64 MiB.
   void set_weight_chunk_bytes(size_t bytes) { weight_chunk_bytes_ = bytes; }
+  // Whether a new GEMM shape with at least kTuneMinRows rows times cuBLASLt's top heuristic candidates
+  // on its first call and keeps the fastest (on by default); off: the first candidate, as before.
+  // Either way a shape's algorithm never changes once chosen (same bits on every later call).
+  void set_tuning(bool on) { tune_ = on; }
+  // Shapes timed so far and how many of them chose an algorithm other than the heuristic's first.
+  int tuned_shapes() const { return tuned_shapes_; }
+  int tuned_changed() const { return tuned_changed_; }
+
+  static constexpr int64_t kTuneMinRows = 128;
 
  private:
   struct Plan {
@@ -36,14 +54,28 @@ class GemmRunner {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
-  Status get_plan(int64_t nc, int64_t m, int64_t k, int64_t ldd, Plan** out);
+  // The operands of the call that creates a plan: timing candidates runs them (y is overwritten later).
+  struct Operands {
+    const __nv_bfloat16* w = nullptr;
+    const __nv_bfloat16* x = nullptr;
+    float* y = nullptr;
+  };
+  Status get_plan(int64_t nc, int64_t m, int64_t k, int64_t ldd, const Operands& ops, cudaStream_t stream,
+                  Plan** out);
+  Status choose_algo(Plan& plan, int64_t nc, int64_t m, int64_t k, int64_t ldd, const Operands& ops,
+                     cudaStream_t stream);
+  // y = x_bf16_ · wᵀ with x_bf16_ already holding x [m, w.cols].
+  Status run_converted(const WeightView& w, int64_t m, float* y, const LaunchContext& ctx);
 
   cublasLtHandle_t handle_ = nullptr;
   size_t weight_chunk_bytes_ = size_t{64} << 20;
   cudaStream_t side_ = nullptr;  // dequantizes the next chunk while the GEMM runs
   cudaEvent_t start_ = nullptr, dq_done_[2] = {nullptr, nullptr}, gemm_done_[2] = {nullptr, nullptr};
+  cudaEvent_t time_a_ = nullptr, time_b_ = nullptr;  // timing events (candidate algorithms)
   DeviceMemory x_bf16_, w_bf16_, workspace_;
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, Plan> plans_;
+  bool tune_ = true;
+  int tuned_shapes_ = 0, tuned_changed_ = 0;
 };
 
 }  // namespace ge::cuda
