@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "backend/cuda/attention_prefill.cuh"
 
@@ -47,6 +48,14 @@ __device__ __forceinline__ void bf16x8_to_f32(const uint4& r, float* f) {
 }
 
 __device__ __forceinline__ float cap_score(float s, float cap) { return cap > 0.0f ? cap * tanhf(s / cap) : s; }
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 // Launch with programmatic dependent launch when the context allows it (the kernels wait for the
 // previous grid before reading anything, and let the next one start its own prologue early).
@@ -109,186 +118,108 @@ __device__ __forceinline__ int64_t decode_visible(const AttnParams& p, int t, in
   return n_vis;
 }
 
-// kG: group size bound (registers hold kG query rows); kCpl: 16-byte chunks of a K row per lane;
-// kDpt: output dims per thread in P·V.
-// Scores: `lpk` lanes per key read the K row in 16-byte pieces (a warp reads whole rows, 512 B at
-// d = 256), every lane holding its slice of the G query rows in registers, so each K byte is read
-// once for the whole GQA group; the partial dots meet through xor shuffles.
-// P·V: threads own kDpt consecutive dims of a V row (a row is one contiguous read), key groups split
-// the tile when a row needs fewer than 128 threads, and are summed once at the end.
-template <int kG, int kCpl, int kDpt>
-static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(AttnParams p) {
-  extern __shared__ __align__(16) float sm[];
-  __shared__ float m_run[kG], l_run[kG], corr_s[kG];
-  __shared__ int slots[kDecodeTile];
-  grid_dependency_release();
-  grid_dependency_wait();
-  const int kvh = blockIdx.x, split = blockIdx.y, t = blockIdx.z;
-  const int G = p.group, d = p.d, tid = threadIdx.x;
-  const int warp = tid >> 5, lane = tid & 31;
-  float* S = sm;    // [kG][tile]: scores, then softmax weights
-  float* red = sm;  // [kg][G][d]: key-group sums after the key loop (aliases S)
-
-  int64_t lo = 0;
-  const int64_t n_vis = decode_visible(p, t, &lo, tid == 0 && split == 0 && kvh == 0);
-  const int64_t per = decode_keys_per_split(p, n_vis);
-  const int n_active = decode_active_splits(n_vis, per);
-  if (split >= n_active) return;
-  const int64_t begin = int64_t{split} * per;
-  const int64_t end = min(n_vis, begin + per);
-
-  const __nv_bfloat16* kc = p.k;
-  const __nv_bfloat16* vc = p.v;
-  if (p.batch.bases != nullptr) {
-    kc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.k_offset);
-    vc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.v_offset);
-  }
-
-  const int lpk = p.lpk, kpw = 32 / lpk, sub = lane / lpk, li = lane % lpk, n_chunks = d / 8;
-  float qr[kG][kCpl * 8];
+// A lane's slice of the group's query rows: 16-byte chunks li + c * lpk of each row (zero past G / d).
+template <int kG, int kCpl>
+__device__ __forceinline__ void decode_load_q(const AttnParams& p, float (&qr)[kG][kCpl * 8], int t, int kvh, int li) {
+  const int G = p.group, d = p.d, n_chunks = d / 8;
 #pragma unroll
   for (int h = 0; h < kG; ++h) {
 #pragma unroll
     for (int c = 0; c < kCpl; ++c) {
-      const int chunk = li + c * lpk;
+      const int chunk = li + c * p.lpk;
       const bool in = h < G && chunk < n_chunks;
       const float* qrow = p.q + (int64_t{t} * p.n_heads + kvh * G + h) * d + chunk * 8;
 #pragma unroll
       for (int i = 0; i < 8; ++i) qr[h][c * 8 + i] = in ? qrow[i] : 0.0f;
     }
   }
-  if (tid < kG) {
-    m_run[tid] = -INFINITY;
-    l_run[tid] = 0.0f;
-  }
-  __syncthreads();
+}
 
-  const int tpr = d / kDpt;                   // threads per V row
-  const int kg_count = kDecodeThreads / tpr;  // key groups in the P·V step
-  const int kg = tid / tpr;
-  const int c0 = (tid % tpr) * kDpt;
+// Scores of one key from a lane's K slice: the partial dots of all kG heads, summed over the key's
+// lpk lanes by xor shuffles (every lane of the warp takes part).
+template <int kG, int kCpl>
+__device__ __forceinline__ void decode_score(const float (&qr)[kG][kCpl * 8], const uint4 (&kr)[kCpl], int lpk,
+                                             float (&s)[kG]) {
+#pragma unroll
+  for (int h = 0; h < kG; ++h) s[h] = 0.0f;
+#pragma unroll
+  for (int c = 0; c < kCpl; ++c) {
+    float kf[8];
+    bf16x8_to_f32(kr[c], kf);
+#pragma unroll
+    for (int h = 0; h < kG; ++h) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) s[h] = fmaf(qr[h][c * 8 + i], kf[i], s[h]);
+    }
+  }
+  for (int off = lpk / 2; off > 0; off >>= 1) {
+#pragma unroll
+    for (int h = 0; h < kG; ++h) s[h] += __shfl_xor_sync(0xffffffffu, s[h], off);
+  }
+}
+
+// kDpt bf16 values of a row (global or shared memory) as fp32.
+template <int kDpt>
+__device__ __forceinline__ void load_row_piece(const __nv_bfloat16* src, float (&vf)[kDpt]) {
+  if constexpr (kDpt == 4) {
+    const uint2 r = *reinterpret_cast<const uint2*>(src);
+    vf[0] = __uint_as_float(r.x << 16);
+    vf[1] = __uint_as_float(r.x & 0xffff0000u);
+    vf[2] = __uint_as_float(r.y << 16);
+    vf[3] = __uint_as_float(r.y & 0xffff0000u);
+  } else {
+    bf16x8_to_f32(*reinterpret_cast<const uint4*>(src), vf);
+  }
+}
+
+// Online softmax over one tile's scores S [G][kTile] (in place: scores -> weights), one warp per
+// head; corr_s[h] is the factor that rescales the head's running output. Callers sync around it.
+template <int kTile>
+__device__ __forceinline__ void decode_softmax_step(float* S, int tile_len, int G, float* m_run, float* l_run,
+                                                    float* corr_s) {
+  constexpr int kPerLane = kTile >= 32 ? kTile / 32 : 1;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  for (int h = warp; h < G; h += kDecodeWarps) {
+    float v[kPerLane];
+    float tmax = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      const int j = lane + 32 * i;
+      v[i] = j < tile_len ? S[h * kTile + j] : -INFINITY;
+      tmax = fmaxf(tmax, v[i]);
+    }
+    tmax = warp_max(tmax);
+    const float m_old = m_run[h];
+    const float m_new = fmaxf(m_old, tmax);
+    const bool none = m_new == -INFINITY;
+    const float corr = none ? 1.0f : expf(m_old - m_new);
+    float psum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      const int j = lane + 32 * i;
+      const float pr = none ? 0.0f : expf(v[i] - m_new);
+      if (j < kTile) S[h * kTile + j] = pr;
+      psum += pr;
+    }
+    psum = warp_sum(psum);
+    __syncwarp();
+    if (lane == 0) {
+      m_run[h] = m_new;
+      l_run[h] = l_run[h] * corr + psum;
+      corr_s[h] = corr;
+    }
+  }
+}
+
+// After the key loop: sums the key groups' P·V through `red` ([kg][G][d], free shared memory) and
+// writes the split's output: final (one active split) or the partial and its (m, l).
+template <int kG, int kDpt>
+__device__ __forceinline__ void decode_finish(const AttnParams& p, float (&o)[kG][kDpt], float* red, const float* m_run,
+                                              const float* l_run, int t, int kvh, int split, int n_active) {
+  const int G = p.group, d = p.d, tid = threadIdx.x;
+  const int tpr = d / kDpt, kg_count = kDecodeThreads / tpr, kg = tid / tpr, c0 = (tid % tpr) * kDpt;
   const bool pv_active = kg < kg_count;
-  float o[kG][kDpt];
-#pragma unroll
-  for (int h = 0; h < kG; ++h) {
-#pragma unroll
-    for (int i = 0; i < kDpt; ++i) o[h][i] = 0.0f;
-  }
-
-  constexpr int kUnroll = 4 / kCpl;  // K rows in flight per lane group
-  const int step = kDecodeWarps * kpw;
-  for (int64_t tb = begin; tb < end; tb += kDecodeTile) {
-    const int tile_len = static_cast<int>(min(int64_t{kDecodeTile}, end - tb));
-    const int slot0 = static_cast<int>((lo + tb) % p.cap);
-    for (int j0 = 0; j0 < tile_len; j0 += step * kUnroll) {
-      uint4 kr[kUnroll][kCpl];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int j = j0 + u * step + warp * kpw + sub;
-        const bool valid = j < tile_len;
-        int slot = slot0 + j;
-        if (slot >= p.cap) slot -= p.cap;
-        if (valid && li == 0) slots[j] = slot;
-        const __nv_bfloat16* krow = kc + (int64_t{valid ? slot : 0} * p.n_kv + kvh) * d;
-#pragma unroll
-        for (int c = 0; c < kCpl; ++c) {
-          const int chunk = li + c * lpk;
-          kr[u][c] = valid && chunk < n_chunks ? *reinterpret_cast<const uint4*>(krow + chunk * 8)
-                                               : make_uint4(0, 0, 0, 0);
-        }
-      }
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        float s[kG];
-#pragma unroll
-        for (int h = 0; h < kG; ++h) s[h] = 0.0f;
-#pragma unroll
-        for (int c = 0; c < kCpl; ++c) {
-          float kf[8];
-          bf16x8_to_f32(kr[u][c], kf);
-#pragma unroll
-          for (int h = 0; h < kG; ++h) {
-#pragma unroll
-            for (int i = 0; i < 8; ++i) s[h] = fmaf(qr[h][c * 8 + i], kf[i], s[h]);
-          }
-        }
-        for (int off = lpk / 2; off > 0; off >>= 1) {
-#pragma unroll
-          for (int h = 0; h < kG; ++h) s[h] += __shfl_xor_sync(0xffffffffu, s[h], off);
-        }
-        const int j = j0 + u * step + warp * kpw + sub;
-        if (li == 0 && j < tile_len) {
-#pragma unroll
-          for (int h = 0; h < kG; ++h) {
-            if (h < G) S[h * kDecodeTile + j] = cap_score(s[h] * p.scale, p.softcap);
-          }
-        }
-      }
-    }
-    __syncthreads();
-    // Online softmax, one warp per head.
-    for (int h = warp; h < G; h += kDecodeWarps) {
-      float v[kDecodeTile / 32];
-      float tmax = -INFINITY;
-#pragma unroll
-      for (int i = 0; i < kDecodeTile / 32; ++i) {
-        const int j = lane + 32 * i;
-        v[i] = j < tile_len ? S[h * kDecodeTile + j] : -INFINITY;
-        tmax = fmaxf(tmax, v[i]);
-      }
-      tmax = warp_max(tmax);
-      const float m_old = m_run[h];
-      const float m_new = fmaxf(m_old, tmax);
-      const bool none = m_new == -INFINITY;
-      const float corr = none ? 1.0f : expf(m_old - m_new);
-      float psum = 0.0f;
-#pragma unroll
-      for (int i = 0; i < kDecodeTile / 32; ++i) {
-        const float pr = none ? 0.0f : expf(v[i] - m_new);
-        S[h * kDecodeTile + lane + 32 * i] = pr;
-        psum += pr;
-      }
-      psum = warp_sum(psum);
-      __syncwarp();
-      if (lane == 0) {
-        m_run[h] = m_new;
-        l_run[h] = l_run[h] * corr + psum;
-        corr_s[h] = corr;
-      }
-    }
-    __syncthreads();
-    if (pv_active) {
-#pragma unroll
-      for (int h = 0; h < kG; ++h) {
-        const float cr = h < G ? corr_s[h] : 1.0f;
-#pragma unroll
-        for (int i = 0; i < kDpt; ++i) o[h][i] *= cr;
-      }
-#pragma unroll 8
-      for (int j = kg; j < tile_len; j += kg_count) {
-        const __nv_bfloat16* vrow = vc + (int64_t{slots[j]} * p.n_kv + kvh) * d + c0;
-        float vf[kDpt];
-        if constexpr (kDpt == 4) {
-          const uint2 r = *reinterpret_cast<const uint2*>(vrow);
-          vf[0] = __uint_as_float(r.x << 16);
-          vf[1] = __uint_as_float(r.x & 0xffff0000u);
-          vf[2] = __uint_as_float(r.y << 16);
-          vf[3] = __uint_as_float(r.y & 0xffff0000u);
-        } else {
-          bf16x8_to_f32(*reinterpret_cast<const uint4*>(vrow), vf);
-        }
-#pragma unroll
-        for (int h = 0; h < kG; ++h) {
-          const float pr = h < G ? S[h * kDecodeTile + j] : 0.0f;
-#pragma unroll
-          for (int i = 0; i < kDpt; ++i) o[h][i] = fmaf(pr, vf[i], o[h][i]);
-        }
-      }
-    }
-    __syncthreads();
-  }
-
-  if (kg_count > 1) {  // sum the key groups (red aliases S: the loop ended on a barrier)
+  if (kg_count > 1) {  // sum the key groups
     if (pv_active) {
 #pragma unroll
       for (int h = 0; h < kG; ++h) {
@@ -333,6 +264,254 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel
       }
     }
   }
+}
+
+// kG: group size bound (registers hold kG query rows); kCpl: 16-byte chunks of a K row per lane;
+// kDpt: output dims per thread in P·V.
+// Scores: `lpk` lanes per key read the K row in 16-byte pieces (a warp reads whole rows, 512 B at
+// d = 256), every lane holding its slice of the G query rows in registers, so each K byte is read
+// once for the whole GQA group; the partial dots meet through xor shuffles.
+// P·V: threads own kDpt consecutive dims of a V row (a row is one contiguous read), key groups split
+// the tile when a row needs fewer than 128 threads, and are summed once at the end.
+template <int kG, int kCpl, int kDpt>
+static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(AttnParams p) {
+  extern __shared__ __align__(16) float sm[];
+  __shared__ float m_run[kG], l_run[kG], corr_s[kG];
+  __shared__ int slots[kDecodeTile];
+  grid_dependency_release();
+  grid_dependency_wait();
+  const int kvh = blockIdx.x, split = blockIdx.y, t = blockIdx.z;
+  const int G = p.group, d = p.d, tid = threadIdx.x;
+  const int warp = tid >> 5, lane = tid & 31;
+  float* S = sm;    // [kG][tile]: scores, then softmax weights
+  float* red = sm;  // [kg][G][d]: key-group sums after the key loop (aliases S)
+
+  int64_t lo = 0;
+  const int64_t n_vis = decode_visible(p, t, &lo, tid == 0 && split == 0 && kvh == 0);
+  const int64_t per = decode_keys_per_split(p, n_vis);
+  const int n_active = decode_active_splits(n_vis, per);
+  if (split >= n_active) return;
+  const int64_t begin = int64_t{split} * per;
+  const int64_t end = min(n_vis, begin + per);
+
+  const __nv_bfloat16* kc = p.k;
+  const __nv_bfloat16* vc = p.v;
+  if (p.batch.bases != nullptr) {
+    kc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.k_offset);
+    vc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.v_offset);
+  }
+
+  const int lpk = p.lpk, kpw = 32 / lpk, sub = lane / lpk, li = lane % lpk, n_chunks = d / 8;
+  float qr[kG][kCpl * 8];
+  decode_load_q<kG, kCpl>(p, qr, t, kvh, li);
+  if (tid < kG) {
+    m_run[tid] = -INFINITY;
+    l_run[tid] = 0.0f;
+  }
+  __syncthreads();
+
+  const int tpr = d / kDpt;                   // threads per V row
+  const int kg_count = kDecodeThreads / tpr;  // key groups in the P·V step
+  const int kg = tid / tpr;
+  const int c0 = (tid % tpr) * kDpt;
+  const bool pv_active = kg < kg_count;
+  float o[kG][kDpt];
+#pragma unroll
+  for (int h = 0; h < kG; ++h) {
+#pragma unroll
+    for (int i = 0; i < kDpt; ++i) o[h][i] = 0.0f;
+  }
+
+  constexpr int kUnroll = 4 / kCpl;  // K rows in flight per lane group
+  const int step = kDecodeWarps * kpw;
+  for (int64_t tb = begin; tb < end; tb += kDecodeTile) {
+    const int tile_len = static_cast<int>(min(int64_t{kDecodeTile}, end - tb));
+    const int slot0 = static_cast<int>((lo + tb) % p.cap);
+    for (int j0 = 0; j0 < tile_len; j0 += step * kUnroll) {
+      uint4 kr[kUnroll][kCpl];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int j = j0 + u * step + warp * kpw + sub;
+        const bool valid = j < tile_len;
+        int slot = slot0 + j;
+        if (slot >= p.cap) slot -= p.cap;
+        if (valid && li == 0) slots[j] = slot;
+        const __nv_bfloat16* krow = kc + (int64_t{valid ? slot : 0} * p.n_kv + kvh) * d;
+#pragma unroll
+        for (int c = 0; c < kCpl; ++c) {
+          const int chunk = li + c * lpk;
+          kr[u][c] = valid && chunk < n_chunks ? *reinterpret_cast<const uint4*>(krow + chunk * 8)
+                                               : make_uint4(0, 0, 0, 0);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        float s[kG];
+        decode_score<kG, kCpl>(qr, kr[u], lpk, s);
+        const int j = j0 + u * step + warp * kpw + sub;
+        if (li == 0 && j < tile_len) {
+#pragma unroll
+          for (int h = 0; h < kG; ++h) {
+            if (h < G) S[h * kDecodeTile + j] = cap_score(s[h] * p.scale, p.softcap);
+          }
+        }
+      }
+    }
+    __syncthreads();
+    decode_softmax_step<kDecodeTile>(S, tile_len, G, m_run, l_run, corr_s);
+    __syncthreads();
+    if (pv_active) {
+#pragma unroll
+      for (int h = 0; h < kG; ++h) {
+        const float cr = h < G ? corr_s[h] : 1.0f;
+#pragma unroll
+        for (int i = 0; i < kDpt; ++i) o[h][i] *= cr;
+      }
+#pragma unroll 8
+      for (int j = kg; j < tile_len; j += kg_count) {
+        const __nv_bfloat16* vrow = vc + (int64_t{slots[j]} * p.n_kv + kvh) * d + c0;
+        float vf[kDpt];
+        load_row_piece<kDpt>(vrow, vf);
+#pragma unroll
+        for (int h = 0; h < kG; ++h) {
+          const float pr = h < G ? S[h * kDecodeTile + j] : 0.0f;
+#pragma unroll
+          for (int i = 0; i < kDpt; ++i) o[h][i] = fmaf(pr, vf[i], o[h][i]);
+        }
+      }
+    }
+    __syncthreads();
+  }
+
+  // red aliases S: the loop ended on a barrier.
+  decode_finish<kG, kDpt>(p, o, red, m_run, l_run, t, kvh, split, n_active);
+}
+
+// Staged variant for long contexts: each split's K and V tiles are copied into shared memory with
+// cp.async one tile ahead (a tile's loads are in flight while the previous one is scored and
+// summed), so the bytes in flight do not cost registers; scoring and P·V then read shared memory
+// in the same layouts as attention_decode_kernel. kKT keys per tile (32; 16 above d = 256): two
+// stages of K and V tiles take at most 64 KiB.
+template <int kG, int kCpl, int kDpt, int kKT>
+static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_staged_kernel(AttnParams p) {
+  extern __shared__ __align__(16) float sm[];
+  __shared__ float m_run[kG], l_run[kG], corr_s[kG];
+  __shared__ float S[kG * kKT];
+  grid_dependency_release();
+  grid_dependency_wait();
+  const int kvh = blockIdx.x, split = blockIdx.y, t = blockIdx.z;
+  const int G = p.group, d = p.d, tid = threadIdx.x;
+  const int warp = tid >> 5, lane = tid & 31;
+  __nv_bfloat16* stages = reinterpret_cast<__nv_bfloat16*>(sm);  // [2][K, V][kKT][d]
+  float* red = sm;  // [kg][G][d]: key-group sums after the key loop (aliases the stages)
+
+  int64_t lo = 0;
+  const int64_t n_vis = decode_visible(p, t, &lo, tid == 0 && split == 0 && kvh == 0);
+  const int64_t per = decode_keys_per_split(p, n_vis);
+  const int n_active = decode_active_splits(n_vis, per);
+  if (split >= n_active) return;
+  const int64_t begin = int64_t{split} * per;
+  const int64_t end = min(n_vis, begin + per);
+
+  const __nv_bfloat16* kc = p.k;
+  const __nv_bfloat16* vc = p.v;
+  if (p.batch.bases != nullptr) {
+    kc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.k_offset);
+    vc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.v_offset);
+  }
+  const int lpk = p.lpk, kpw = 32 / lpk, sub = lane / lpk, li = lane % lpk, n_chunks = d / 8;
+  const int64_t stage_elems = int64_t{2} * kKT * d;
+
+  // Copies keys [tb, tb + kKT) ∩ [.., end) of the split into stage `st` (K rows then V rows).
+  auto issue = [&](int64_t tb, int st) {
+    const int len = static_cast<int>(min(int64_t{kKT}, end - tb));
+    const int slot0 = static_cast<int>((lo + tb) % p.cap);
+    __nv_bfloat16* ks = stages + st * stage_elems;
+    __nv_bfloat16* vs = ks + kKT * d;
+    for (int i = tid; i < len * n_chunks; i += kDecodeThreads) {
+      const int j = i / n_chunks, c8 = (i - j * n_chunks) * 8;
+      int slot = slot0 + j;
+      if (slot >= p.cap) slot -= p.cap;
+      const int64_t off = (int64_t{slot} * p.n_kv + kvh) * d + c8;
+      cp_async16(ks + j * d + c8, kc + off);
+      cp_async16(vs + j * d + c8, vc + off);
+    }
+  };
+  if (begin < end) issue(begin, 0);
+  cp_async_commit();
+
+  float qr[kG][kCpl * 8];
+  decode_load_q<kG, kCpl>(p, qr, t, kvh, li);
+  if (tid < kG) {
+    m_run[tid] = -INFINITY;
+    l_run[tid] = 0.0f;
+  }
+
+  const int tpr = d / kDpt, kg_count = kDecodeThreads / tpr, kg = tid / tpr, c0 = (tid % tpr) * kDpt;
+  const bool pv_active = kg < kg_count;
+  float o[kG][kDpt];
+#pragma unroll
+  for (int h = 0; h < kG; ++h) {
+#pragma unroll
+    for (int i = 0; i < kDpt; ++i) o[h][i] = 0.0f;
+  }
+
+  const int step = kDecodeWarps * kpw;
+  int st = 0;
+  for (int64_t tb = begin; tb < end; tb += kKT, st ^= 1) {
+    const int tile_len = static_cast<int>(min(int64_t{kKT}, end - tb));
+    // The other stage was last read before the previous iteration's final barrier.
+    if (tb + kKT < end) issue(tb + kKT, st ^ 1);
+    cp_async_commit();
+    cp_async_wait_all_but_one();  // this tile has landed (the next one may be in flight)
+    __syncthreads();
+    const __nv_bfloat16* ks = stages + st * stage_elems;
+    const __nv_bfloat16* vs = ks + kKT * d;
+    for (int j0 = 0; j0 < tile_len; j0 += step) {
+      const int j = j0 + warp * kpw + sub;
+      const bool valid = j < tile_len;
+      uint4 kr[kCpl];
+#pragma unroll
+      for (int c = 0; c < kCpl; ++c) {
+        const int chunk = li + c * lpk;
+        kr[c] = valid && chunk < n_chunks ? *reinterpret_cast<const uint4*>(ks + j * d + chunk * 8)
+                                          : make_uint4(0, 0, 0, 0);
+      }
+      float s[kG];
+      decode_score<kG, kCpl>(qr, kr, lpk, s);
+      if (li == 0 && valid) {
+#pragma unroll
+        for (int h = 0; h < kG; ++h) {
+          if (h < G) S[h * kKT + j] = cap_score(s[h] * p.scale, p.softcap);
+        }
+      }
+    }
+    __syncthreads();
+    decode_softmax_step<kKT>(S, tile_len, G, m_run, l_run, corr_s);
+    __syncthreads();
+    if (pv_active) {
+#pragma unroll
+      for (int h = 0; h < kG; ++h) {
+        const float cr = h < G ? corr_s[h] : 1.0f;
+#pragma unroll
+        for (int i = 0; i < kDpt; ++i) o[h][i] *= cr;
+      }
+      for (int j = kg; j < tile_len; j += kg_count) {
+        float vf[kDpt];
+        load_row_piece<kDpt>(vs + j * d + c0, vf);
+#pragma unroll
+        for (int h = 0; h < kG; ++h) {
+          const float pr = h < G ? S[h * kKT + j] : 0.0f;
+#pragma unroll
+          for (int i = 0; i < kDpt; ++i) o[h][i] = fmaf(pr, vf[i], o[h][i]);
+        }
+      }
+    }
+    __syncthreads();
+  }
+  cp_async_wait_all();
+  __syncthreads();
+  decode_finish<kG, kDpt>(p, o, red, m_run, l_run, t, kvh, split, n_active);
 }
 
 // Merges the active splits' partials: out = Σ e^(m_s - M) o_s / Σ e^(m_s - M) l_s, in split order
@@ -533,6 +712,51 @@ size_t decode_smem(int kg_bound, int G, int d, int dpt) {
   return std::max(scores, sums);
 }
 
+// Which decode kernel: GE_CUDA_ATTN_KERNEL=staged (K/V tiles through shared memory) or registers.
+bool decode_staged() {
+  static const bool v = [] {
+    const char* e = std::getenv("GE_CUDA_ATTN_KERNEL");
+    return e != nullptr && std::strcmp(e, "staged") == 0;
+  }();
+  return v;
+}
+
+constexpr size_t kStagedSmemLimit = size_t{64} << 10;
+
+// Dynamic shared memory of the staged kernel: two stages of K and V tiles, or the key-group sums.
+size_t decode_staged_smem(int G, int d, int dpt, int kt) {
+  const int kg_count = kDecodeThreads / (d / dpt);
+  const size_t stages = size_t{2} * 2 * kt * d * sizeof(__nv_bfloat16);
+  const size_t sums = kg_count > 1 ? static_cast<size_t>(kg_count) * G * d * 4 : 0;
+  return std::max(stages, sums);
+}
+
+template <int kG>
+cudaError_t launch_decode_staged(const AttnParams& p, dim3 grid, int cpl, const LaunchContext& ctx) {
+  if (p.d > 256) {
+    return launch_pdl(attention_decode_staged_kernel<kG, 2, 4, 16>, grid, kDecodeThreads,
+                      decode_staged_smem(p.group, p.d, 4, 16), p, ctx);
+  } else if (cpl == 1) {
+    return launch_pdl(attention_decode_staged_kernel<kG, 1, 8, 32>, grid, kDecodeThreads,
+                      decode_staged_smem(p.group, p.d, 8, 32), p, ctx);
+  }
+  return launch_pdl(attention_decode_staged_kernel<kG, 2, 8, 32>, grid, kDecodeThreads,
+                    decode_staged_smem(p.group, p.d, 8, 32), p, ctx);
+}
+
+template <int kG>
+cudaError_t configure_decode_staged() {
+  const int limit = static_cast<int>(kStagedSmemLimit);
+  cudaError_t e = cudaFuncSetAttribute(attention_decode_staged_kernel<kG, 2, 4, 16>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
+  if (e != cudaSuccess) return e;
+  e = cudaFuncSetAttribute(attention_decode_staged_kernel<kG, 1, 8, 32>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           limit);
+  if (e != cudaSuccess) return e;
+  return cudaFuncSetAttribute(attention_decode_staged_kernel<kG, 2, 8, 32>,
+                              cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
+}
+
 template <int kG>
 cudaError_t launch_decode(const AttnParams& p, dim3 grid, int cpl, const LaunchContext& ctx) {
   if (p.d > 256) {
@@ -567,6 +791,9 @@ cudaError_t configure_attention_kernels() {
   if (e != cudaSuccess) return e;
   e = cudaFuncSetAttribute(attention_prefill_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
   if (e != cudaSuccess) return e;
+  if ((e = configure_decode_staged<2>()) != cudaSuccess) return e;
+  if ((e = configure_decode_staged<4>()) != cudaSuccess) return e;
+  if ((e = configure_decode_staged<8>()) != cudaSuccess) return e;
   return configure_prefill_attention_mma();
 }
 
@@ -650,12 +877,13 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
   }
   const dim3 grid(static_cast<unsigned>(p.n_kv), static_cast<unsigned>(p.n_splits), static_cast<unsigned>(n_tokens));
   cudaError_t e;
+  const bool staged = decode_staged();
   if (p.group <= 2) {
-    e = launch_decode<2>(p, grid, cpl, ctx);
+    e = staged ? launch_decode_staged<2>(p, grid, cpl, ctx) : launch_decode<2>(p, grid, cpl, ctx);
   } else if (p.group <= 4) {
-    e = launch_decode<4>(p, grid, cpl, ctx);
+    e = staged ? launch_decode_staged<4>(p, grid, cpl, ctx) : launch_decode<4>(p, grid, cpl, ctx);
   } else {
-    e = launch_decode<8>(p, grid, cpl, ctx);
+    e = staged ? launch_decode_staged<8>(p, grid, cpl, ctx) : launch_decode<8>(p, grid, cpl, ctx);
   }
   if (e != cudaSuccess || p.n_splits == 1) return e;
   return launch_pdl(attention_combine_kernel, dim3(static_cast<unsigned>(p.n_heads), static_cast<unsigned>(n_tokens)),
