@@ -198,6 +198,22 @@ TEST_F(CudaMatmul, GemvPairsSplitAcrossManyWarps) {
   check_shape(TypeCase{QuantType::kQ8_0}, 33, 8192, {1, 2});
 }
 
+TEST_F(CudaMatmul, GemvEveryScheduleLongK) {
+  SCOPED_TRACE(trace());
+  // Each GEMV schedule forced (1 items, 2 stream-K, 3 K-slice) on long K: the K-slice schedule then
+  // cuts K into many slices of x whose partial sums the last slice adds.
+  for (int sched : {1, 2, 3}) {
+    SCOPED_TRACE("schedule " + std::to_string(sched));
+    CudaMatmulTuning t;
+    t.gemv_schedule = sched;
+    cuda_->set_matmul_tuning(t);
+    check_shape(TypeCase{QuantType::kQ4_0}, 70, 21504, {1, 4, 16});
+    check_shape(TypeCase{QuantType::kInt4Group, 128, 1}, 40, 16384, {1, 9});
+    check_shape(TypeCase{QuantType::kQ8_0}, 33, 8192, {2, 16});
+  }
+  cuda_->set_matmul_tuning(CudaMatmulTuning{});
+}
+
 TEST_F(CudaMatmul, GemvTallMatricesAtMOne) {
   SCOPED_TRACE(trace());
   // M = 1 products with >= 21504 rows (gate/up, the LM head) take the stream-K schedule; a short K

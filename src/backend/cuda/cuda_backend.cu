@@ -268,9 +268,7 @@ class CudaBackendImpl final : public CudaBackend {
     const bool tiled = w.layout == WeightLayout::kTiled4 || w.layout == WeightLayout::kTiled8;
     if (m <= kGemvMaxM) {
       if (tiled) {
-        GemvTuning tune;
-        tune.ctas_per_sm = tuning_.gemv_ctas_per_sm;
-        record(launch_gemv_tiled(w, x, static_cast<int>(m), y, GemvScratch{&gemv_scratch_, &gemv_split_partial_, &gemv_split_count_}, tune, ctx()),
+        record(launch_gemv_tiled(w, x, static_cast<int>(m), y, gemv_scratch(), gemv_tuning(), ctx()),
                "matmul (tensor-core gemv)");
       } else {
         record(launch_gemv_raw(w, x, m, y, ctx()), "matmul (gemv)");
@@ -280,7 +278,26 @@ class CudaBackendImpl final : public CudaBackend {
     record_status(gemm_.run(w, x, m, y, ctx()));
   }
 
+  GemvScratch gemv_scratch() { return GemvScratch{&gemv_scratch_, &gemv_split_partial_, &gemv_split_count_}; }
+  GemvTuning gemv_tuning() const {
+    GemvTuning tune;
+    tune.ctas_per_sm = tuning_.gemv_ctas_per_sm;
+    tune.schedule = tuning_.gemv_schedule;
+    return tune;
+  }
+
   void matmul_shared_input(const float* x, int64_t m, std::span<const MatmulOutput> outs) override {
+    if (m >= 1 && m <= kGemvMaxM && outs.size() >= 2 && outs.size() <= static_cast<size_t>(kGemvMaxOutputs)) {
+      // GEMV: one launch for all outputs where they share a layout (same bits as one matmul each).
+      GemvTarget t[kGemvMaxOutputs];
+      for (size_t i = 0; i < outs.size(); ++i) t[i] = GemvTarget{&view(*outs[i].w), outs[i].y};
+      const cudaError_t e = launch_gemv_tiled_group(std::span<const GemvTarget>(t, outs.size()), x,
+                                                    static_cast<int>(m), gemv_scratch(), gemv_tuning(), ctx());
+      if (e != cudaErrorNotSupported) {
+        record(e, "matmul_shared_input (tensor-core gemv)");
+        return;
+      }
+    }
     // GEMM path (prefill): x is rounded to bf16 once for all the products; otherwise one matmul each.
     constexpr size_t kMaxShared = 4;
     bool shared = m > kGemvMaxM && !outs.empty() && outs.size() <= kMaxShared;

@@ -16,6 +16,7 @@ namespace ge {
 struct CudaMatmulTuning {
   int gemv_ctas_per_sm = 0;          // persistent CTAs per SM in the tensor-core GEMV (0 = all that fit)
   bool programmatic_launch = true;   // GEMVs start their weight loads while the previous kernel drains
+  int gemv_schedule = 0;             // 0 the measured choice; 1 items, 2 stream-K, 3 K-slice (tests)
 };
 
 class CudaBackend : public Backend {

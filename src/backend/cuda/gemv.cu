@@ -568,15 +568,17 @@ int g_schedule_override = 0;  // kernel lab: 0 measured choice, 1 items, 2 strea
 // Which schedule runs a weight at m (dev/cuda/NOTES.md, v5): stream-K only where it measured
 // faster than the item schedule on both H100 and H200, the tall M = 1 products (gate/up 21504 rows,
 // the LM head); items everywhere else, every M > 1 included.
-bool use_stream(const WeightView& w, int m) {
-  if (g_schedule_override != 0) return g_schedule_override == 2;
+int schedule_of(const GemvTuning& tune) { return tune.schedule != 0 ? tune.schedule : g_schedule_override; }
+
+bool use_stream(const WeightView& w, int m, int sched) {
+  if (sched != 0) return sched == 2;
   return m == 1 && w.rows >= 21504;
 }
 
 // The K-slice schedule (x staged per slice in shared memory) for 2 <= M (dev/cuda/NOTES.md, small M).
-bool use_slice(const WeightView& w, int m) {
+bool use_slice(const WeightView& w, int m, int sched) {
   (void)w;
-  if (g_schedule_override != 0) return g_schedule_override == 3;
+  if (sched != 0) return sched == 3;
   return false;
 }
 
@@ -586,13 +588,29 @@ cudaError_t configure_gemv_kernels() { return configure_gemv_stream_kernels(); }
 
 cudaError_t launch_gemv_tiled(const WeightView& w, const float* x, int m, float* y, const GemvScratch& scratch,
                               const GemvTuning& tune, const LaunchContext& ctx) {
-  if (use_slice(w, m)) {
+  const int sched = schedule_of(tune);
+  if (use_slice(w, m, sched)) {
     const GemvTarget target{&w, y};
     const cudaError_t e = launch_gemv_slice(std::span<const GemvTarget>(&target, 1), x, m, scratch, 0, ctx);
     if (e != cudaErrorInvalidValue) return e;  // otherwise x of one group unit is too large: items
   }
-  if (use_stream(w, m)) return launch_gemv_stream(w, x, m, y, scratch, tune.ctas_per_sm, ctx);
+  if (use_stream(w, m, sched)) return launch_gemv_stream(w, x, m, y, scratch, tune.ctas_per_sm, ctx);
   return launch_items(w, x, m, y, scratch, tune, ctx);
+}
+
+cudaError_t launch_gemv_tiled_group(std::span<const GemvTarget> outs, const float* x, int m,
+                                    const GemvScratch& scratch, const GemvTuning& tune, const LaunchContext& ctx) {
+  if (outs.empty() || outs.size() > static_cast<size_t>(kGemvMaxOutputs) || m < 1 || m > kGemvMaxM) {
+    return cudaErrorNotSupported;
+  }
+  const int sched = schedule_of(tune);
+  for (const GemvTarget& t : outs) {
+    const WeightView& w = *t.w;
+    if (w.layout != WeightLayout::kTiled4 && w.layout != WeightLayout::kTiled8) return cudaErrorNotSupported;
+    if (!gemv_slice_compatible(*outs[0].w, w) || !use_slice(w, m, sched)) return cudaErrorNotSupported;
+  }
+  const cudaError_t e = launch_gemv_slice(outs, x, m, scratch, 0, ctx);
+  return e == cudaErrorInvalidValue ? cudaErrorNotSupported : e;
 }
 
 void set_gemv_schedule_override(int schedule) { g_schedule_override = schedule; }

@@ -16,6 +16,7 @@ constexpr int kGemvMaxOutputs = 4;  // weights one grouped launch covers (q/k/v,
 
 struct GemvTuning {
   int ctas_per_sm = 0;  // persistent CTAs per SM; 0 = as many as fit (occupancy calculator)
+  int schedule = 0;     // 0 the measured choice, 1 items, 2 stream-K, 3 K-slice (tests, benchmarks)
 };
 
 // Backend-owned scratch: x fragments too large for shared memory, and the K-split partial sums
@@ -48,6 +49,12 @@ int gemv_slice_lab_variants();
 const char* gemv_slice_lab_variant_name(int variant);
 cudaError_t launch_gemv_slice_lab(std::span<const GemvTarget> outs, const float* x, int m, int variant,
                                   const GemvScratch& scratch, const LaunchContext& ctx);
+
+// Products of one x by several tiled weights (q/k/v, gate/up) as one K-slice launch where the
+// schedule of launch_gemv_tiled for each of them would be the K-slice one (the same bits as separate
+// calls); cudaErrorNotSupported when they cannot share a launch (the caller runs them one by one).
+cudaError_t launch_gemv_tiled_group(std::span<const GemvTarget> outs, const float* x, int m,
+                                    const GemvScratch& scratch, const GemvTuning& tune, const LaunchContext& ctx);
 
 // w raw (any encoding), any m >= 1 (processed 16 rows of x at a time).
 cudaError_t launch_gemv_raw(const WeightView& w, const float* x, int64_t m, float* y, const LaunchContext& ctx);
