@@ -340,6 +340,13 @@ class CudaBackendImpl final : public CudaBackend {
   void add_rms_norm_then_norm(float* x, const float* a, const float* w_post, float scale, const float* w_next,
                               int64_t rows, int64_t n, float eps, float* y) override {
     if (!fused_decode_) return Backend::add_rms_norm_then_norm(x, a, w_post, scale, w_next, rows, n, eps, y);
+    if (rows > kGemvMaxM) {  // prefill: rows held in registers (vectorised); other shapes fall through
+      const cudaError_t e = launch_add_rms_norm_then_norm_rows(x, a, w_post, scale, w_next, rows, n, eps, y, ctx());
+      if (e != cudaErrorNotSupported) {
+        record(e, "add_rms_norm_then_norm (rows)");
+        return;
+      }
+    }
     record(launch_add_rms_norm_then_norm(x, a, w_post, scale, w_next, rows, n, eps, y, ctx()), "add_rms_norm_then_norm");
   }
   void attention_prologue(KvCache& cache, int32_t layer, const AttentionPrologue& p) override {
