@@ -350,6 +350,7 @@ int main(int argc, char** argv) {
           for (int sched : {1, 3}) {
             ge::cuda::set_gemv_schedule_override(sched);
             CHECK_CUDA(cudaMemset(y, 0xff, n * 4));
+            CHECK_CUDA(cudaDeviceSynchronize());
             be->matmul(x, m, *w.mats[i], y);
             if (!be->synchronize().is_ok()) return 1;
             CHECK_CUDA(cudaMemcpy(sched == 1 ? a.data() : b.data(), y, n * 4, cudaMemcpyDeviceToHost));
@@ -389,10 +390,15 @@ int main(int argc, char** argv) {
               total += v.rows;
             }
             std::vector<float> sep(total * m), grp(total * m);
+            // The backend's stream does not synchronise with the legacy default stream.
+            CHECK_CUDA(cudaStreamSynchronize(s));
             for (auto& tg : t) CHECK_CUDA(ge::cuda::launch_gemv_slice({&tg, 1}, x, m, scratch, 0, lctx));
+            CHECK_CUDA(cudaStreamSynchronize(s));
             CHECK_CUDA(cudaMemcpy(sep.data(), y, total * m * 4, cudaMemcpyDeviceToHost));
             CHECK_CUDA(cudaMemset(y, 0xff, total * m * 4));
+            CHECK_CUDA(cudaDeviceSynchronize());
             CHECK_CUDA(ge::cuda::launch_gemv_slice(t, x, m, scratch, 0, lctx));
+            CHECK_CUDA(cudaStreamSynchronize(s));
             CHECK_CUDA(cudaMemcpy(grp.data(), y, total * m * 4, cudaMemcpyDeviceToHost));
             differ += std::memcmp(sep.data(), grp.data(), sep.size() * 4) != 0;
           }

@@ -11,7 +11,7 @@ namespace {
 
 constexpr int kSliceWarps = 8;     // warps per CTA
 constexpr int kSliceMinB = 2;      // CTAs per SM the register budget is sized for
-constexpr int kSlicePrefetch = 4;  // slots (two 16-byte loads per lane each) in flight per warp
+constexpr int kSlicePrefetch = 2;  // slots (two 16-byte loads per lane each) in flight per warp
 // Shared memory per CTA for the staged fragments: two CTAs per SM must fit in 227 KB.
 constexpr size_t kSliceSmemCap = 110 * 1024;
 
@@ -242,13 +242,38 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
             old = __shfl_sync(0xffffffffu, old, 0);
             if (old == S - 1) {  // last slice of this pair: add the partials in slice order
               __threadfence();
-              const float* base = out.partial + int64_t{gp} * S * m * 32;
-              for (int e = lane; e < 32 * m; e += 32) {
-                const int64_t row = row0 + (e & 31);
-                float sum = 0.0f;
+              // A partial is 8m float4; lane owns float4 lane + 32q. All of a slice's loads (and
+              // those of the next slices, unrolled) are in flight at once: the serial
+              // one-load-per-round-trip loop cost tens of microseconds at M = 16.
+              const float4* base = reinterpret_cast<const float4*>(out.partial + int64_t{gp} * S * m * 32);
+              const int n4 = 8 * m;
+              float4 sum[4];
+#pragma unroll
+              for (int q = 0; q < 4; ++q) sum[q] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll 4
-                for (int sp = 0; sp < S; ++sp) sum += __ldcg(base + int64_t{sp} * m * 32 + e);
-                if (row < rows) y[int64_t{e >> 5} * rows + row] = sum;
+              for (int sp = 0; sp < S; ++sp) {
+#pragma unroll
+                for (int q = 0; q < 4; ++q) {
+                  if (lane + 32 * q < n4) {
+                    const float4 v = __ldcg(base + int64_t{sp} * n4 + lane + 32 * q);
+                    sum[q].x += v.x;
+                    sum[q].y += v.y;
+                    sum[q].z += v.z;
+                    sum[q].w += v.w;
+                  }
+                }
+              }
+#pragma unroll
+              for (int q = 0; q < 4; ++q) {
+                const int e = 4 * (lane + 32 * q);  // element e..e+3: token e / 32, pair rows e % 32 ..
+                if (e < 32 * m) {
+                  float* yn = y + int64_t{e >> 5} * rows + row0 + (e & 31);
+                  const float v[4] = {sum[q].x, sum[q].y, sum[q].z, sum[q].w};
+#pragma unroll
+                  for (int k = 0; k < 4; ++k) {
+                    if (row0 + (e & 31) + k < rows) yn[k] = v[k];
+                  }
+                }
               }
               if (lane == 0) atomicExch(out.count + gp, 0);
             }
@@ -321,7 +346,9 @@ struct SliceConfig {
   int warps = kSliceWarps;
   int min_blocks = kSliceMinB;
   size_t smem_cap = kSliceSmemCap;
-  int policy = 0;  // 0: fewest slices that keep >= 90% of the warps busy; 1: fewest that fit; 2: twice policy 0
+  // Slice count: 0 production (policy 2 up to M = 8, 1 above), 1 the fewest whose x fits, 2 the
+  // fewest that keep >= 90% of the warps busy, 3 the fewest that keep >= 60% busy.
+  int policy = 0;
 };
 
 // Shared memory of a slice of `len` chunks: fragments (64 bytes per k-step and token) and the
@@ -354,14 +381,12 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   SliceConfig cfg;
   if (variant >= 0) {
     if (w.layout != WeightLayout::kTiled4 || !w.scale_fp16) return cudaErrorInvalidValue;
-    if (variant == 3) {
-      cfg.warps = 4;
-      cfg.min_blocks = 4;
-      cfg.smem_cap = 54 * 1024;
-    }
-    if (variant == 4) cfg.policy = 2;
-    if (variant == 5) cfg.policy = 1;
+    static const int kPolicy[] = {0, 2, 0, 2, 1, 3};
+    cfg.policy = kPolicy[variant];
   }
+  // Measured (dev/cuda/NOTES.md, K-slice): at M > 8 (two n-tiles) fewer, longer slices beat full warps.
+  if (cfg.policy == 0) cfg.policy = m > 8 ? 1 : 2;
+  const double busy = cfg.policy == 3 ? 0.6 : 0.9;
   SliceParams p = {};
   const bool four = w.layout == WeightLayout::kTiled4;
   const int chunk_k = four ? 64 : 32;
@@ -396,10 +421,9 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
         best_eff = eff;
         best_s = s;
       }
-      if (eff >= 0.9 || cfg.policy == 1) break;
+      if (eff >= busy || cfg.policy == 1) break;
     }
     if (best_s == 0) return cudaErrorInvalidValue;  // x of one group unit does not fit: caller falls back
-    if (cfg.policy == 2) best_s = std::min(std::min(n_gu, 64), 2 * best_s);
     o.slices = best_s;
     // CTAs per slice: enough warps for every pair, at most the resident capacity.
     o.ctas_per_slice = std::max(1, std::min(capacity / best_s, (o.pairs + cfg.warps - 1) / cfg.warps));
@@ -439,9 +463,8 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     }
   }
   switch (variant) {
-    case 1: return slice_lab<6, 8, 2>(p, grid, smem, ctx);
-    case 2: return slice_lab<2, 8, 2>(p, grid, smem, ctx);
-    case 3: return slice_lab<4, 4, 4>(p, grid, smem, ctx);
+    case 1: return slice_lab<4, 8, 2>(p, grid, smem, ctx);
+    case 2: return slice_lab<3, 8, 2>(p, grid, smem, ctx);
     default: break;
   }
   const int group = w.group_size;
@@ -465,9 +488,12 @@ cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, 
 int gemv_slice_lab_variants() { return 6; }
 
 const char* gemv_slice_lab_variant_name(int v) {
-  static const char* kNames[] = {"slice P4 W8 2/SM (production)", "slice P6 W8 2/SM", "slice P2 W8 2/SM",
-                                 "slice P4 W4 4/SM", "slice P4 W8 2/SM, twice the slices",
-                                 "slice P4 W8 2/SM, fewest slices that fit"};
+  static const char* kNames[] = {"slice P2 (production: 90% busy to M = 8, fewest slices above)",
+                                 "slice P4, 90% busy (round-1 production)",
+                                 "slice P3, production slices",
+                                 "slice P2, 90% busy at every M",
+                                 "slice P2, fewest slices that fit at every M",
+                                 "slice P2, 60% busy at every M"};
   return v >= 0 && v < 6 ? kNames[v] : "unknown";
 }
 
