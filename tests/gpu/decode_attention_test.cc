@@ -3,7 +3,9 @@
 // context (the split count is fixed by the capacity, the keys per split by the visible context),
 // sliding windows whose rings have wrapped, GQA 2 and 8, head_dim 256 and 512.
 // K/V are rounded to bf16 for both sides, so the caches hold the same values; fp32 arithmetic with
-// different sum orders: relative L2 <= 2e-6 and max error <= 1e-4 * rms(reference), as attention_test.cc.
+// different sum orders: relative L2 <= 2e-6 and max error <= 1e-4 * rms(reference), as attention_test.cc,
+// up to 1000 visible keys. Past that the bounds grow as sqrt(keys / 1000): with near-uniform weights
+// the output (a mean of n random V rows) shrinks as 1/sqrt(n) while the rounding of the sums does not.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -28,6 +30,11 @@ struct DecodeCase {
 };
 
 constexpr double kRelTol = 2e-6, kMaxTol = 1e-4;
+
+double key_factor(const DecodeCase& dc, int ctx) {
+  const int vis = dc.window > 0 ? std::min(ctx, dc.window) : ctx;
+  return std::max(1.0, std::sqrt(vis / 1000.0));
+}
 
 class CudaDecodeAttention : public GpuTest {
  protected:
@@ -104,8 +111,8 @@ class CudaDecodeAttention : public GpuTest {
     ASSERT_TRUE(st.is_ok()) << st.to_string();
     const std::vector<float> got = from_gpu(go, n_q * q_row), again = from_gpu(go2, n_q * q_row);
     const std::vector<float> want = from_cpu(co, n_q * q_row);
-    EXPECT_LE(gputest::rel_l2(got, want), kRelTol);
-    EXPECT_LE(gputest::max_err_over_rms(got, want), kMaxTol);
+    EXPECT_LE(gputest::rel_l2(got, want), kRelTol * key_factor(dc, ctx));
+    EXPECT_LE(gputest::max_err_over_rms(got, want), kMaxTol * key_factor(dc, ctx));
     size_t differ = 0;
     for (size_t i = 0; i < got.size(); ++i) differ += gputest::float_bits(got[i]) != gputest::float_bits(again[i]);
     EXPECT_EQ(differ, 0u) << "repeated decode attention is not deterministic";
@@ -142,8 +149,9 @@ class CudaDecodeAttention : public GpuTest {
       SCOPED_TRACE("sequence " + std::to_string(t) + " at context " + std::to_string(contexts[static_cast<size_t>(t)]));
       const std::vector<float> g(got.begin() + t * q_row, got.begin() + (t + 1) * q_row);
       const std::vector<float> w(want.begin() + t * q_row, want.begin() + (t + 1) * q_row);
-      EXPECT_LE(gputest::rel_l2(g, w), kRelTol);
-      EXPECT_LE(gputest::max_err_over_rms(g, w), kMaxTol);
+      const double f = key_factor(dc, contexts[static_cast<size_t>(t)]);
+      EXPECT_LE(gputest::rel_l2(g, w), kRelTol * f);
+      EXPECT_LE(gputest::max_err_over_rms(g, w), kMaxTol * f);
     }
   }
 };

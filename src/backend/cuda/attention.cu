@@ -35,6 +35,7 @@ struct AttnParams {
   int n_splits;  // decode: launch-time split count (the device sizes each split from the visible keys)
   int min_keys;  // decode: fewest keys per split
   int lpk;       // decode: lanes per key when scoring (power of two <= 32, <= d / 8)
+  bool q_aligned;  // decode: q is 16-byte aligned (vector loads)
   float scale, softcap;
 };
 
@@ -129,8 +130,21 @@ __device__ __forceinline__ void decode_load_q(const AttnParams& p, float (&qr)[k
       const int chunk = li + c * p.lpk;
       const bool in = h < G && chunk < n_chunks;
       const float* qrow = p.q + (int64_t{t} * p.n_heads + kvh * G + h) * d + chunk * 8;
+      if (p.q_aligned) {  // two 16-byte loads (rows are d * 4 bytes, d a multiple of 8)
+        const float4 a = in ? *reinterpret_cast<const float4*>(qrow) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        const float4 b = in ? *reinterpret_cast<const float4*>(qrow + 4) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        qr[h][c * 8 + 0] = a.x;
+        qr[h][c * 8 + 1] = a.y;
+        qr[h][c * 8 + 2] = a.z;
+        qr[h][c * 8 + 3] = a.w;
+        qr[h][c * 8 + 4] = b.x;
+        qr[h][c * 8 + 5] = b.y;
+        qr[h][c * 8 + 6] = b.z;
+        qr[h][c * 8 + 7] = b.w;
+      } else {
 #pragma unroll
-      for (int i = 0; i < 8; ++i) qr[h][c * 8 + i] = in ? qrow[i] : 0.0f;
+        for (int i = 0; i < 8; ++i) qr[h][c * 8 + i] = in ? qrow[i] : 0.0f;
+      }
     }
   }
 }
@@ -863,6 +877,7 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
   const int64_t by_keys = (max_keys + min_keys_per_split() - 1) / min_keys_per_split();
   p.n_splits = static_cast<int>(std::clamp<int64_t>(std::min(want, by_keys), 1, kMaxSplits));
   p.min_keys = static_cast<int>(min_keys_per_split());
+  p.q_aligned = reinterpret_cast<uintptr_t>(q) % 16 == 0;
   const int chunks = p.d / 8;
   p.lpk = 1;
   while (p.lpk * 2 <= std::min(32, chunks)) p.lpk *= 2;
