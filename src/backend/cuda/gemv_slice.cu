@@ -1,7 +1,7 @@
 // K-slice schedule of the tensor-core GEMV for small M (and grouped products that share x): every CTA
 // owns one K-slice of one weight, stages x of that slice once in shared memory as bf16 hi/lo B
-// fragments, and its warps stream whole tile pairs over the slice; split pairs are added by the last
-// slice to arrive. A grouped launch runs exactly the CTAs of the separate launches, so results match.
+// fragments, and its warps stream whole units of tiles over the slice; split units are added by the
+// last slice to arrive. A grouped launch runs exactly the CTAs of the separate launches, so results match.
 #include <algorithm>
 
 #include "backend/cuda/gemv_tiled.cuh"
@@ -18,9 +18,9 @@ constexpr size_t kSliceSmemCap = 110 * 1024;
 struct SliceOutput {
   WeightView w;
   float* y = nullptr;   // [m, w.rows]
-  float* partial = nullptr;  // [pairs][slices][m][32] when slices > 1
-  int* count = nullptr;      // [pairs], zero between launches
-  int pairs = 0;
+  float* partial = nullptr;  // [units][slices][m][16·kT] when slices > 1
+  int* count = nullptr;      // [units], zero between launches
+  int units = 0;            // units of kT tiles
   int slices = 1;          // S: K-slices of whole group units
   int ctas_per_slice = 1;  // R
   int first_cta = 0;       // this output's CTAs are [first_cta, first_cta + S·R)
@@ -34,6 +34,37 @@ struct SliceParams {
   int m;
   int n_gu;  // group units along K
 };
+
+// One prefetch slot of a warp's unit of kT tiles: chunk c of every tile with its group metadata.
+template <int kT>
+struct UnitSlot {
+  uint4 q[kT];
+  uint32_t s[kT][2];  // [tile][group of the chunk]
+  uint32_t z[kT][2];
+};
+
+// Loads chunk c of tiles unit·kT .. unit·kT + kT - 1; tiles past the weight (the packer pads to an
+// even count only) read as zero codes and scales.
+template <int kFmt, int kG, int kT>
+__device__ __forceinline__ void load_unit(const WeightView& w, int unit, int c, int lane, int g, UnitSlot<kT>& sl) {
+  using F = FormatTraits<kFmt>;
+  constexpr int kChunkK = F::kBits == 4 ? 64 : 32;
+  constexpr int kGpc = kChunkK > kG ? kChunkK / kG : 1;
+  const int64_t tile0 = int64_t{unit} * kT;
+  const int grp = c * kChunkK / kG;
+#pragma unroll
+  for (int tt = 0; tt < kT; ++tt) {
+    const bool in = kT == 2 || tile0 + tt < w.n_tiles;
+    const int64_t tile = in ? tile0 + tt : 0;
+    sl.q[tt] = in ? load_stream(w.codes + (tile * w.n_chunks + c) * 32 + lane) : make_uint4(0u, 0u, 0u, 0u);
+    const int64_t mi = (tile * w.n_groups + grp) * 8 + g;
+#pragma unroll
+    for (int j = 0; j < kGpc; ++j) {
+      sl.s[tt][j] = in ? load_nc_u32(w.scales + mi + 8 * j) : 0u;
+      if constexpr (F::kZero != kZeroNone) sl.z[tt][j] = in ? load_nc_u32(w.zeros + mi + 8 * j) : 0u;
+    }
+  }
+}
 
 // Output of CTA b (outputs in CTA order; at most kGemvMaxOutputs).
 __device__ __forceinline__ int output_of(const SliceParams& p, int b) {
@@ -50,7 +81,7 @@ __device__ __forceinline__ int output_of(const SliceParams& p, int b) {
 // slice, so a warp's chunks form one sequence that streams kP slots ahead across pair boundaries.
 // Partial sums of a pair (S > 1) go to global scratch; the slice that arrives last adds them in
 // slice order, so the result has the same bits on every run.
-template <int kFmt, int kG, int kNT, int kP, int kW, int kMinB>
+template <int kFmt, int kG, int kNT, int kP, int kW, int kMinB, int kT>
 static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const __grid_constant__ SliceParams p) {
   using F = FormatTraits<kFmt>;
   constexpr int kBits = F::kBits;
@@ -74,16 +105,16 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
   const int nw = out.ctas_per_slice * kW, lw = r * kW + warp;
-  const int my_pairs = lw < out.pairs ? (out.pairs - 1 - lw) / nw + 1 : 0;
-  const int total = my_pairs * len;  // chunks of this warp
+  const int my_units = lw < out.units ? (out.units - 1 - lw) / nw + 1 : 0;
+  const int total = my_units * len;  // chunks of this warp
 
   // Loader cursor and prologue (weights do not depend on the previous kernel).
   int ld_gp = lw, ld_c = c_begin;
-  Slot slot[kP];
+  UnitSlot<kT> slot[kP];
 #pragma unroll
   for (int i = 0; i < kP; ++i) {
     if (i < total) {
-      load_slot<kFmt, kG>(w, ld_gp, ld_c, lane, g, slot[i]);
+      load_unit<kFmt, kG, kT>(w, ld_gp, ld_c, lane, g, slot[i]);
       if (++ld_c == c_end) {
         ld_c = c_begin;
         ld_gp += nw;
@@ -103,9 +134,9 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
   const uint4* xlane = xf_s + g * 4 + t;
   const int xstride = m * 4;  // uint4 per k-step
 
-  float acc[2][kNT][4], d[2][kNT][4];
+  float acc[kT][kNT][4], d[kT][kNT][4];
 #pragma unroll
-  for (int tt = 0; tt < 2; ++tt) {
+  for (int tt = 0; tt < kT; ++tt) {
 #pragma unroll
     for (int nt = 0; nt < kNT; ++nt) {
 #pragma unroll
@@ -118,11 +149,13 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
 #pragma unroll
     for (int i = 0; i < kP; ++i) {
       if (ub + i < total) {
-        Slot& sl = slot[i];
-        uint32_t bias[2][2] = {{kBf2_128, kBf2_128}, {kBf2_128, kBf2_128}};
+        UnitSlot<kT>& sl = slot[i];
+        uint32_t bias[kT][2];
+#pragma unroll
+        for (int tt = 0; tt < kT; ++tt) bias[tt][0] = bias[tt][1] = kBf2_128;
         if constexpr (F::kZero == kZeroInt) {
 #pragma unroll
-          for (int tt = 0; tt < 2; ++tt) {
+          for (int tt = 0; tt < kT; ++tt) {
             const float zl = static_cast<float>(static_cast<int8_t>(sl.z[tt][0] & 0xffu));
             const float zh = static_cast<float>(static_cast<int8_t>((sl.z[tt][0] >> 16) & 0xffu));
             bias[tt][0] = pack_bf16x2(128.0f + zl, 128.0f + zl);
@@ -136,7 +169,7 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
           b[0] = has_n0 ? xk[s * xstride] : make_uint4(0u, 0u, 0u, 0u);
           if constexpr (kNT == 2) b[1] = has_n1 ? xk[s * xstride + 32] : make_uint4(0u, 0u, 0u, 0u);
 #pragma unroll
-          for (int tt = 0; tt < 2; ++tt) {
+          for (int tt = 0; tt < kT; ++tt) {
             uint32_t a[4];
             const uint32_t* qw = reinterpret_cast<const uint32_t*>(&sl.q[tt]);
             if constexpr (kBits == 4) {
@@ -166,7 +199,7 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
             const int j = kGpc == 2 ? s / kKsg : 0;  // which group of the chunk
             const int grp = ((c - c_begin) * kSteps + s) / kKsg;  // group within the slice
 #pragma unroll
-            for (int tt = 0; tt < 2; ++tt) {
+            for (int tt = 0; tt < kT; ++tt) {
               const uint32_t sw = sl.s[tt][j];
               const float sl_ = F::kScaleF16 ? fp16_bits_to_f32(sw & 0xffffu) : bf16_bits_to_f32(sw & 0xffffu);
               const float sh_ = F::kScaleF16 ? fp16_bits_to_f32(sw >> 16) : bf16_bits_to_f32(sw >> 16);
@@ -197,7 +230,7 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
         }
         // Refill the slot kP chunks ahead (possibly of the warp's next pair).
         if (ub + i + kP < total) {
-          load_slot<kFmt, kG>(w, ld_gp, ld_c, lane, g, sl);
+          load_unit<kFmt, kG, kT>(w, ld_gp, ld_c, lane, g, sl);
           if (++ld_c == c_end) {
             ld_c = c_begin;
             ld_gp += nw;
@@ -207,11 +240,11 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
           // Accumulator (tt, nt, j) of lane (g, t): row tt·16 + g + 8·(j / 2) of the pair, token
           // nt·8 + 2t + j % 2.
           const int64_t rows = w.rows;
-          const int64_t row0 = int64_t{gp} * 32;
+          const int64_t row0 = int64_t{gp} * kT * 16;
           float* y = out.y;
           if (S == 1) {
 #pragma unroll
-            for (int tt = 0; tt < 2; ++tt) {
+            for (int tt = 0; tt < kT; ++tt) {
 #pragma unroll
               for (int nt = 0; nt < kNT; ++nt) {
 #pragma unroll
@@ -223,15 +256,15 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
               }
             }
           } else {
-            float* part = out.partial + (int64_t{gp} * S + slice) * m * 32;
+            float* part = out.partial + (int64_t{gp} * S + slice) * m * kT * 16;
 #pragma unroll
-            for (int tt = 0; tt < 2; ++tt) {
+            for (int tt = 0; tt < kT; ++tt) {
 #pragma unroll
               for (int nt = 0; nt < kNT; ++nt) {
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
                   const int n = nt * 8 + 2 * t + (j & 1);
-                  if (n < m) part[n * 32 + tt * 16 + g + 8 * (j >> 1)] = acc[tt][nt][j];
+                  if (n < m) part[n * kT * 16 + tt * 16 + g + 8 * (j >> 1)] = acc[tt][nt][j];
                 }
               }
             }
@@ -242,18 +275,20 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
             old = __shfl_sync(0xffffffffu, old, 0);
             if (old == S - 1) {  // last slice of this pair: add the partials in slice order
               __threadfence();
-              // A partial is 8m float4; lane owns float4 lane + 32q. All of a slice's loads (and
+              // A partial is 4·kT·m float4; lane owns float4 lane + 32q. All of a slice's loads (and
               // those of the next slices, unrolled) are in flight at once: the serial
               // one-load-per-round-trip loop cost tens of microseconds at M = 16.
-              const float4* base = reinterpret_cast<const float4*>(out.partial + int64_t{gp} * S * m * 32);
-              const int n4 = 8 * m;
-              float4 sum[4];
+              constexpr int kQ = 2 * kT;  // float4 per lane at M = 16
+              constexpr int kRows = 16 * kT;
+              const float4* base = reinterpret_cast<const float4*>(out.partial + int64_t{gp} * S * m * kRows);
+              const int n4 = 4 * kT * m;
+              float4 sum[kQ];
 #pragma unroll
-              for (int q = 0; q < 4; ++q) sum[q] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll 4
+              for (int q = 0; q < kQ; ++q) sum[q] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 2
               for (int sp = 0; sp < S; ++sp) {
 #pragma unroll
-                for (int q = 0; q < 4; ++q) {
+                for (int q = 0; q < kQ; ++q) {
                   if (lane + 32 * q < n4) {
                     const float4 v = __ldcg(base + int64_t{sp} * n4 + lane + 32 * q);
                     sum[q].x += v.x;
@@ -264,14 +299,15 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
                 }
               }
 #pragma unroll
-              for (int q = 0; q < 4; ++q) {
-                const int e = 4 * (lane + 32 * q);  // element e..e+3: token e / 32, pair rows e % 32 ..
-                if (e < 32 * m) {
-                  float* yn = y + int64_t{e >> 5} * rows + row0 + (e & 31);
+              for (int q = 0; q < kQ; ++q) {
+                const int e = 4 * (lane + 32 * q);  // elements e..e+3: token e / kRows, unit rows e % kRows ..
+                if (e < kRows * m) {
+                  const int64_t row = row0 + e % kRows;
+                  float* yn = y + int64_t{e / kRows} * rows + row;
                   const float v[4] = {sum[q].x, sum[q].y, sum[q].z, sum[q].w};
 #pragma unroll
                   for (int k = 0; k < 4; ++k) {
-                    if (row0 + (e & 31) + k < rows) yn[k] = v[k];
+                    if (row + k < rows) yn[k] = v[k];
                   }
                 }
               }
@@ -279,7 +315,7 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
             }
           }
 #pragma unroll
-          for (int tt = 0; tt < 2; ++tt) {
+          for (int tt = 0; tt < kT; ++tt) {
 #pragma unroll
             for (int nt = 0; nt < kNT; ++nt) {
 #pragma unroll
@@ -294,9 +330,10 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
   }
 }
 
-template <int kFmt, int kG, int kNT, int kP = kSlicePrefetch, int kW = kSliceWarps, int kMinB = kSliceMinB>
+template <int kFmt, int kG, int kNT, int kP = kSlicePrefetch, int kW = kSliceWarps, int kMinB = kSliceMinB,
+          int kT = 2>
 cudaError_t slice_launch(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
-  auto kernel = gemv_slice_kernel<kFmt, kG, kNT, kP, kW, kMinB>;
+  auto kernel = gemv_slice_kernel<kFmt, kG, kNT, kP, kW, kMinB, kT>;
   static bool configured = false;
   if (!configured) {
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit);
@@ -336,10 +373,15 @@ cudaError_t slice_group(const SliceParams& p, int group, int grid, size_t smem, 
 }
 
 // Kernel-lab configurations (Q4_0 only): prefetch depth and CTA shape.
-template <int kP, int kW, int kMinB>
+template <int kP, int kW, int kMinB, int kT = 2>
 cudaError_t slice_lab(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
-  return p.m <= 8 ? slice_launch<kFmtQ4_0, 32, 1, kP, kW, kMinB>(p, grid, smem, ctx)
-                  : slice_launch<kFmtQ4_0, 32, 2, kP, kW, kMinB>(p, grid, smem, ctx);
+  return p.m <= 8 ? slice_launch<kFmtQ4_0, 32, 1, kP, kW, kMinB, kT>(p, grid, smem, ctx)
+                  : slice_launch<kFmtQ4_0, 32, 2, kP, kW, kMinB, kT>(p, grid, smem, ctx);
+}
+// Four tiles per warp unit (B fragments feed twice the rows): prefetch 2 up to M = 8, 1 above.
+cudaError_t slice_lab_t4(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
+  return p.m <= 8 ? slice_launch<kFmtQ4_0, 32, 1, 2, kSliceWarps, kSliceMinB, 4>(p, grid, smem, ctx)
+                  : slice_launch<kFmtQ4_0, 32, 2, 1, kSliceWarps, kSliceMinB, 4>(p, grid, smem, ctx);
 }
 
 struct SliceConfig {
@@ -349,6 +391,7 @@ struct SliceConfig {
   // Slice count: 0 production (policy 2 up to M = 8, 1 above), 1 the fewest whose x fits, 2 the
   // fewest that keep >= 90% of the warps busy, 3 the fewest that keep >= 60% busy.
   int policy = 0;
+  int tiles = 2;  // tiles per warp unit
 };
 
 // Shared memory of a slice of `len` chunks: fragments (64 bytes per k-step and token) and the
@@ -381,8 +424,9 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   SliceConfig cfg;
   if (variant >= 0) {
     if (w.layout != WeightLayout::kTiled4 || !w.scale_fp16) return cudaErrorInvalidValue;
-    static const int kPolicy[] = {0, 2, 0, 2, 1, 3};
+    static const int kPolicy[] = {0, 2, 0, 2, 1, 3, 0};
     cfg.policy = kPolicy[variant];
+    if (variant == 6) cfg.tiles = 4;
   }
   // Measured (dev/cuda/NOTES.md, K-slice): at M > 8 (two n-tiles) fewer, longer slices beat full warps.
   if (cfg.policy == 0) cfg.policy = m > 8 ? 1 : 2;
@@ -402,10 +446,10 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     SliceOutput& o = p.out[i];
     o.w = *outs[i].w;
     o.y = outs[i].y;
-    o.pairs = o.w.n_tiles / 2;  // the packer pads the tile count to even
+    o.units = (o.w.n_tiles + cfg.tiles - 1) / cfg.tiles;
     // Slices of this output, chosen from its own shape only (a grouped launch gives the same
     // bits as separate ones): fragments of a slice must fit the shared-memory cap; among those,
-    // the fewest slices whose warps are >= 90% busy (pairs over R·W warps per slice), else the
+    // the fewest slices whose warps are >= 90% busy (units over R·W warps per slice), else the
     // best filling.
     int best_s = 0;
     double best_eff = -1.0;
@@ -415,8 +459,8 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
       if (slice_smem(w, len, m) > cfg.smem_cap) continue;
       const int r = std::max(1, capacity / s);
       const int64_t nw = int64_t{r} * cfg.warps;
-      const int64_t rounds = (o.pairs + nw - 1) / nw;
-      const double eff = static_cast<double>(o.pairs) / static_cast<double>(rounds * nw);
+      const int64_t rounds = (o.units + nw - 1) / nw;
+      const double eff = static_cast<double>(o.units) / static_cast<double>(rounds * nw);
       if (eff > best_eff + 0.02) {
         best_eff = eff;
         best_s = s;
@@ -426,13 +470,13 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     if (best_s == 0) return cudaErrorInvalidValue;  // x of one group unit does not fit: caller falls back
     o.slices = best_s;
     // CTAs per slice: enough warps for every pair, at most the resident capacity.
-    o.ctas_per_slice = std::max(1, std::min(capacity / best_s, (o.pairs + cfg.warps - 1) / cfg.warps));
+    o.ctas_per_slice = std::max(1, std::min(capacity / best_s, (o.units + cfg.warps - 1) / cfg.warps));
     o.first_cta = grid;
     grid += o.slices * o.ctas_per_slice;
     smem = std::max(smem, slice_smem(w, (n_gu + best_s - 1) / best_s * cpg, m));
     if (best_s > 1) {
-      part_floats += static_cast<size_t>(o.pairs) * best_s * m * 32;
-      counts += static_cast<size_t>(o.pairs);
+      part_floats += static_cast<size_t>(o.units) * best_s * m * 16 * cfg.tiles;
+      counts += static_cast<size_t>(o.units);
     }
     max_s = std::max(max_s, best_s);
   }
@@ -458,13 +502,14 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
       if (o.slices == 1) continue;
       o.partial = part;
       o.count = count;
-      part += static_cast<size_t>(o.pairs) * o.slices * m * 32;
-      count += o.pairs;
+      part += static_cast<size_t>(o.units) * o.slices * m * 16 * cfg.tiles;
+      count += o.units;
     }
   }
   switch (variant) {
     case 1: return slice_lab<4, 8, 2>(p, grid, smem, ctx);
     case 2: return slice_lab<3, 8, 2>(p, grid, smem, ctx);
+    case 6: return slice_lab_t4(p, grid, smem, ctx);
     default: break;
   }
   const int group = w.group_size;
@@ -485,7 +530,7 @@ cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, 
   return slice_dispatch(outs, x, m, scratch, force_slices, -1, ctx);
 }
 
-int gemv_slice_lab_variants() { return 6; }
+int gemv_slice_lab_variants() { return 7; }
 
 const char* gemv_slice_lab_variant_name(int v) {
   static const char* kNames[] = {"slice P2 (production: 90% busy to M = 8, fewest slices above)",
@@ -493,13 +538,14 @@ const char* gemv_slice_lab_variant_name(int v) {
                                  "slice P3, production slices",
                                  "slice P2, 90% busy at every M",
                                  "slice P2, fewest slices that fit at every M",
-                                 "slice P2, 60% busy at every M"};
-  return v >= 0 && v < 6 ? kNames[v] : "unknown";
+                                 "slice P2, 60% busy at every M",
+                                 "slice 4 tiles per warp (P2 to M = 8, P1 above), production slices"};
+  return v >= 0 && v < 7 ? kNames[v] : "unknown";
 }
 
 cudaError_t launch_gemv_slice_lab(std::span<const GemvTarget> outs, const float* x, int m, int variant,
                                   const GemvScratch& scratch, const LaunchContext& ctx) {
-  if (variant < 0 || variant >= 6) return cudaErrorInvalidValue;
+  if (variant < 0 || variant >= 7) return cudaErrorInvalidValue;
   return slice_dispatch(outs, x, m, scratch, 0, variant, ctx);
 }
 
