@@ -67,6 +67,19 @@ TEST_F(CudaPrefillGemm, MultiChunkWeightsMatchGemv) {
   }
 }
 
+// Row counts of one power-of-two range share the algorithm timed for the first of them (checked by
+// cuBLASLt for the new shape): each must still match the GEMV reference, as must the next range.
+TEST_F(CudaPrefillGemm, TimedAlgorithmServesOtherRowCountsOfItsRange) {
+  SCOPED_TRACE(trace());
+  QuantWeight like;
+  like.type = QuantType::kQ4_0;
+  like.rows = 3000;
+  like.cols = 2048;
+  Result<std::unique_ptr<PackedWeight>> w = gpu_->synthesize_weight(like, 31);
+  ASSERT_TRUE(w.is_ok()) << w.status().to_string();
+  for (int64_t m : {200, 130, 255, 256, 129}) check(**w, m);
+}
+
 // matmul_shared_input on the GEMM path rounds x to bf16 once for all outputs (of different row counts):
 // the same bits as one matmul per output. A shape's algorithm, timed among cuBLASLt's candidates on
 // its first call (M >= 128), stays fixed: repeated calls give the same bits.

@@ -177,7 +177,6 @@ Status GemmRunner::get_plan(int64_t nc, int64_t m, int64_t k, int64_t ldd, const
 
 Status GemmRunner::choose_algo(Plan& plan, int64_t nc, int64_t m, int64_t k, int64_t ldd, const Operands& ops,
                                cudaStream_t stream) {
-  (void)ldd;
   cublasLtMatmulPreference_t pref = nullptr;
   GE_RETURN_IF_ERROR(cublas_status(cublasLtMatmulPreferenceCreate(&pref), "preference"));
   size_t ws = kWorkspaceBytes;
@@ -197,6 +196,18 @@ Status GemmRunner::choose_algo(Plan& plan, int64_t nc, int64_t m, int64_t k, int
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   GE_RETURN_IF_ERROR(cuda_status(cudaStreamIsCapturing(stream, &capture), "gemm: capture status"));
   if (!tune_ || found < 2 || m < kTuneMinRows || capture != cudaStreamCaptureStatusNone) return Status::ok();
+  int range = 0;
+  while ((m >> (range + 1)) > 0) ++range;
+  const auto tuned_key = std::make_tuple(nc, k, ldd, range);
+  if (auto it = tuned_.find(tuned_key); it != tuned_.end()) {
+    cublasLtMatmulHeuristicResult_t check{};
+    if (cublasLtMatmulAlgoCheck(handle_, plan.op, plan.a, plan.b, plan.d, plan.d, &it->second, &check) ==
+            CUBLAS_STATUS_SUCCESS &&
+        check.workspaceSize <= kWorkspaceBytes) {
+      plan.algo = it->second;
+      return Status::ok();
+    }
+  }
 
   const float alpha = 1.0f, beta = 0.0f;
   float best_ms = 0.0f;
@@ -226,6 +237,7 @@ Status GemmRunner::choose_algo(Plan& plan, int64_t nc, int64_t m, int64_t k, int
     plan.algo = results[best].algo;
     ++tuned_changed_;
   }
+  tuned_[tuned_key] = plan.algo;
   return Status::ok();
 }
 

@@ -40,6 +40,8 @@ class GemmRunner {
   void set_weight_chunk_bytes(size_t bytes) { weight_chunk_bytes_ = bytes; }
   // Whether a new GEMM shape with at least kTuneMinRows rows times cuBLASLt's top heuristic candidates
   // on its first call and keeps the fastest (on by default); off: the first candidate, as before.
+  // The winner also serves later shapes of the same weight chunk whose M falls in the same power-of-two
+  // range (where cuBLASLt accepts it), so a server meeting many prompt lengths times each range once.
   // Either way a shape's algorithm never changes once chosen (same bits on every later call).
   void set_tuning(bool on) { tune_ = on; }
   // Shapes timed so far and how many of them chose an algorithm other than the heuristic's first.
@@ -74,6 +76,8 @@ class GemmRunner {
   cudaEvent_t time_a_ = nullptr, time_b_ = nullptr;  // timing events (candidate algorithms)
   DeviceMemory x_bf16_, w_bf16_, workspace_;
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, Plan> plans_;
+  // Timed winners by (nc, k, ldd, M range: floor(log2 M)).
+  std::map<std::tuple<int64_t, int64_t, int64_t, int>, cublasLtMatmulAlgo_t> tuned_;
   bool tune_ = true;
   int tuned_shapes_ = 0, tuned_changed_ = 0;
 };
