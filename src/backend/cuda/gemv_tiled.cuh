@@ -79,12 +79,12 @@ struct FormatTraits {
 // x -> mma B fragments of `ksteps` k-steps from element kofs on: item (ks, n, t) holds bf16 hi/lo of
 // x[n][kofs + 16ks + 2t + {0,1,8,9}] as {hi01, hi89, lo01, lo89} at index (ks·m + n)·4 + t. With
 // `sums`, also Σx of group kofs/G + grp at index grp·16 + n (kZeroFloat).
+template <int kB = 4>
 __device__ __forceinline__ void build_fragments(const float* x, int64_t K, int64_t kofs, int m, int64_t ksteps,
                                                 int64_t n_groups, int G, bool sums, uint4* frag, float* xsum,
                                                 int64_t tid, int64_t nthreads) {
   // K is a multiple of 16 for every tiled weight, so a k-step is either wholly inside x or padding.
   // Loads of kB items are issued before any is converted (one L2 round trip per kB items).
-  constexpr int kB = 4;
   const int64_t items = ksteps * m * 4;
   const bool vec = (reinterpret_cast<uintptr_t>(x) & 15u) == 0 && K % 4 == 0;  // float2 / float4 loads
   for (int64_t base = tid; base < items; base += kB * nthreads) {
