@@ -1,7 +1,7 @@
 // Decode weight-traffic benchmark: every linear layer of Gemma 4 31B (60 layers + the 262144-row LM
 // head) as M = 1 GEMVs on synthetic weights made on the GPU, captured in one CUDA graph and timed
 // with events (median of replays after warm-up), next to a streaming-read kernel on the same card.
-// Build: dev/cuda/build_bench.sh; run: bench_decode [--quick | --focus] [--out FILE].
+// Build: dev/cuda/build_bench.sh; run: bench_decode [--quick | --focus [--all-formats]] [--out FILE].
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -165,12 +165,14 @@ cudaGraphExec_t capture(cudaStream_t s, F&& fn) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, focus = false;
+  bool quick = false, focus = false, all_formats = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     // --focus: Q4_0 only, every M with each schedule forced, the launch-count experiment, per-shape
     // rows at M = 1 and 16; no kernel-lab variants.
     if (!std::strcmp(argv[i], "--focus")) focus = true;
+    // --all-formats (with --focus): every format's whole-token lines, per-shape rows for Q4_0 only.
+    if (!std::strcmp(argv[i], "--all-formats")) all_formats = true;
     if (!std::strcmp(argv[i], "--out") && i + 1 < argc) g_out = std::fopen(argv[++i], "w");
   }
   auto created = ge::create_cuda_backend();
@@ -285,8 +287,8 @@ int main(int argc, char** argv) {
   std::vector<Format> formats = {{"Q4_0", ge::QuantType::kQ4_0, 0, false},
                                  {"int4-g32 (bf16 scale+zero)", ge::QuantType::kInt4Group, 32, true},
                                  {"int4-g128 (bf16 scale+zero)", ge::QuantType::kInt4Group, 128, true}};
-  if (focus) formats.resize(1);
-  if (!quick && !focus) {
+  if (focus && !all_formats) formats.resize(1);
+  if (!quick && (!focus || all_formats)) {
     formats.push_back({"Q8_0", ge::QuantType::kQ8_0, 0, false});
     formats.push_back({"Q4_K (raw blocks)", ge::QuantType::kQ4_K, 0, false});
   }
@@ -559,6 +561,10 @@ int main(int argc, char** argv) {
       }
     }
     // Per shape: all matrices of one shape back to back in a graph.
+    if (focus && f.type != ge::QuantType::kQ4_0) {
+      report("\n");
+      continue;
+    }
     for (int pm : focus ? std::vector<int>{1, 16} : std::vector<int>{1}) {
     if (pm > 1) report("   per shape at M = %d:\n", pm);
     for (size_t si = 0; si < shapes.size(); ++si) {

@@ -277,33 +277,57 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
             old = __shfl_sync(0xffffffffu, old, 0);
             if (old == S - 1) {  // last slice of this pair: add the partials in slice order
               __threadfence();
-              // A partial is 4·kT·m float4; lane owns float4 lane + 32q. All of a slice's loads (and
-              // those of the next slices, unrolled) are in flight at once: the serial
-              // one-load-per-round-trip loop cost tens of microseconds at M = 16.
+              // A partial is n4 = 4·kT·m float4. From M = 4 (n4 >= 32) lane owns float4 lane + 32q
+              // of every slice; below, lane group j = lane / n4 takes slices j, j + G, ... and a
+              // fixed butterfly adds the groups' sums. Either way every load of a slice (and of the
+              // next slices, unrolled) is in flight at once and the order of the additions is fixed:
+              // the serial one-load-per-round-trip loop cost tens of microseconds at M = 16.
               constexpr int kQ = 2 * kT;  // float4 per lane at M = 16
               constexpr int kRows = 16 * kT;
               const float4* base = reinterpret_cast<const float4*>(out.partial + int64_t{gp} * S * m * kRows);
               const int n4 = 4 * kT * m;
+              const int G = n4 < 32 && 32 % n4 == 0 ? 32 / n4 : 1;
+              const int f0 = lane % n4, sp0 = lane / n4;  // with G == 1: f0 = lane (n4 >= 32), sp0 = 0
               float4 sum[kQ];
 #pragma unroll
               for (int q = 0; q < kQ; ++q) sum[q] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+              auto add = [](float4& a, const float4& b) {
+                a.x += b.x;
+                a.y += b.y;
+                a.z += b.z;
+                a.w += b.w;
+              };
+              if (G > 1) {
+#pragma unroll 4
+                for (int sp = sp0; sp < S; sp += G) add(sum[0], __ldcg(base + int64_t{sp} * n4 + f0));
+                for (int off = n4; off < 32; off <<= 1) {
+                  float4 o;
+                  o.x = __shfl_xor_sync(0xffffffffu, sum[0].x, off);
+                  o.y = __shfl_xor_sync(0xffffffffu, sum[0].y, off);
+                  o.z = __shfl_xor_sync(0xffffffffu, sum[0].z, off);
+                  o.w = __shfl_xor_sync(0xffffffffu, sum[0].w, off);
+                  // Both lanes of a pair add the lower group's sum first: the same bits in both.
+                  if (lane & off) {
+                    float4 lo = o;
+                    add(lo, sum[0]);
+                    sum[0] = lo;
+                  } else {
+                    add(sum[0], o);
+                  }
+                }
+              } else {
 #pragma unroll 2
-              for (int sp = 0; sp < S; ++sp) {
+                for (int sp = 0; sp < S; ++sp) {
 #pragma unroll
-                for (int q = 0; q < kQ; ++q) {
-                  if (lane + 32 * q < n4) {
-                    const float4 v = __ldcg(base + int64_t{sp} * n4 + lane + 32 * q);
-                    sum[q].x += v.x;
-                    sum[q].y += v.y;
-                    sum[q].z += v.z;
-                    sum[q].w += v.w;
+                  for (int q = 0; q < kQ; ++q) {
+                    if (lane + 32 * q < n4) add(sum[q], __ldcg(base + int64_t{sp} * n4 + lane + 32 * q));
                   }
                 }
               }
 #pragma unroll
               for (int q = 0; q < kQ; ++q) {
-                const int e = 4 * (lane + 32 * q);  // elements e..e+3: token e / kRows, unit rows e % kRows ..
-                if (e < kRows * m) {
+                const int e = 4 * (f0 + 32 * q);  // elements e..e+3: token e / kRows, unit rows e % kRows ..
+                if (sp0 == 0 && e < kRows * m) {
                   const int64_t row = row0 + e % kRows;
                   float* yn = y + int64_t{e / kRows} * rows + row;
                   const float v[4] = {sum[q].x, sum[q].y, sum[q].z, sum[q].w};
@@ -390,9 +414,9 @@ struct SliceConfig {
   int warps = kSliceWarps;
   int min_blocks = kSliceMinB;
   size_t smem_cap = kSliceSmemCap;
-  // Slice count: 0 production (policy 2 up to M = 8, 1 above), 1 the fewest whose x fits, 2 the
-  // fewest that keep >= 90% of the warps busy, 3 the fewest that keep >= 60% busy.
-  int policy = 0;
+  // Slice count: the fewest whose x fits and keep >= `busy` of the warps busy (else the best filling);
+  // 0 < busy.
+  double busy = 0.9;
   int tiles = 2;  // tiles per warp unit
 };
 
@@ -426,13 +450,10 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   SliceConfig cfg;
   if (variant >= 0) {
     if (w.layout != WeightLayout::kTiled4 || !w.scale_fp16) return cudaErrorInvalidValue;
-    static const int kPolicy[] = {0, 2, 0, 2, 1, 3, 0};
-    cfg.policy = kPolicy[variant];
-    if (variant == 6) cfg.tiles = 4;
+    static const double kBusy[] = {0.9, 0.9, 0.9, 0.75, 0.97, 0.9};
+    cfg.busy = kBusy[variant];
+    if (variant == 5) cfg.tiles = 4;
   }
-  // Measured (dev/cuda/NOTES.md, K-slice): at M > 8 (two n-tiles) fewer, longer slices beat full warps.
-  if (cfg.policy == 0) cfg.policy = m > 8 ? 1 : 2;
-  const double busy = cfg.policy == 3 ? 0.6 : 0.9;
   SliceParams p = {};
   const bool four = w.layout == WeightLayout::kTiled4;
   const int chunk_k = four ? 64 : 32;
@@ -467,7 +488,7 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
         best_eff = eff;
         best_s = s;
       }
-      if (eff >= busy || cfg.policy == 1) break;
+      if (eff >= cfg.busy) break;
     }
     if (best_s == 0) return cudaErrorInvalidValue;  // x of one group unit does not fit: caller falls back
     o.slices = best_s;
@@ -511,7 +532,7 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   switch (variant) {
     case 1: return slice_lab<4, 8, 2>(p, grid, smem, ctx);
     case 2: return slice_lab<3, 8, 2>(p, grid, smem, ctx);
-    case 6: return slice_lab_t4(p, grid, smem, ctx);
+    case 5: return slice_lab_t4(p, grid, smem, ctx);
     default: break;
   }
   const int group = w.group_size;
@@ -532,22 +553,18 @@ cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, 
   return slice_dispatch(outs, x, m, scratch, force_slices, -1, ctx);
 }
 
-int gemv_slice_lab_variants() { return 7; }
+int gemv_slice_lab_variants() { return 6; }
 
 const char* gemv_slice_lab_variant_name(int v) {
-  static const char* kNames[] = {"slice P2 (production: 90% busy to M = 8, fewest slices above)",
-                                 "slice P4, 90% busy (round-1 production)",
-                                 "slice P3, production slices",
-                                 "slice P2, 90% busy at every M",
-                                 "slice P2, fewest slices that fit at every M",
-                                 "slice P2, 60% busy at every M",
-                                 "slice 4 tiles per warp (P2 to M = 8, P1 above), production slices"};
-  return v >= 0 && v < 7 ? kNames[v] : "unknown";
+  static const char* kNames[] = {"slice P2, 90% busy (production)", "slice P4, 90% busy", "slice P3, 90% busy",
+                                 "slice P2, 75% busy", "slice P2, 97% busy",
+                                 "slice 4 tiles per warp (P2 to M = 8, P1 above), 90% busy"};
+  return v >= 0 && v < 6 ? kNames[v] : "unknown";
 }
 
 cudaError_t launch_gemv_slice_lab(std::span<const GemvTarget> outs, const float* x, int m, int variant,
                                   const GemvScratch& scratch, const LaunchContext& ctx) {
-  if (variant < 0 || variant >= 7) return cudaErrorInvalidValue;
+  if (variant < 0 || variant >= 6) return cudaErrorInvalidValue;
   return slice_dispatch(outs, x, m, scratch, 0, variant, ctx);
 }
 
