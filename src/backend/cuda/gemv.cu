@@ -1,7 +1,7 @@
 // Tensor-core GEMV for the tiled layouts, per-CTA work-item schedule (v4: tile pair x K-split items,
 // weights in flight in registers or a cp.async ring, one CTA barrier per item), and the dispatch
-// between it and the stream-K schedule (gemv_stream.cu) by measured speed. Decode and mma helpers
-// are shared through gemv_tiled.cuh.
+// between it, the stream-K (gemv_stream.cu) and the K-slice (gemv_slice.cu) schedules by measured
+// speed. Decode and mma helpers are shared through gemv_tiled.cuh.
 #include "backend/cuda/gemv_tiled.cuh"
 
 #include <algorithm>

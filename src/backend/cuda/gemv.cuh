@@ -1,7 +1,8 @@
 // Matrix-vector products for decode (M = 1) and small batches (M <= 16): y[m, n] = x[m, :] · w[n, :].
 // Tiled weights (Q4_0, Q8_0, Int4Group, Int8Group) run on the tensor cores (bf16 mma with x split
-// into bf16 high + low parts, fp32 accumulate) under a stream-K schedule; raw layouts run a
-// decode-in-kernel fp32 GEMV (Q4_K with its own kernel).
+// into bf16 high + low parts, fp32 accumulate) under the K-slice schedule (gemv_slice.cu; the item
+// and stream-K schedules stay for comparison); raw layouts run a decode-in-kernel fp32 GEMV (Q4_K
+// with its own kernel).
 #pragma once
 
 #include <span>
