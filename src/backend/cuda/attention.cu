@@ -36,6 +36,7 @@ struct AttnParams {
   int min_keys;  // decode: fewest keys per split
   int lpk;       // decode: lanes per key when scoring (power of two <= 32, <= d / 8)
   bool q_aligned;  // decode: q is 16-byte aligned (vector loads)
+  bool interleave;  // decode: splits take granules round-robin (else contiguous runs)
   float scale, softcap;
 };
 
@@ -97,16 +98,54 @@ __device__ __forceinline__ bool visible_range(const AttnParams& p, int32_t pos, 
 
 // ---- decode: grid (n_kv, n_splits, n_tokens) ----
 // The launch's split count comes from the ring capacity (one configuration serves every step, so a
-// step can be recorded in a graph); the keys each split takes come from the visible count read on
-// the device, so a short context still spreads over several CTAs. Splits past the last key exit.
-__device__ __forceinline__ int64_t decode_keys_per_split(const AttnParams& p, int64_t n_vis) {
-  int64_t per = (n_vis + p.n_splits - 1) / p.n_splits;
-  per = (per + 15) / 16 * 16;
-  return max(per, int64_t{p.min_keys});
+// step can be recorded in a graph); how many splits take keys comes from the visible count read on
+// the device, so a short context still spreads over several CTAs. Splits past them exit.
+// The active splits take granules of kGranule consecutive keys round-robin (split s: granules s,
+// s + A, s + 2A, ...), so the CTAs running at one time read neighbouring rows: a long context is
+// streamed front to back by all of them together instead of each CTA walking its own far-apart
+// region (which touches as many separate pages at once as there are CTAs).
+constexpr int kGranule = 16;
+
+// How the visible keys split: `active` splits take keys; per_gran granules each when contiguous.
+struct SplitLayout {
+  int active;
+  int64_t per_gran;
+};
+
+__device__ __forceinline__ SplitLayout decode_layout(const AttnParams& p, int64_t n_vis) {
+  if (n_vis <= 0) return {1, 1};
+  const int64_t n_gran = (n_vis + kGranule - 1) / kGranule;
+  int64_t a = min((n_vis + p.min_keys - 1) / p.min_keys, min(int64_t{p.n_splits}, n_gran));
+  a = max(a, int64_t{1});
+  const int64_t per = (n_gran + a - 1) / a;
+  if (!p.interleave) a = (n_gran + per - 1) / per;  // contiguous: no split left empty
+  return {static_cast<int>(a), per};
 }
 
-__device__ __forceinline__ int decode_active_splits(int64_t n_vis, int64_t per) {
-  return n_vis <= 0 ? 1 : static_cast<int>((n_vis + per - 1) / per);
+// Keys of split s: its granules' keys, the last granule of all cut at n_vis.
+__device__ __forceinline__ int64_t decode_split_keys(const AttnParams& p, int64_t n_vis, SplitLayout L, int s) {
+  const int64_t n_gran = (n_vis + kGranule - 1) / kGranule;
+  if (s >= n_gran) return 0;
+  int64_t first, count;
+  if (p.interleave) {
+    count = (n_gran - 1 - s) / L.active + 1;
+    first = s + (count - 1) * L.active;  // the last one here
+  } else {
+    first = s * L.per_gran;
+    count = min(L.per_gran, n_gran - first);
+    first += count - 1;
+  }
+  int64_t keys = count * kGranule;
+  if (first == n_gran - 1) keys -= n_gran * kGranule - n_vis;
+  return keys;
+}
+
+// Ring slot of split s's i-th key. lo <= position < 2^31 and the key < capacity < 2^31, so the sum
+// fits 32 unsigned bits.
+__device__ __forceinline__ int decode_slot(const AttnParams& p, int64_t lo, SplitLayout L, int s, int64_t i) {
+  const int64_t gran = p.interleave ? int64_t{s} + (i / kGranule) * L.active : int64_t{s} * L.per_gran + i / kGranule;
+  const int64_t key = gran * kGranule + i % kGranule;
+  return static_cast<int>((static_cast<uint32_t>(lo) + static_cast<uint32_t>(key)) % static_cast<uint32_t>(p.cap));
 }
 
 // Keys visible to token t (0 for a bad position, whose output is zero).
@@ -302,11 +341,10 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel
 
   int64_t lo = 0;
   const int64_t n_vis = decode_visible(p, t, &lo, tid == 0 && split == 0 && kvh == 0);
-  const int64_t per = decode_keys_per_split(p, n_vis);
-  const int n_active = decode_active_splits(n_vis, per);
+  const SplitLayout layout = decode_layout(p, n_vis);
+  const int n_active = layout.active;
   if (split >= n_active) return;
-  const int64_t begin = int64_t{split} * per;
-  const int64_t end = min(n_vis, begin + per);
+  const int64_t n_mine = decode_split_keys(p, n_vis, layout, split);
 
   const __nv_bfloat16* kc = p.k;
   const __nv_bfloat16* vc = p.v;
@@ -338,19 +376,17 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel
 
   constexpr int kUnroll = 4 / kCpl;  // K rows in flight per lane group
   const int step = kDecodeWarps * kpw;
-  for (int64_t tb = begin; tb < end; tb += kDecodeTile) {
-    const int tile_len = static_cast<int>(min(int64_t{kDecodeTile}, end - tb));
-    const int slot0 = static_cast<int>((lo + tb) % p.cap);
+  for (int64_t tb = 0; tb < n_mine; tb += kDecodeTile) {
+    const int tile_len = static_cast<int>(min(int64_t{kDecodeTile}, n_mine - tb));
     for (int j0 = 0; j0 < tile_len; j0 += step * kUnroll) {
       uint4 kr[kUnroll][kCpl];
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int j = j0 + u * step + warp * kpw + sub;
         const bool valid = j < tile_len;
-        int slot = slot0 + j;
-        if (slot >= p.cap) slot -= p.cap;
+        const int slot = valid ? decode_slot(p, lo, layout, split, tb + j) : 0;
         if (valid && li == 0) slots[j] = slot;
-        const __nv_bfloat16* krow = kc + (int64_t{valid ? slot : 0} * p.n_kv + kvh) * d;
+        const __nv_bfloat16* krow = kc + (int64_t{slot} * p.n_kv + kvh) * d;
 #pragma unroll
         for (int c = 0; c < kCpl; ++c) {
           const int chunk = li + c * lpk;
@@ -401,7 +437,7 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel
   decode_finish<kG, kDpt>(p, o, red, m_run, l_run, t, kvh, split, n_active);
 }
 
-// Staged variant for long contexts: each split's K and V tiles are copied into shared memory with
+// Staged variant: each split's K and V tiles are copied into shared memory with
 // cp.async one tile ahead (a tile's loads are in flight while the previous one is scored and
 // summed), so the bytes in flight do not cost registers; scoring and P·V then read shared memory
 // in the same layouts as attention_decode_kernel. kKT keys per tile (32; 16 above d = 256): two
@@ -421,11 +457,10 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_staged
 
   int64_t lo = 0;
   const int64_t n_vis = decode_visible(p, t, &lo, tid == 0 && split == 0 && kvh == 0);
-  const int64_t per = decode_keys_per_split(p, n_vis);
-  const int n_active = decode_active_splits(n_vis, per);
+  const SplitLayout layout = decode_layout(p, n_vis);
+  const int n_active = layout.active;
   if (split >= n_active) return;
-  const int64_t begin = int64_t{split} * per;
-  const int64_t end = min(n_vis, begin + per);
+  const int64_t n_mine = decode_split_keys(p, n_vis, layout, split);
 
   const __nv_bfloat16* kc = p.k;
   const __nv_bfloat16* vc = p.v;
@@ -436,22 +471,20 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_staged
   const int lpk = p.lpk, kpw = 32 / lpk, sub = lane / lpk, li = lane % lpk, n_chunks = d / 8;
   const int64_t stage_elems = int64_t{2} * kKT * d;
 
-  // Copies keys [tb, tb + kKT) ∩ [.., end) of the split into stage `st` (K rows then V rows).
+  // Copies the split's keys [tb, tb + kKT) into stage `st` (K rows then V rows).
   auto issue = [&](int64_t tb, int st) {
-    const int len = static_cast<int>(min(int64_t{kKT}, end - tb));
-    const int slot0 = static_cast<int>((lo + tb) % p.cap);
+    const int len = static_cast<int>(min(int64_t{kKT}, n_mine - tb));
     __nv_bfloat16* ks = stages + st * stage_elems;
     __nv_bfloat16* vs = ks + kKT * d;
     for (int i = tid; i < len * n_chunks; i += kDecodeThreads) {
       const int j = i / n_chunks, c8 = (i - j * n_chunks) * 8;
-      int slot = slot0 + j;
-      if (slot >= p.cap) slot -= p.cap;
+      const int slot = decode_slot(p, lo, layout, split, tb + j);
       const int64_t off = (int64_t{slot} * p.n_kv + kvh) * d + c8;
       cp_async16(ks + j * d + c8, kc + off);
       cp_async16(vs + j * d + c8, vc + off);
     }
   };
-  if (begin < end) issue(begin, 0);
+  if (n_mine > 0) issue(0, 0);
   cp_async_commit();
 
   float qr[kG][kCpl * 8];
@@ -472,10 +505,10 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_staged
 
   const int step = kDecodeWarps * kpw;
   int st = 0;
-  for (int64_t tb = begin; tb < end; tb += kKT, st ^= 1) {
-    const int tile_len = static_cast<int>(min(int64_t{kKT}, end - tb));
+  for (int64_t tb = 0; tb < n_mine; tb += kKT, st ^= 1) {
+    const int tile_len = static_cast<int>(min(int64_t{kKT}, n_mine - tb));
     // The other stage was last read before the previous iteration's final barrier.
-    if (tb + kKT < end) issue(tb + kKT, st ^ 1);
+    if (tb + kKT < n_mine) issue(tb + kKT, st ^ 1);
     cp_async_commit();
     cp_async_wait_all_but_one();  // this tile has landed (the next one may be in flight)
     __syncthreads();
@@ -538,7 +571,7 @@ static __global__ void attention_combine_kernel(AttnParams p) {
   const int t = blockIdx.y;
   int64_t lo = 0;
   const int64_t n_vis = decode_visible(p, t, &lo, false);
-  const int n_active = decode_active_splits(n_vis, decode_keys_per_split(p, n_vis));
+  const int n_active = decode_layout(p, n_vis).active;
   if (n_active == 1) return;
   const int64_t th = int64_t{t} * p.n_heads + blockIdx.x;
   const float* ml = p.part_ml + th * p.n_splits * 2;
@@ -703,7 +736,7 @@ int64_t min_keys_per_split() {
   static const int64_t v = [] {
     const char* e = std::getenv("GE_CUDA_ATTN_MIN_SPLIT");
     const long x = e != nullptr ? std::strtol(e, nullptr, 10) : 0;
-    return x >= 16 && x <= 4096 ? static_cast<int64_t>(x) : int64_t{32};
+    return x >= 16 && x <= 4096 ? static_cast<int64_t>(x) : int64_t{16};
   }();
   return v;
 }
@@ -718,6 +751,16 @@ int64_t decode_waves() {
   return v;
 }
 
+// Whether decode splits take key granules round-robin (GE_CUDA_ATTN_INTERLEAVE=0: contiguous runs,
+// for measurements).
+bool decode_interleave() {
+  static const bool v = [] {
+    const char* e = std::getenv("GE_CUDA_ATTN_INTERLEAVE");
+    return e == nullptr || std::strcmp(e, "0") != 0;
+  }();
+  return v;
+}
+
 // Dynamic shared memory of the decode kernel: the score tile, or the key-group sums after the loop.
 size_t decode_smem(int kg_bound, int G, int d, int dpt) {
   const int kg_count = kDecodeThreads / (d / dpt);
@@ -726,13 +769,16 @@ size_t decode_smem(int kg_bound, int G, int d, int dpt) {
   return std::max(scores, sums);
 }
 
-// Which decode kernel: GE_CUDA_ATTN_KERNEL=staged (K/V tiles through shared memory) or registers.
-bool decode_staged() {
-  static const bool v = [] {
+// Which decode kernel: the staged one (K/V tiles through shared memory) for one sequence's decode
+// step, the register one for batches of sequences (faster there at short contexts, measured on
+// H100: dev/cuda/batch_notes.md). GE_CUDA_ATTN_KERNEL=staged|registers forces one for measurements.
+bool decode_staged(int64_t n_tokens) {
+  static const int forced = [] {
     const char* e = std::getenv("GE_CUDA_ATTN_KERNEL");
-    return e != nullptr && std::strcmp(e, "staged") == 0;
+    if (e == nullptr) return 0;
+    return std::strcmp(e, "staged") == 0 ? 1 : (std::strcmp(e, "registers") == 0 ? 2 : 0);
   }();
-  return v;
+  return forced != 0 ? forced == 1 : n_tokens == 1;
 }
 
 constexpr size_t kStagedSmemLimit = size_t{64} << 10;
@@ -878,6 +924,7 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
   p.n_splits = static_cast<int>(std::clamp<int64_t>(std::min(want, by_keys), 1, kMaxSplits));
   p.min_keys = static_cast<int>(min_keys_per_split());
   p.q_aligned = reinterpret_cast<uintptr_t>(q) % 16 == 0;
+  p.interleave = decode_interleave();
   const int chunks = p.d / 8;
   p.lpk = 1;
   while (p.lpk * 2 <= std::min(32, chunks)) p.lpk *= 2;
@@ -892,7 +939,7 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
   }
   const dim3 grid(static_cast<unsigned>(p.n_kv), static_cast<unsigned>(p.n_splits), static_cast<unsigned>(n_tokens));
   cudaError_t e;
-  const bool staged = decode_staged();
+  const bool staged = decode_staged(n_tokens);
   if (p.group <= 2) {
     e = staged ? launch_decode_staged<2>(p, grid, cpl, ctx) : launch_decode<2>(p, grid, cpl, ctx);
   } else if (p.group <= 4) {
