@@ -6,6 +6,8 @@
 #include "backend/cuda/attention_prefill.cuh"
 
 #include <climits>
+#include <cstdlib>
+#include <cstring>
 
 namespace ge::cuda {
 namespace {
@@ -26,6 +28,14 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
+
+// Four 8x8 bf16 matrices: a 16x16 A fragment of Q, or the B fragments of two 8-key blocks of K.
+__device__ __forceinline__ void ldmatrix_x4(const void* smem, uint32_t* r) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
 
 // Four 8x8 bf16 matrices, transposed: the B fragments of two 8-column blocks of V.
 __device__ __forceinline__ void ldmatrix_x4_trans(const void* smem, uint32_t* r) {
@@ -158,8 +168,11 @@ __global__ void __launch_bounds__(128 * (kD / kDo), 1) flash_prefill_kernel(Pref
     const int64_t n_tiles = (kmax - kmin) / kKeys + 1;
     load_tile<kD, kLdq, kKeys, kThreads>(Ks, p.k, p, kvh, kmin, kmax);
     cp_async_commit();
-    const __nv_bfloat16* qrow0 = Qs + (warp * 16 + g) * kLdq + 2 * t4;
-    const __nv_bfloat16* qrow1 = qrow0 + 8 * kLdq;
+    // ldmatrix row addresses. Q: lanes 0-15 rows 0-15 of the warp's 16 at column 0, lanes 16-31 the same
+    // rows at column 8 (a[0..3] as mma expects). K: lanes 0-7 / 8-15 keys 0-7 at columns 0 / 8, lanes
+    // 16-23 / 24-31 keys 8-15 at columns 0 / 8 (the b0, b1 of two 8-key blocks).
+    const __nv_bfloat16* qfrag = Qs + (warp * 16 + (lane & 15)) * kLdq + (lane >> 4) * 8;
+    const __nv_bfloat16* kfrag = Ks + ((lane & 7) + ((lane >> 4) << 3)) * kLdq + ((lane >> 3) & 1) * 8;
     for (int64_t j = 0; j < n_tiles; ++j) {
       const int64_t kb = kmin + j * kKeys;
       load_tile<kD, kLdv, kKeys, kThreads>(Vs, p.v, p, kvh, kb, kmax);
@@ -175,14 +188,13 @@ __global__ void __launch_bounds__(128 * (kD / kDo), 1) flash_prefill_kernel(Pref
 #pragma unroll 4
         for (int kk = 0; kk < kD; kk += 16) {
           uint32_t a[4];
-          a[0] = *reinterpret_cast<const uint32_t*>(qrow0 + kk);
-          a[1] = *reinterpret_cast<const uint32_t*>(qrow1 + kk);
-          a[2] = *reinterpret_cast<const uint32_t*>(qrow0 + kk + 8);
-          a[3] = *reinterpret_cast<const uint32_t*>(qrow1 + kk + 8);
+          ldmatrix_x4(qfrag + kk, a);
 #pragma unroll
-          for (int nb = 0; nb < kNb; ++nb) {
-            const __nv_bfloat16* kr = Ks + (nb * 8 + g) * kLdq + kk + 2 * t4;
-            mma_bf16(s[nb], a, *reinterpret_cast<const uint32_t*>(kr), *reinterpret_cast<const uint32_t*>(kr + 8));
+          for (int nb = 0; nb < kNb; nb += 2) {
+            uint32_t b[4];
+            ldmatrix_x4(kfrag + nb * 8 * kLdq + kk, b);
+            mma_bf16(s[nb], a, b[0], b[1]);
+            mma_bf16(s[nb + 1], a, b[2], b[3]);
           }
         }
         // Mask, scale, softcap; online softmax per row (a row's 64 scores live in one lane quad).
@@ -287,7 +299,156 @@ cudaError_t launch_one(const PrefillAttentionArgs& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
+struct RowPrologueArgs {
+  AttentionPrologue p;
+  __nv_bfloat16* k_cache;
+  __nv_bfloat16* v_cache;
+  int32_t capacity;
+  uint32_t* error_word;
+};
+
+// kE2 values per lane in each half of the row (head_dim = 64 * kE2): lane l holds [l*kE2, (l+1)*kE2) of
+// the first half and the same offsets of the second, so each RoPE pair (j, j + d/2) sits in one lane.
+template <int kE2>
+__device__ __forceinline__ void load_half(const float* src, float* dst) {
+  if constexpr (kE2 % 4 == 0) {
+#pragma unroll
+    for (int e = 0; e < kE2; e += 4) {
+      const float4 v = *reinterpret_cast<const float4*>(src + e);
+      dst[e] = v.x;
+      dst[e + 1] = v.y;
+      dst[e + 2] = v.z;
+      dst[e + 3] = v.w;
+    }
+  } else {
+#pragma unroll
+    for (int e = 0; e < kE2; ++e) dst[e] = src[e];
+  }
+}
+
+template <int kE2>
+__device__ __forceinline__ float row_inv_rms(const float* lo, const float* hi, int d, float eps) {
+  float ss = 0.0f;
+#pragma unroll
+  for (int e = 0; e < kE2; ++e) ss = fmaf(lo[e], lo[e], ss);
+#pragma unroll
+  for (int e = 0; e < kE2; ++e) ss = fmaf(hi[e], hi[e], ss);
+  ss = warp_sum(ss);
+  return 1.0f / sqrtf(ss / static_cast<float>(d) + eps);
+}
+
+constexpr int kPrologueWarps = 8;
+
+template <int kE2>
+__global__ void __launch_bounds__(kPrologueWarps * 32) attention_prologue_rows_kernel(RowPrologueArgs a) {
+  const AttentionPrologue& p = a.p;
+  constexpr int d = 64 * kE2, half = 32 * kE2;
+  const int lane = threadIdx.x & 31;
+  const int64_t heads = p.n_heads + p.n_kv;
+  const int64_t r = int64_t{blockIdx.x} * kPrologueWarps + (threadIdx.x >> 5);
+  if (r >= p.n_tokens * heads) return;
+  const int64_t t = r / heads, head = r % heads;
+  const int32_t pos = p.positions[t];
+  const bool is_q = head < p.n_heads;
+  const int64_t kh = head - p.n_heads;
+  float* row = is_q ? p.q + (t * p.n_heads + head) * d : p.k + (t * p.n_kv + kh) * d;
+  const bool store = !is_q && pos >= 0;
+  const int64_t dst = store ? static_cast<int64_t>(pos % a.capacity) * (p.n_kv * d) + kh * d : 0;
+  const int c = lane * kE2;  // this lane's first column in each half
+  float lo[kE2], hi[kE2];
+
+  if (!is_q) {
+    // V first: from the raw K row (k_eq_v) or the raw V row.
+    const float* vsrc = p.k_eq_v ? row : p.v + (t * p.n_kv + kh) * d;
+    load_half<kE2>(vsrc + c, lo);
+    load_half<kE2>(vsrc + half + c, hi);
+    const bool norm_v = p.k_eq_v || p.v_norm;
+    const float inv = norm_v ? row_inv_rms<kE2>(lo, hi, d, p.eps) : 1.0f;
+    if (store) {
+#pragma unroll
+      for (int e = 0; e < kE2; ++e) {
+        a.v_cache[dst + c + e] = __float2bfloat16_rn(norm_v ? lo[e] * inv * 1.0f : lo[e]);
+        a.v_cache[dst + half + c + e] = __float2bfloat16_rn(norm_v ? hi[e] * inv * 1.0f : hi[e]);
+      }
+    }
+  }
+  load_half<kE2>(row + c, lo);
+  load_half<kE2>(row + half + c, hi);
+  const float inv = row_inv_rms<kE2>(lo, hi, d, p.eps);
+  const float* w = is_q ? p.q_norm : p.k_norm;
+#pragma unroll
+  for (int e = 0; e < kE2; ++e) {
+    lo[e] = lo[e] * inv * (w ? w[c + e] : 1.0f);
+    hi[e] = hi[e] * inv * (w ? w[half + c + e] : 1.0f);
+  }
+  if (pos < 0) {
+    if (lane == 0 && head == 0) raise_device_error(a.error_word, kErrPosition);
+    if (is_q) {
+#pragma unroll
+      for (int e = 0; e < kE2; ++e) {
+        row[c + e] = lo[e];
+        row[half + c + e] = hi[e];
+      }
+    }
+    return;
+  }
+#pragma unroll
+  for (int e = 0; e < kE2; ++e) {
+    float x0 = lo[e], x1 = hi[e];
+    const float f = p.inv_freq[c + e];
+    if (f != 0.0f) {
+      const float angle = static_cast<float>(pos) * f;
+      float sn, cs;
+      sincosf(angle, &sn, &cs);
+      // As rope.cu's kernel compiles: a*c - b*s and b*c + a*s, the second product rounded, the first fused.
+      const float r0 = __fmaf_rn(x0, cs, -__fmul_rn(x1, sn));
+      const float r1 = __fmaf_rn(x1, cs, __fmul_rn(x0, sn));
+      x0 = r0;
+      x1 = r1;
+    }
+    if (is_q) {
+      row[c + e] = x0;
+      row[half + c + e] = x1;
+    } else {
+      a.k_cache[dst + c + e] = __float2bfloat16_rn(x0);
+      a.k_cache[dst + half + c + e] = __float2bfloat16_rn(x1);
+    }
+  }
+}
+
+template <int kE2>
+cudaError_t launch_rows(const RowPrologueArgs& a, const LaunchContext& ctx) {
+  const int64_t rows = a.p.n_tokens * (a.p.n_heads + a.p.n_kv);
+  const int64_t blocks = (rows + kPrologueWarps - 1) / kPrologueWarps;
+  if (blocks > 0x7fffffff) return cudaErrorNotSupported;
+  attention_prologue_rows_kernel<kE2><<<static_cast<unsigned>(blocks), kPrologueWarps * 32, 0, ctx.stream>>>(a);
+  return cudaGetLastError();
+}
+
 }  // namespace
+
+cudaError_t launch_attention_prologue_rows(const CudaKvCache::Layer& layer, const AttentionPrologue& p,
+                                           const LaunchContext& ctx) {
+  static const bool enabled = [] {
+    const char* e = std::getenv("GE_CUDA_ROW_PROLOGUE");
+    return e == nullptr || std::strcmp(e, "0") != 0;
+  }();
+  if (p.n_tokens <= 0) return cudaSuccess;
+  if (!enabled || p.q == nullptr || p.k == nullptr || p.v == nullptr || p.positions == nullptr ||
+      p.inv_freq == nullptr || p.n_heads <= 0 || p.n_kv <= 0 || layer.spec.capacity <= 0)
+    return cudaErrorNotSupported;
+  for (const void* ptr : {static_cast<const void*>(p.q), static_cast<const void*>(p.k), static_cast<const void*>(p.v)}) {
+    if (reinterpret_cast<uintptr_t>(ptr) % 16 != 0) return cudaErrorNotSupported;
+  }
+  const RowPrologueArgs a{p, layer.k, layer.v, layer.spec.capacity, ctx.error_word};
+  switch (p.head_dim) {
+    case 64: return launch_rows<1>(a, ctx);
+    case 128: return launch_rows<2>(a, ctx);
+    case 256: return launch_rows<4>(a, ctx);
+    case 512: return launch_rows<8>(a, ctx);
+    default: return cudaErrorNotSupported;
+  }
+}
 
 bool prefill_attention_mma_supported(int head_dim) {
   return head_dim == 32 || head_dim == 64 || head_dim == 128 || head_dim == 256 || head_dim == 512;

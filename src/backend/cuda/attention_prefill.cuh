@@ -1,12 +1,15 @@
 // Prefill flash attention on the tensor cores (mma.sync m16n8k16, bf16 operands, fp32 accumulators
-// and softmax) over the bf16 KV ring: 64 queries of one head per CTA, 64-key tiles.
+// and softmax) over the bf16 KV ring: 64 queries of one head per CTA, 64-key tiles; and the attention
+// prologue for prefill chunks (one warp per head row).
 #pragma once
 
 #include <cuda_bf16.h>
 
 #include <cstdint>
 
+#include "backend/backend.h"
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/kv_cache.cuh"
 
 namespace ge::cuda {
 
@@ -27,5 +30,13 @@ bool prefill_attention_mma_supported(int head_dim);
 cudaError_t launch_prefill_attention_mma(const PrefillAttentionArgs& args, cudaStream_t stream);
 
 cudaError_t configure_prefill_attention_mma();
+
+// The attention prologue (backend.h AttentionPrologue: head norms, V = norm(raw K) or raw / normed V,
+// RoPE, K/V to the bf16 ring) for many tokens: one warp per (token, head) row, the row in registers,
+// warp-shuffle sums. Same expressions as the decode kernel (decode_fused.cu); the sums run in another
+// order. Returns cudaErrorNotSupported where head_dim is not 64, 128, 256 or 512 (or operands are not
+// 16-byte aligned): the caller keeps the general kernel. GE_CUDA_ROW_PROLOGUE=0 always declines.
+cudaError_t launch_attention_prologue_rows(const CudaKvCache::Layer& layer, const AttentionPrologue& p,
+                                           const LaunchContext& ctx);
 
 }  // namespace ge::cuda

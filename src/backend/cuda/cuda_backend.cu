@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/cuda/attention.cuh"
+#include "backend/cuda/attention_prefill.cuh"
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/decode_fused.cuh"
 #include "backend/cuda/elementwise.cuh"
@@ -362,6 +363,13 @@ class CudaBackendImpl final : public CudaBackend {
       return;
     }
     if (!fused_decode_) return Backend::attention_prologue(cache, layer, p);
+    if (p.n_tokens > kGemvMaxM) {  // prefill chunk: one warp per head row; other shapes fall through
+      const cudaError_t e = launch_attention_prologue_rows(c.layer(layer), p, ctx());
+      if (e != cudaErrorNotSupported) {
+        record(e, "attention_prologue (rows)");
+        return;
+      }
+    }
     record(launch_attention_prologue(c.layer(layer), p, ctx()), "attention_prologue");
   }
 
