@@ -2,7 +2,7 @@
 // (synthetic Gemma 4 31B, Q4_0) for several N, and where the time of one step goes per op class.
 //   batch_decode_bench [--preset gemma-4-31b] [--depth 128] [--reps 5] [--ns 1,2,4,8,16,17,32,64] [--profile 1,16]
 //                      [--batch-ops 1|0]   (0: attention per sequence, as before the batch ops)
-//   batch_decode_bench --attn-micro 128,4096,32768 [--micro-ns 1,16,64] [--micro-iters 200]
+//   batch_decode_bench --attn-micro 128,4096,32768 [--micro-ns 1,16,64] [--micro-iters 200] [--micro-probes 1]
 //                      (decode attention and its prologue alone on the 31B's layer shapes, then exit)
 #include <algorithm>
 #include <chrono>
@@ -154,12 +154,19 @@ int fail(const ge::Status& s) {
 // queued back to back and timed together (no sync per call, as in a decode step). The caches are
 // zero-filled: the kernels read the same bytes whatever the values. GB/s counts the K and V bytes of
 // the visible keys.
-int attention_micro(ge::Backend& b, const std::vector<int>& contexts, const std::vector<int>& ns, int iters) {
+int attention_micro(ge::Backend& b, const std::vector<int>& contexts, const std::vector<int>& ns, int iters,
+                    bool probes) {
   struct Shape {
     const char* name;
     int d, n_kv, group, window;
   };
-  const Shape shapes[] = {{"sliding", 256, 16, 2, 1024}, {"full", 512, 4, 8, 0}};
+  // Probes (--micro-probes 1): the full layer's rows with GQA 2 (fewer registers per thread, more
+  // CTAs per SM) and with one KV head (rows contiguous instead of 4 KiB apart).
+  std::vector<Shape> shapes = {{"sliding", 256, 16, 2, 1024}, {"full", 512, 4, 8, 0}};
+  if (probes) {
+    shapes.push_back({"full_g2", 512, 4, 2, 0});
+    shapes.push_back({"full_kv1", 512, 1, 8, 0});
+  }
   std::printf("\ndecode attention alone (%d calls back to back per row)\n", iters);
   std::printf("  %-8s %6s %4s %12s %12s %10s %14s %10s %10s\n", "layer", "ctx", "N", "attn_us", "us/seq", "GB/s",
               "prologue_us", "graph_us", "graph_GB/s");
@@ -272,7 +279,7 @@ int main(int argc, char** argv) {
   std::vector<int> ns = {1, 2, 4, 8, 16, 17, 32, 64};
   std::vector<int> profile_ns = {1, 16};
   std::vector<int> micro_ctx, micro_ns = {1, 16, 64};
-  int micro_iters = 200;
+  int micro_iters = 200, micro_probes = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     if (k == "--preset") preset = argv[i + 1];
@@ -284,6 +291,7 @@ int main(int argc, char** argv) {
     else if (k == "--attn-micro") micro_ctx = parse_list(argv[i + 1]);
     else if (k == "--micro-ns") micro_ns = parse_list(argv[i + 1]);
     else if (k == "--micro-iters") micro_iters = std::atoi(argv[i + 1]);
+    else if (k == "--micro-probes") micro_probes = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
@@ -301,7 +309,7 @@ int main(int argc, char** argv) {
   if (!cb.is_ok()) return fail(cb.status());
   auto* cuda = dynamic_cast<ge::CudaBackend*>(cb->get());
   std::printf("device: %s\n", cuda ? cuda->device_name().c_str() : "?");
-  if (!micro_ctx.empty()) return attention_micro(**cb, micro_ctx, micro_ns, std::max(1, micro_iters));
+  if (!micro_ctx.empty()) return attention_micro(**cb, micro_ctx, micro_ns, std::max(1, micro_iters), micro_probes != 0);
   TimingBackend tb(**cb);
 
   auto cfg = ge::preset_config(preset);
