@@ -919,7 +919,9 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
   // keys, so fewer, smaller splits run at short contexts.
   const int64_t max_keys = p.window > 0 ? std::min<int64_t>(p.window, p.cap) : p.cap;
   const int64_t per_split_ctas = std::max<int64_t>(1, int64_t{p.n_kv} * n_tokens);
-  const int64_t want = (decode_waves() * std::max(ctx.num_sms, 1) + per_split_ctas - 1) / per_split_ctas;
+  // Rounded down: a partial second wave of CTAs (ceil(264 / 64) = 5 splits of 16 sequences x 4 KV
+  // heads = 320 CTAs for 264 slots) costs a whole extra round of the longest CTAs.
+  const int64_t want = std::max<int64_t>(1, decode_waves() * std::max(ctx.num_sms, 1) / per_split_ctas);
   const int64_t by_keys = (max_keys + min_keys_per_split() - 1) / min_keys_per_split();
   p.n_splits = static_cast<int>(std::clamp<int64_t>(std::min(want, by_keys), 1, kMaxSplits));
   p.min_keys = static_cast<int>(min_keys_per_split());
