@@ -11,7 +11,10 @@ namespace {
 
 constexpr int kSliceWarps = 8;     // warps per CTA
 constexpr int kSliceMinB = 2;      // CTAs per SM the register budget is sized for
-constexpr int kSlicePrefetch = 2;  // slots (two 16-byte loads per lane each) in flight per warp
+// Slots (two 16-byte loads per lane each) in flight per warp: 4 measured best at M <= 2, 2 above
+// (dev/cuda/NOTES.md, K-slice round 3).
+constexpr int kSlicePrefetch = 2;
+constexpr int kSliceShortPrefetch = 4;
 // Shared memory per CTA for the staged fragments: two CTAs per SM must fit in 227 KB.
 constexpr size_t kSliceSmemCap = 110 * 1024;
 
@@ -33,6 +36,7 @@ struct SliceParams {
   int64_t cols;
   int m;
   int n_gu;  // group units along K
+  int early_release;  // kernel lab: let the next grid launch at kernel start instead of after staging
 };
 
 // One prefetch slot of a warp's unit of kT tiles: chunk c of every tile with its group metadata.
@@ -122,13 +126,14 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
     }
   }
 
+  if (p.early_release) grid_dependency_release();
   grid_dependency_wait();
   // Eight items in flight per thread: at M = 16 a slice is ~20 items per thread, and the warps wait
   // for the whole slice at the barrier below.
   build_fragments<8>(p.x, p.cols, int64_t{c_begin} * kChunkK, m, ksteps_s, int64_t{len} * kChunkK / kG, kG,
                      F::kZero == kZeroFloat, xf_s, xsum_s, threadIdx.x, blockDim.x);
   __syncthreads();
-  grid_dependency_release();
+  if (!p.early_release) grid_dependency_release();
 
   // B fragments of this lane: token n = g (+ 8 for the second n-tile); 16-byte reads of 32
   // consecutive uint4 per warp, free of bank conflicts.
@@ -381,6 +386,7 @@ cudaError_t slice_launch(const SliceParams& p, int grid, size_t smem, const Laun
 
 template <int kFmt, int kG>
 cudaError_t slice_nt(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
+  if (p.m <= 2) return slice_launch<kFmt, kG, 1, kSliceShortPrefetch>(p, grid, smem, ctx);
   return p.m <= 8 ? slice_launch<kFmt, kG, 1>(p, grid, smem, ctx) : slice_launch<kFmt, kG, 2>(p, grid, smem, ctx);
 }
 
@@ -398,16 +404,11 @@ cudaError_t slice_group(const SliceParams& p, int group, int grid, size_t smem, 
   }
 }
 
-// Kernel-lab configurations (Q4_0 only): prefetch depth and CTA shape.
-template <int kP, int kW, int kMinB, int kT = 2>
+// Kernel-lab configurations (Q4_0 only): prefetch depth kP up to M = 8, 2 above (deeper spills).
+template <int kP>
 cudaError_t slice_lab(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
-  return p.m <= 8 ? slice_launch<kFmtQ4_0, 32, 1, kP, kW, kMinB, kT>(p, grid, smem, ctx)
-                  : slice_launch<kFmtQ4_0, 32, 2, kP, kW, kMinB, kT>(p, grid, smem, ctx);
-}
-// Four tiles per warp unit (B fragments feed twice the rows): prefetch 2 up to M = 8, 1 above.
-cudaError_t slice_lab_t4(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
-  return p.m <= 8 ? slice_launch<kFmtQ4_0, 32, 1, 2, kSliceWarps, kSliceMinB, 4>(p, grid, smem, ctx)
-                  : slice_launch<kFmtQ4_0, 32, 2, 1, kSliceWarps, kSliceMinB, 4>(p, grid, smem, ctx);
+  return p.m <= 8 ? slice_launch<kFmtQ4_0, 32, 1, kP>(p, grid, smem, ctx)
+                  : slice_launch<kFmtQ4_0, 32, 2, 2>(p, grid, smem, ctx);
 }
 
 struct SliceConfig {
@@ -450,9 +451,6 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   SliceConfig cfg;
   if (variant >= 0) {
     if (w.layout != WeightLayout::kTiled4 || !w.scale_fp16) return cudaErrorInvalidValue;
-    static const double kBusy[] = {0.9, 0.9, 0.9, 0.75, 0.97, 0.9};
-    cfg.busy = kBusy[variant];
-    if (variant == 5) cfg.tiles = 4;
   }
   SliceParams p = {};
   const bool four = w.layout == WeightLayout::kTiled4;
@@ -508,6 +506,7 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   p.cols = w.cols;
   p.m = m;
   p.n_gu = n_gu;
+  p.early_release = variant == 3 ? 1 : 0;
   if (max_s > 1) {
     if (scratch.split_partial == nullptr || scratch.split_count == nullptr) return cudaErrorInvalidValue;
     if (!scratch.split_partial->ensure(part_floats * 4, "gemv split partials").is_ok()) {
@@ -530,9 +529,8 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     }
   }
   switch (variant) {
-    case 1: return slice_lab<4, 8, 2>(p, grid, smem, ctx);
-    case 2: return slice_lab<3, 8, 2>(p, grid, smem, ctx);
-    case 5: return slice_lab_t4(p, grid, smem, ctx);
+    case 1: return slice_lab<2>(p, grid, smem, ctx);
+    case 2: return slice_lab<4>(p, grid, smem, ctx);
     default: break;
   }
   const int group = w.group_size;
@@ -553,18 +551,18 @@ cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, 
   return slice_dispatch(outs, x, m, scratch, force_slices, -1, ctx);
 }
 
-int gemv_slice_lab_variants() { return 6; }
+int gemv_slice_lab_variants() { return 4; }
 
 const char* gemv_slice_lab_variant_name(int v) {
-  static const char* kNames[] = {"slice P2, 90% busy (production)", "slice P4, 90% busy", "slice P3, 90% busy",
-                                 "slice P2, 75% busy", "slice P2, 97% busy",
-                                 "slice 4 tiles per warp (P2 to M = 8, P1 above), 90% busy"};
-  return v >= 0 && v < 6 ? kNames[v] : "unknown";
+  static const char* kNames[] = {"slice production (P4 to M = 2, P2 above)", "slice P2 at every M",
+                                 "slice P4 to M = 8, P2 above",
+                                 "slice production, next grid released at kernel start"};
+  return v >= 0 && v < 4 ? kNames[v] : "unknown";
 }
 
 cudaError_t launch_gemv_slice_lab(std::span<const GemvTarget> outs, const float* x, int m, int variant,
                                   const GemvScratch& scratch, const LaunchContext& ctx) {
-  if (variant < 0 || variant >= 6) return cudaErrorInvalidValue;
+  if (variant < 0 || variant >= 4) return cudaErrorInvalidValue;
   return slice_dispatch(outs, x, m, scratch, 0, variant, ctx);
 }
 
