@@ -327,6 +327,32 @@ __device__ __forceinline__ void load_half(const float* src, float* dst) {
 }
 
 template <int kE2>
+__device__ __forceinline__ void store_half(float* dst, const float* v) {
+  if constexpr (kE2 % 4 == 0) {
+#pragma unroll
+    for (int e = 0; e < kE2; e += 4) {
+      *reinterpret_cast<float4*>(dst + e) = make_float4(v[e], v[e + 1], v[e + 2], v[e + 3]);
+    }
+  } else {
+#pragma unroll
+    for (int e = 0; e < kE2; ++e) dst[e] = v[e];
+  }
+}
+
+template <int kE2>
+__device__ __forceinline__ void store_half_bf16(__nv_bfloat16* dst, const float* v) {
+  if constexpr (kE2 % 4 == 0) {
+#pragma unroll
+    for (int e = 0; e < kE2; e += 4) {
+      *reinterpret_cast<uint2*>(dst + e) = make_uint2(pack_bf16x2(v[e], v[e + 1]), pack_bf16x2(v[e + 2], v[e + 3]));
+    }
+  } else {
+#pragma unroll
+    for (int e = 0; e < kE2; ++e) dst[e] = __float2bfloat16_rn(v[e]);
+  }
+}
+
+template <int kE2>
 __device__ __forceinline__ float row_inv_rms(const float* lo, const float* hi, int d, float eps) {
   float ss = 0.0f;
 #pragma unroll
@@ -365,37 +391,45 @@ __global__ void __launch_bounds__(kPrologueWarps * 32) attention_prologue_rows_k
     const bool norm_v = p.k_eq_v || p.v_norm;
     const float inv = norm_v ? row_inv_rms<kE2>(lo, hi, d, p.eps) : 1.0f;
     if (store) {
+      if (norm_v) {
 #pragma unroll
-      for (int e = 0; e < kE2; ++e) {
-        a.v_cache[dst + c + e] = __float2bfloat16_rn(norm_v ? lo[e] * inv * 1.0f : lo[e]);
-        a.v_cache[dst + half + c + e] = __float2bfloat16_rn(norm_v ? hi[e] * inv * 1.0f : hi[e]);
+        for (int e = 0; e < kE2; ++e) {
+          lo[e] = lo[e] * inv * 1.0f;
+          hi[e] = hi[e] * inv * 1.0f;
+        }
       }
+      store_half_bf16<kE2>(a.v_cache + dst + c, lo);
+      store_half_bf16<kE2>(a.v_cache + dst + half + c, hi);
     }
   }
   load_half<kE2>(row + c, lo);
   load_half<kE2>(row + half + c, hi);
   const float inv = row_inv_rms<kE2>(lo, hi, d, p.eps);
   const float* w = is_q ? p.q_norm : p.k_norm;
+  float wlo[kE2] = {}, whi[kE2] = {};
+  if (w != nullptr) {
+    load_half<kE2>(w + c, wlo);
+    load_half<kE2>(w + half + c, whi);
+  }
 #pragma unroll
   for (int e = 0; e < kE2; ++e) {
-    lo[e] = lo[e] * inv * (w ? w[c + e] : 1.0f);
-    hi[e] = hi[e] * inv * (w ? w[half + c + e] : 1.0f);
+    lo[e] = lo[e] * inv * (w ? wlo[e] : 1.0f);
+    hi[e] = hi[e] * inv * (w ? whi[e] : 1.0f);
   }
   if (pos < 0) {
     if (lane == 0 && head == 0) raise_device_error(a.error_word, kErrPosition);
     if (is_q) {
-#pragma unroll
-      for (int e = 0; e < kE2; ++e) {
-        row[c + e] = lo[e];
-        row[half + c + e] = hi[e];
-      }
+      store_half<kE2>(row + c, lo);
+      store_half<kE2>(row + half + c, hi);
     }
     return;
   }
+  float freq[kE2];
+  load_half<kE2>(p.inv_freq + c, freq);
 #pragma unroll
   for (int e = 0; e < kE2; ++e) {
     float x0 = lo[e], x1 = hi[e];
-    const float f = p.inv_freq[c + e];
+    const float f = freq[e];
     if (f != 0.0f) {
       const float angle = static_cast<float>(pos) * f;
       float sn, cs;
@@ -406,13 +440,15 @@ __global__ void __launch_bounds__(kPrologueWarps * 32) attention_prologue_rows_k
       x0 = r0;
       x1 = r1;
     }
-    if (is_q) {
-      row[c + e] = x0;
-      row[half + c + e] = x1;
-    } else {
-      a.k_cache[dst + c + e] = __float2bfloat16_rn(x0);
-      a.k_cache[dst + half + c + e] = __float2bfloat16_rn(x1);
-    }
+    lo[e] = x0;
+    hi[e] = x1;
+  }
+  if (is_q) {
+    store_half<kE2>(row + c, lo);
+    store_half<kE2>(row + half + c, hi);
+  } else {
+    store_half_bf16<kE2>(a.k_cache + dst + c, lo);
+    store_half_bf16<kE2>(a.k_cache + dst + half + c, hi);
   }
 }
 
@@ -437,7 +473,12 @@ cudaError_t launch_attention_prologue_rows(const CudaKvCache::Layer& layer, cons
   if (!enabled || p.q == nullptr || p.k == nullptr || p.v == nullptr || p.positions == nullptr ||
       p.inv_freq == nullptr || p.n_heads <= 0 || p.n_kv <= 0 || layer.spec.capacity <= 0)
     return cudaErrorNotSupported;
-  for (const void* ptr : {static_cast<const void*>(p.q), static_cast<const void*>(p.k), static_cast<const void*>(p.v)}) {
+  // 16-byte vector loads and stores: q/k/v rows, norm weights and frequencies (halves of d >= 64 floats),
+  // 8-byte bf16 stores into the ring.
+  for (const void* ptr : {static_cast<const void*>(p.q), static_cast<const void*>(p.k), static_cast<const void*>(p.v),
+                          static_cast<const void*>(p.q_norm), static_cast<const void*>(p.k_norm),
+                          static_cast<const void*>(p.inv_freq), static_cast<const void*>(layer.k),
+                          static_cast<const void*>(layer.v)}) {
     if (reinterpret_cast<uintptr_t>(ptr) % 16 != 0) return cudaErrorNotSupported;
   }
   const RowPrologueArgs a{p, layer.k, layer.v, layer.spec.capacity, ctx.error_word};
