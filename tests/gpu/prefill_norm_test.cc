@@ -129,7 +129,10 @@ TEST_F(PrefillNorm, AttentionPrologueOfAChunkMatchesTheSeparateOps) {
         ASSERT_TRUE(st.is_ok()) << st.to_string();
       }
       // q within 1e-6 of each head's peak (a rotation near cancellation turns last-bit differences of
-      // the norm into several ulp of a small result); attention (K/V through bf16) in relative L2.
+      // the norm into several ulp of a small result). Attention in relative L2: K/V go through bf16, and
+      // a last-bit fp32 difference that crosses a bf16 rounding boundary (about 1 value in 2^16) moves
+      // that value by 2^-8 relative; over a 40-token chunk that stays below 2e-4 (measured up to 2.5e-5
+      // on an H100), while a wrong row, slot or weight is O(1).
       int64_t far = 0;
       for (size_t h = 0; h < out_q[0].size() / static_cast<size_t>(g.d); ++h) {
         float peak = 0;
@@ -146,7 +149,7 @@ TEST_F(PrefillNorm, AttentionPrologueOfAChunkMatchesTheSeparateOps) {
       }
       const double rel = std::sqrt(e2 / r2);
       if (pos0 == 0) {
-        EXPECT_LE(rel, 1e-5) << "attention after the prologue";  // NaN (unwritten) fails too
+        EXPECT_LE(rel, 2e-4) << "attention after the prologue";  // NaN (unwritten) fails too
       }
     }
   }
