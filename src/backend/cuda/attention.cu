@@ -593,25 +593,10 @@ static __global__ void attention_combine_kernel(AttnParams p) {
   __syncthreads();
   const float inv = inv_s;
   const float* po = p.part_o + th * p.n_splits * p.d;
-  // Four consecutive dims per thread (d is a multiple of 8; partial rows are 16-byte aligned) and the
-  // split loop unrolled, so several partial rows are in flight (one at a time made the combine a chain
-  // of dependent round trips: ~100 us with 66 splits at d 512). Each output sums the splits in order.
-  for (int c = threadIdx.x * 4; c < p.d; c += blockDim.x * 4) {
-    float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f;
-#pragma unroll 8
-    for (int s = 0; s < n_active; ++s) {
-      const float4 v = *reinterpret_cast<const float4*>(po + int64_t{s} * p.d + c);
-      const float w = w_s[s];
-      o0 = fmaf(w, v.x, o0);
-      o1 = fmaf(w, v.y, o1);
-      o2 = fmaf(w, v.z, o2);
-      o3 = fmaf(w, v.w, o3);
-    }
-    float* out = p.out + th * p.d + c;
-    out[0] = o0 * inv;
-    out[1] = o1 * inv;
-    out[2] = o2 * inv;
-    out[3] = o3 * inv;
+  for (int c = threadIdx.x; c < p.d; c += blockDim.x) {
+    float o = 0.0f;
+    for (int s = 0; s < n_active; ++s) o = fmaf(w_s[s], po[int64_t{s} * p.d + c], o);
+    p.out[th * p.d + c] = o * inv;
   }
 }
 
@@ -934,13 +919,7 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
   // keys, so fewer, smaller splits run at short contexts.
   const int64_t max_keys = p.window > 0 ? std::min<int64_t>(p.window, p.cap) : p.cap;
   const int64_t per_split_ctas = std::max<int64_t>(1, int64_t{p.n_kv} * n_tokens);
-  // GQA groups over 4 take the kernels that fit 2 CTAs per SM: rounded down there, as a partial
-  // second wave (ceil(264 / 64) = 5 splits of 16 sequences x 4 KV heads = 320 CTAs for 264 slots)
-  // costs a whole extra round of the longest CTAs. The smaller groups fit more CTAs per SM, and one
-  // split per sequence (floor(264 / 256) at 16 x 16 KV heads) measured slower: rounded up.
-  const int64_t slots = decode_waves() * std::max(ctx.num_sms, 1);
-  const int64_t want = std::max<int64_t>(
-      1, p.group > 4 ? slots / per_split_ctas : (slots + per_split_ctas - 1) / per_split_ctas);
+  const int64_t want = (decode_waves() * std::max(ctx.num_sms, 1) + per_split_ctas - 1) / per_split_ctas;
   const int64_t by_keys = (max_keys + min_keys_per_split() - 1) / min_keys_per_split();
   p.n_splits = static_cast<int>(std::clamp<int64_t>(std::min(want, by_keys), 1, kMaxSplits));
   p.min_keys = static_cast<int>(min_keys_per_split());
