@@ -21,7 +21,7 @@ namespace ge {
 struct EngineOptions {
   std::string backend = "cpu";
   int n_threads = 0;           // 0 = hardware concurrency
-  int32_t max_chunk = 256;     // prefill tokens per forward call
+  int32_t max_chunk = 0;       // prefill tokens per forward call; 0 = the model's default (GemmaModel::create)
   bool mlock = false;
   // cpu backend: use GGUF Q4_0/Q8_0 weights in place from the mapping instead of repacking them
   // (which happens anyway when a packed copy would not fit in available memory).

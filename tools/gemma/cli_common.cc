@@ -7,12 +7,13 @@
 
 namespace ge::cli {
 
-void add_model_options(Args& a) {
+void add_model_options(Args& a, const char* chunk_default) {
   a.option("model", "m", "PATH", "model: .gguf file, .safetensors file or HF checkpoint directory");
   a.option("backend", "", "NAME", "cpu or cuda", "cpu");
   a.option("threads", "t", "N", "CPU threads (0 = all cores)", "0");
   a.option("ctx", "c", "N", "context length in tokens (0 = min(4096, the model's maximum))", "0");
-  a.option("chunk", "", "N", "prefill chunk (tokens per forward pass)", "256");
+  a.option("chunk", "", "N", "prefill chunk (tokens per forward pass; 0 = 2,048 on a GPU while memory allows, 256 on the CPU)",
+           chunk_default);
   a.flag("mlock", "pin the weights in RAM");
   a.flag("no-repack", "cpu: use Q4_0/Q8_0 weights in place from the file mapping (no packed copy)");
   a.option("quantize", "", "Q", "quantize float weights at load: int4-g32, int4-g64 or int4-g128");
@@ -45,7 +46,7 @@ Result<std::unique_ptr<Engine>> load_engine(const Args& a, bool show_progress) {
   EngineOptions o;
   o.backend = a.str("backend");
   GE_ASSIGN_OR_RETURN(int64_t threads, a.integer("threads", 0, 1024));
-  GE_ASSIGN_OR_RETURN(int64_t chunk, a.integer("chunk", 1, 65536));
+  GE_ASSIGN_OR_RETURN(int64_t chunk, a.integer("chunk", 0, 65536));
   o.n_threads = static_cast<int>(threads);
   o.max_chunk = static_cast<int32_t>(chunk);
   o.mlock = a.on("mlock");

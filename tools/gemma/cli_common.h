@@ -12,7 +12,7 @@
 
 namespace ge::cli {
 
-void add_model_options(Args& a);     // -m, --backend, -t, -c, --chunk, --mlock
+void add_model_options(Args& a, const char* chunk_default = "0");     // -m, --backend, -t, -c, --chunk, --mlock
 void add_sampling_options(Args& a);  // --temp, --top-k, --top-p, --min-p, penalties, --seed
 
 Result<std::unique_ptr<Engine>> load_engine(const Args& a, bool show_progress);

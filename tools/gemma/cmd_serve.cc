@@ -22,7 +22,7 @@ Result<std::unique_ptr<Engine>> load_synthetic(const Args& a) {
   EngineOptions o;
   o.backend = a.str("backend");
   GE_ASSIGN_OR_RETURN(int64_t threads, a.integer("threads", 0, 1024));
-  GE_ASSIGN_OR_RETURN(int64_t chunk, a.integer("chunk", 1, 65536));
+  GE_ASSIGN_OR_RETURN(int64_t chunk, a.integer("chunk", 0, 65536));
   o.n_threads = static_cast<int>(threads);
   o.max_chunk = static_cast<int32_t>(chunk);
   return Engine::create_synthetic(a.str("synthetic"), q.first, q.second, a.str("tokenizer"), o);
@@ -32,7 +32,8 @@ Result<std::unique_ptr<Engine>> load_synthetic(const Args& a) {
 int cmd_serve(int argc, char** argv) {
   Args a("gemma serve",
          "gemma serve (-m MODEL | --synthetic NAME --tokenizer GGUF) [--host ADDR] [--port N] [--slots N] [options]");
-  add_model_options(a);
+  // 256-token prompt chunks keep a decoding stream's inter-token gap short while others prefill.
+  add_model_options(a, "256");
   a.option("synthetic", "", "NAME", "random weights of a published shape instead of -m (load tests): gemma-4-31b, ...");
   a.option("quant", "", "Q", "--synthetic encoding: q4_0, q8_0, int4-g32, int4-g64, int4-g128, int8", "q4_0");
   a.option("tokenizer", "", "GGUF", "--synthetic: GGUF whose vocabulary (same size as the model's) is used");
