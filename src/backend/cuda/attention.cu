@@ -59,23 +59,6 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 __device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
-// Launch with programmatic dependent launch when the context allows it (the kernels wait for the
-// previous grid before reading anything, and let the next one start its own prologue early).
-template <typename Params>
-cudaError_t launch_pdl(void (*kernel)(Params), dim3 grid, int threads, size_t smem, const Params& p,
-                       const LaunchContext& ctx) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3(static_cast<unsigned>(threads));
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = ctx.stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = ctx.programmatic_launch ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, kernel, p);
-}
 
 // Visible logical key range [lo, pos] of a query; false (and an error bit) for a bad position.
 __device__ __forceinline__ bool visible_range(const AttnParams& p, int32_t pos, int64_t* lo, int64_t* n_vis,

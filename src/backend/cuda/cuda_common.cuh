@@ -166,4 +166,23 @@ __device__ __forceinline__ void grid_dependency_release() {
 #endif
 }
 
+// Launches kernel(p) with programmatic dependent launch when the context allows it: the kernel may
+// start while the previous one drains (it waits with grid_dependency_wait before reading its
+// inputs) and its successor may start its own prologue early.
+template <typename Params>
+inline cudaError_t launch_pdl(void (*kernel)(Params), dim3 grid, int threads, size_t smem, const Params& p,
+                              const LaunchContext& ctx) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(static_cast<unsigned>(threads));
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = ctx.stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = ctx.programmatic_launch ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, p);
+}
+
 }  // namespace ge::cuda

@@ -28,24 +28,6 @@ __device__ __forceinline__ float inv_rms(const float* x, int64_t n, float eps, f
   return 1.0f / sqrtf(ss / static_cast<float>(n) + eps);
 }
 
-// Launch with programmatic dependent launch when the context allows it: the kernel may start while
-// the previous one drains (it waits before reading its inputs) and lets the next one (a GEMV that
-// prefetches weights before waiting) start right away.
-template <typename Params>
-cudaError_t launch_pdl(void (*kernel)(Params), dim3 grid, int threads, size_t smem, const Params& p,
-                       const LaunchContext& ctx) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3(static_cast<unsigned>(threads));
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = ctx.stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = ctx.programmatic_launch ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, kernel, p);
-}
 
 struct PrologueParams {
   AttentionPrologue p;

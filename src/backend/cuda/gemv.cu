@@ -371,17 +371,7 @@ cudaError_t launch_one(const TiledParams& p, int ctas_per_sm, size_t smem, const
   }
   const int64_t max_ctas = int64_t{occ} * (ctx.num_sms > 0 ? ctx.num_sms : 1);
   const int grid = static_cast<int>(p.items < max_ctas ? p.items : max_ctas);
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(static_cast<unsigned>(grid));
-  cfg.blockDim = dim3(static_cast<unsigned>(threads));
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = ctx.stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = ctx.programmatic_launch ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, kernel, p);
+  return launch_pdl(kernel, dim3(static_cast<unsigned>(grid)), threads, smem, p, ctx);
 }
 
 // Item schedule (v4) instantiations: M <= 8 with x staged in shared memory takes the cp.async ring

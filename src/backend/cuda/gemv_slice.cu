@@ -371,17 +371,7 @@ cudaError_t slice_launch(const SliceParams& p, int grid, size_t smem, const Laun
     if (e != cudaSuccess) return e;
     configured = true;
   }
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(static_cast<unsigned>(grid));
-  cfg.blockDim = dim3(kW * 32);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = ctx.stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = ctx.programmatic_launch ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, kernel, p);
+  return launch_pdl(kernel, dim3(static_cast<unsigned>(grid)), kW * 32, smem, p, ctx);
 }
 
 template <int kFmt, int kG>

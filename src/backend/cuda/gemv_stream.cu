@@ -465,17 +465,7 @@ cudaError_t launch_stream_one(const StreamLaunch& L, int ctas_per_sm, const Gemv
   }
   p.partial = scratch.split_partial->as<float>();
   p.count = scratch.split_count->as<int>();
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(static_cast<unsigned>(grid));
-  cfg.blockDim = dim3(static_cast<unsigned>(kW * 32));
-  cfg.dynamicSmemBytes = L.smem;
-  cfg.stream = ctx.stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = ctx.programmatic_launch ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, kernel, p);
+  return launch_pdl(kernel, dim3(static_cast<unsigned>(grid)), kW * 32, L.smem, p, ctx);
 }
 
 template <int kFmt, int kG, int kP = kStreamPrefetch, int kW = kStreamWarps, int kMinB = kStreamMinBlocks,
