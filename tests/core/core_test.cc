@@ -2,8 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <limits>
+#include <thread>
 #include <vector>
 
 #include "core/checked_math.h"
@@ -67,6 +69,29 @@ TEST(ThreadPool, CoversRangeExactlyOnce) {
       });
       for (auto& h : hits) ASSERT_EQ(h.load(), 1);
     }
+  }
+}
+
+// Many short jobs back to back (the spinning hand-off) and jobs separated by pauses longer than
+// the spin time (the sleeping hand-off): every element is visited exactly once per job, the
+// workers' writes are visible to the caller when parallel_for returns, and destruction of an idle
+// pool (workers asleep or spinning) returns.
+TEST(ThreadPool, ShortJobsAndSleepingWorkersKeepEveryResult) {
+  for (int threads : {2, 3, 5}) {
+    ThreadPool pool(threads);
+    std::vector<int64_t> out(257);
+    for (int round = 0; round < 2000; ++round) {
+      const int64_t n = 1 + round % 257;
+      pool.parallel_for(n, 1, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) out[static_cast<size_t>(i)] = round * 1000 + i;
+      });
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(out[static_cast<size_t>(i)], round * 1000 + i) << "round " << round;
+      if (round % 500 == 499) std::this_thread::sleep_for(std::chrono::milliseconds(5));  // workers go to sleep
+    }
+  }
+  for (int threads : {2, 4}) {
+    ThreadPool idle(threads);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
 }
 
