@@ -184,6 +184,14 @@ class Backend {
   virtual void matmul_shared_input(const float* x /* [m, cols] */, int64_t m, std::span<const MatmulOutput> outs) {
     for (const MatmulOutput& o : outs) matmul(x, m, *o.w, o.y);
   }
+  // The MLP's down projection: y = (gelu_tanh(gate) * up) · wᵀ. gate may be overwritten (the default
+  // writes the product into it, then matmul); a backend may instead feed the product straight into
+  // its matmul input.
+  virtual void matmul_gelu_input(float* gate /* [m, w.cols] */, const float* up /* [m, w.cols] */, int64_t m,
+                                 const PackedWeight& w, float* y /* [m, w.rows] */) {
+    gelu_tanh_mul(gate, up, m * w.cols(), gate);
+    matmul(gate, m, w, y);
+  }
   // Per row of length n: y = x / sqrt(mean(x²) + eps) * (w ? w : 1). y may alias x.
   virtual void rms_norm(const float* x /* [rows, n] */, const float* w /* [n] or null */, int64_t rows,
                         int64_t n, float eps, float* y) = 0;

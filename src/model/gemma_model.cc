@@ -279,7 +279,7 @@ Result<int64_t> GemmaModel::enqueue_forward(const std::vector<SequenceChunk>& ch
                                             const int32_t* positions, int64_t total) {
   Backend& b = backend_;
   const GemmaConfig& c = config_;
-  const int64_t H = c.hidden_size, F = c.intermediate_size, T = total;
+  const int64_t H = c.hidden_size, T = total;
   const float eps = c.rms_norm_eps;
   std::vector<int64_t> row0;
   int64_t r0 = 0;
@@ -357,8 +357,7 @@ Result<int64_t> GemmaModel::enqueue_forward(const std::vector<SequenceChunk>& ch
     // --- MLP block ---
     const MatmulOutput gate_up[2] = {{l.gate.get(), gate_.f32()}, {l.up.get(), up_.f32()}};  // [T, F] each
     b.matmul_shared_input(h_.f32(), T, gate_up);
-    b.gelu_tanh_mul(gate_.f32(), up_.f32(), T * F, gate_.f32());
-    b.matmul(gate_.f32(), T, *l.down, a_.f32());  // [T, H]
+    b.matmul_gelu_input(gate_.f32(), up_.f32(), T, *l.down, a_.f32());  // [T, F] -> [T, H]
     // x += post_ffw_norm(a); x *= layer scalar; h = next layer's input_norm(x)
     const bool last = i + 1 == c.num_hidden_layers;
     b.add_rms_norm_then_norm(x, a_.f32(), l.post_ffw_norm.f32(), c.has_layer_scalar ? l.layer_scalar : 1.0f,

@@ -191,8 +191,42 @@ __device__ __forceinline__ void decode_softmax_step(float* S, int tile_len, int 
   }
 }
 
+// Merges the active splits' partials of query head row th: out = Σ e^(m_s - M) o_s / Σ e^(m_s - M) l_s,
+// in split order (deterministic). Shared by the combine kernel and the last split CTA to finish, so
+// both give the same bits. Partials are read through L2 (__ldcg): other CTAs wrote them.
+__device__ __forceinline__ void combine_head(const AttnParams& p, int64_t th, int n_active, float* w_s,
+                                             float* inv_s) {
+  const float* ml = p.part_ml + th * p.n_splits * 2;
+  if (threadIdx.x < 32) {
+    const int lane = threadIdx.x;
+    float M = -INFINITY;
+    for (int s = lane; s < n_active; s += 32) M = fmaxf(M, __ldcg(ml + 2 * s));
+    M = warp_max(M);
+    float L = 0.0f;
+    for (int s = lane; s < n_active; s += 32) {
+      const float l = __ldcg(ml + 2 * s + 1);
+      const float w = l > 0.0f ? expf(__ldcg(ml + 2 * s) - M) : 0.0f;
+      w_s[s] = w;
+      L += w * l;
+    }
+    L = warp_sum(L);
+    if (lane == 0) *inv_s = L > 0.0f ? 1.0f / L : 0.0f;
+  }
+  __syncthreads();
+  const float inv = *inv_s;
+  const float* po = p.part_o + th * p.n_splits * p.d;
+  for (int c = threadIdx.x; c < p.d; c += blockDim.x) {
+    float o = 0.0f;
+    for (int s = 0; s < n_active; ++s) o = fmaf(w_s[s], __ldcg(po + int64_t{s} * p.d + c), o);
+    p.out[th * p.d + c] = o * inv;
+  }
+  __syncthreads();  // w_s and inv_s are reused by the next head
+}
+
 // After the key loop: sums the key groups' P·V through `red` ([kg][G][d], free shared memory) and
-// writes the split's output: final (one active split) or the partial and its (m, l).
+// writes the split's output: final (one active split) or the partial and its (m, l). With
+// p.split_count set, the last of the n_active split CTAs of (token, KV head) to arrive merges the
+// group's partials (the GEMV's last-arriver pattern), so no combine kernel runs.
 template <int kG, int kDpt>
 __device__ __forceinline__ void decode_finish(const AttnParams& p, float (&o)[kG][kDpt], float* red, const float* m_run,
                                               const float* l_run, int t, int kvh, int split, int n_active) {
@@ -224,25 +258,82 @@ __device__ __forceinline__ void decode_finish(const AttnParams& p, float (&o)[kG
       }
     }
   }
-  if (kg != 0) return;
+  if (kg == 0) {
 #pragma unroll
-  for (int h = 0; h < kG; ++h) {
-    if (h < G) {
-      const int64_t th = int64_t{t} * p.n_heads + kvh * G + h;
-      if (n_active == 1) {
-        const float inv = l_run[h] > 0.0f ? 1.0f / l_run[h] : 0.0f;
+    for (int h = 0; h < kG; ++h) {
+      if (h < G) {
+        const int64_t th = int64_t{t} * p.n_heads + kvh * G + h;
+        if (n_active == 1) {
+          const float inv = l_run[h] > 0.0f ? 1.0f / l_run[h] : 0.0f;
 #pragma unroll
-        for (int i = 0; i < kDpt; ++i) p.out[th * d + c0 + i] = o[h][i] * inv;
-      } else {
-        const int64_t ps = th * p.n_splits + split;
+          for (int i = 0; i < kDpt; ++i) p.out[th * d + c0 + i] = o[h][i] * inv;
+        } else {
+          const int64_t ps = th * p.n_splits + split;
 #pragma unroll
-        for (int i = 0; i < kDpt; ++i) p.part_o[ps * d + c0 + i] = o[h][i];
-        if (c0 == 0) {
-          p.part_ml[ps * 2] = m_run[h];
-          p.part_ml[ps * 2 + 1] = l_run[h];
+          for (int i = 0; i < kDpt; ++i) p.part_o[ps * d + c0 + i] = o[h][i];
+          if (c0 == 0) {
+            p.part_ml[ps * 2] = m_run[h];
+            p.part_ml[ps * 2 + 1] = l_run[h];
+          }
         }
       }
     }
+  }
+  if (n_active == 1 || p.split_count == nullptr) return;  // uniform over the CTA
+  __shared__ float w_s[kFusedCombineWeights];
+  __shared__ float inv_s[kG];
+  __shared__ bool last;
+  __threadfence();  // this CTA's partials are visible device-wide before its arrival is counted
+  __syncthreads();
+  if (tid == 0) {
+    uint32_t* count = p.split_count + int64_t{t} * p.n_kv + kvh;
+    last = atomicAdd(count, 1u) == static_cast<uint32_t>(n_active - 1);
+    if (last) atomicExch(count, 0u);  // every split has arrived: zero for the next launch
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  // The merge of combine_head for the group's G heads at once (same expressions and order, so the
+  // same bits): warp w weighs heads w, w + 4, ...; then every thread merges 4 consecutive dims of a
+  // head, the n_active partial loads unrolled so they are in flight together.
+  const int64_t th0 = int64_t{t} * p.n_heads + int64_t{kvh} * G;
+  const int warp = tid >> 5, lane = tid & 31;
+  for (int h = warp; h < G; h += kDecodeWarps) {
+    const float* ml = p.part_ml + (th0 + h) * p.n_splits * 2;
+    float M = -INFINITY;
+    for (int s = lane; s < n_active; s += 32) M = fmaxf(M, __ldcg(ml + 2 * s));
+    M = warp_max(M);
+    float L = 0.0f;
+    for (int s = lane; s < n_active; s += 32) {
+      const float l = __ldcg(ml + 2 * s + 1);
+      const float w = l > 0.0f ? expf(__ldcg(ml + 2 * s) - M) : 0.0f;
+      w_s[h * n_active + s] = w;
+      L += w * l;
+    }
+    L = warp_sum(L);
+    if (lane == 0) inv_s[h] = L > 0.0f ? 1.0f / L : 0.0f;
+  }
+  __syncthreads();
+  const int d4 = d / 4;
+  for (int gi = tid; gi < G * d4; gi += kDecodeThreads) {
+    const int h = gi / d4, c = (gi - h * d4) * 4;
+    const float4* po = reinterpret_cast<const float4*>(p.part_o + (th0 + h) * p.n_splits * d + c);
+    const float* w = w_s + h * n_active;
+    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 8
+    for (int s = 0; s < n_active; ++s) {
+      const float4 v = __ldcg(po + int64_t{s} * d4);
+      acc.x = fmaf(w[s], v.x, acc.x);
+      acc.y = fmaf(w[s], v.y, acc.y);
+      acc.z = fmaf(w[s], v.z, acc.z);
+      acc.w = fmaf(w[s], v.w, acc.w);
+    }
+    float* out = p.out + (th0 + h) * d + c;
+    const float inv = inv_s[h];
+    out[0] = acc.x * inv;
+    out[1] = acc.y * inv;
+    out[2] = acc.z * inv;
+    out[3] = acc.w * inv;
   }
 }
 
@@ -488,8 +579,8 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_staged
   decode_finish<kG, kDpt>(p, o, red, m_run, l_run, t, kvh, split, n_active);
 }
 
-// Merges the active splits' partials: out = Σ e^(m_s - M) o_s / Σ e^(m_s - M) l_s, in split order
-// (deterministic). Grid (n_heads, n_tokens); a token whose keys fit one split was written already.
+// The separate merge of the active splits' partials (combine_head), grid (n_heads, n_tokens), when
+// the decode kernel does not merge them itself; a token whose keys fit one split was written already.
 static __global__ void attention_combine_kernel(AttnParams p) {
   __shared__ float w_s[kMaxSplits];
   __shared__ float inv_s;
@@ -500,31 +591,7 @@ static __global__ void attention_combine_kernel(AttnParams p) {
   const int64_t n_vis = decode_visible(p, t, &lo, false);
   const int n_active = decode_layout(p, n_vis).active;
   if (n_active == 1) return;
-  const int64_t th = int64_t{t} * p.n_heads + blockIdx.x;
-  const float* ml = p.part_ml + th * p.n_splits * 2;
-  if (threadIdx.x < 32) {
-    const int lane = threadIdx.x;
-    float M = -INFINITY;
-    for (int s = lane; s < n_active; s += 32) M = fmaxf(M, ml[2 * s]);
-    M = warp_max(M);
-    float L = 0.0f;
-    for (int s = lane; s < n_active; s += 32) {
-      const float l = ml[2 * s + 1];
-      const float w = l > 0.0f ? expf(ml[2 * s] - M) : 0.0f;
-      w_s[s] = w;
-      L += w * l;
-    }
-    L = warp_sum(L);
-    if (lane == 0) inv_s = L > 0.0f ? 1.0f / L : 0.0f;
-  }
-  __syncthreads();
-  const float inv = inv_s;
-  const float* po = p.part_o + th * p.n_splits * p.d;
-  for (int c = threadIdx.x; c < p.d; c += blockDim.x) {
-    float o = 0.0f;
-    for (int s = 0; s < n_active; ++s) o = fmaf(w_s[s], po[int64_t{s} * p.d + c], o);
-    p.out[th * p.d + c] = o * inv;
-  }
+  combine_head(p, int64_t{t} * p.n_heads + blockIdx.x, n_active, w_s, &inv_s);
 }
 
 // Fewest keys per decode split (GE_CUDA_ATTN_MIN_SPLIT, 16..4096, overrides it for measurements):
@@ -557,6 +624,28 @@ bool decode_interleave() {
   }();
   return v;
 }
+
+// How the split partials are merged (GE_CUDA_ATTN_COMBINE, for measurements; same bits every way):
+// 0 = by size (default), 1 = always the combine kernel ("kernel"), 2 = always the last split CTA
+// ("fused", within the shared-memory bound).
+int decode_combine_mode() {
+  static const int v = [] {
+    const char* e = std::getenv("GE_CUDA_ATTN_COMBINE");
+    if (e == nullptr) return 0;
+    return std::strcmp(e, "kernel") == 0 ? 1 : (std::strcmp(e, "fused") == 0 ? 2 : 0);
+  }();
+  return v;
+}
+
+// Fused merge bounds (GE_CUDA_ATTN_COMBINE=fused lifts the bytes bound): one CTA reads every partial
+// of its group, n_splits * G * d floats, so long-context layers with many splits and a wide group keep
+// the combine kernel, which spreads that over n_heads CTAs.
+constexpr size_t kFusedCombineMaxBytes = size_t{64} << 10;
+
+// Arrival counters at the head of the partials scratch: a fixed region, so no layer's partials
+// overlap another layer's counters; zeroed when the scratch is (re)allocated, then kept zero by the
+// kernels. Decode launches with more (token, KV head) pairs use the combine kernel.
+constexpr size_t kSplitCountBytes = size_t{16} << 10;
 
 // Dynamic shared memory of the decode kernel: the score tile, or the key-group sums after the loop.
 size_t decode_smem(int kg_bound, int G, int d, int dpt) {
@@ -706,10 +795,23 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
   if (p.n_splits > 1) {
     if (scratch.partials == nullptr) return cudaErrorInvalidValue;
     const size_t per_split = static_cast<size_t>(n_tokens) * p.n_heads * p.n_splits;
-    const size_t need = per_split * (static_cast<size_t>(p.d) + 2) * 4;
+    const size_t need = kSplitCountBytes + per_split * (static_cast<size_t>(p.d) + 2) * 4;
+    const size_t had = scratch.partials->bytes();
     if (!scratch.partials->ensure(need, "attention partials").is_ok()) return cudaErrorMemoryAllocation;
-    p.part_o = scratch.partials->as<float>();
+    char* base = scratch.partials->as<char>();
+    if (scratch.partials->bytes() != had) {
+      const cudaError_t z = cudaMemsetAsync(base, 0, kSplitCountBytes, ctx.stream);
+      if (z != cudaSuccess) return z;
+    }
+    p.part_o = reinterpret_cast<float*>(base + kSplitCountBytes);
     p.part_ml = p.part_o + per_split * p.d;
+    const size_t pairs = static_cast<size_t>(n_tokens) * p.n_kv;
+    const size_t weights = static_cast<size_t>(p.n_splits) * p.group;
+    const size_t bytes = weights * p.d * sizeof(float);
+    const int mode = decode_combine_mode();
+    if (mode != 1 && pairs * sizeof(uint32_t) <= kSplitCountBytes && weights <= kFusedCombineWeights &&
+        (mode == 2 || bytes <= kFusedCombineMaxBytes))
+      p.split_count = reinterpret_cast<uint32_t*>(base);
   }
   const dim3 grid(static_cast<unsigned>(p.n_kv), static_cast<unsigned>(p.n_splits), static_cast<unsigned>(n_tokens));
   cudaError_t e;
@@ -721,7 +823,7 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
   } else {
     e = staged ? launch_decode_staged<8>(p, grid, cpl, ctx) : launch_decode<8>(p, grid, cpl, ctx);
   }
-  if (e != cudaSuccess || p.n_splits == 1) return e;
+  if (e != cudaSuccess || p.n_splits == 1 || p.split_count != nullptr) return e;
   return launch_pdl(attention_combine_kernel, dim3(static_cast<unsigned>(p.n_heads), static_cast<unsigned>(n_tokens)),
                     128, 0, p, ctx);
 }

@@ -17,6 +17,7 @@ constexpr int kPrefillThreads = 128;
 constexpr int kPrefillRows = 16;  // queries per CTA, 4 per warp
 constexpr int kPrefillKeys = 32;  // keys per step, one per lane when scoring
 constexpr int kDecodeMaxTokens = 4;
+constexpr int kFusedCombineWeights = 512;  // n_splits * group bound of the decode kernel's own merge
 
 struct AttnParams {
   const float* q;  // [T, H, d]
@@ -26,6 +27,7 @@ struct AttnParams {
   const int32_t* positions;
   float* part_o;   // [T, H, splits, d]
   float* part_ml;  // [T, H, splits, 2]
+  uint32_t* split_count;  // [T, n_kv] arrivals (zero between launches), or null: the combine kernel merges
   uint32_t* error_word;
   KvBatchView batch;  // bases set: token t reads its own cache (decode kernel only)
   int n_tokens, n_heads, n_kv, d, group, cap, window;

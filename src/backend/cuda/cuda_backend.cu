@@ -309,6 +309,12 @@ class CudaBackendImpl final : public CudaBackend {
     record_status(gemm_.run_shared(x, m, std::span<const GemmRunner::Output>(g, outs.size()), ctx()));
   }
 
+  void matmul_gelu_input(float* gate, const float* up, int64_t m, const PackedWeight& w, float* y) override {
+    // Prefill: gelu(gate) * up becomes the GEMM's bf16 input directly; decode keeps gelu + GEMV.
+    if (m <= kGemvMaxM || !GemmRunner::gelu_input_enabled()) return Backend::matmul_gelu_input(gate, up, m, w, y);
+    record_status(gemm_.run_gelu_input(view(w), gate, up, m, y, ctx()));
+  }
+
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* y) override {
     record(launch_rms_norm(x, w, rows, n, eps, y, ctx()), "rms_norm");
   }
@@ -341,7 +347,7 @@ class CudaBackendImpl final : public CudaBackend {
   void add_rms_norm_then_norm(float* x, const float* a, const float* w_post, float scale, const float* w_next,
                               int64_t rows, int64_t n, float eps, float* y) override {
     if (!fused_decode_) return Backend::add_rms_norm_then_norm(x, a, w_post, scale, w_next, rows, n, eps, y);
-    if (rows > kGemvMaxM) {  // prefill: rows held in registers (vectorised); other shapes fall through
+    {  // rows held in registers (vectorised, PDL); other shapes fall through to the general kernel
       const cudaError_t e = launch_add_rms_norm_then_norm_rows(x, a, w_post, scale, w_next, rows, n, eps, y, ctx());
       if (e != cudaErrorNotSupported) {
         record(e, "add_rms_norm_then_norm (rows)");

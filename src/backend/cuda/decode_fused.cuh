@@ -14,6 +14,8 @@ namespace ge::cuda {
 cudaError_t launch_attention_prologue(const CudaKvCache::Layer& layer, const AttentionPrologue& p,
                                       const LaunchContext& ctx, const KvBatchView& batch = {});
 
+// The general add-norm chain (any n, any alignment; one CTA per row, bit-identical to the separate
+// ops). The backend uses norm.cuh's launch_add_rms_norm_then_norm_rows where it applies.
 cudaError_t launch_add_rms_norm_then_norm(float* x, const float* a, const float* w_post, float scale,
                                           const float* w_next, int64_t rows, int64_t n, float eps, float* y,
                                           const LaunchContext& ctx);

@@ -21,12 +21,6 @@ static __global__ void add_kernel(BinaryParams p) {
   }
 }
 
-__device__ __forceinline__ float gelu_tanh_times(float g, float u) {
-  const float k0 = 0.7978845608028654f;  // sqrt(2/pi)
-  const float gelu = 0.5f * g * (1.0f + tanhf(k0 * (g + 0.044715f * g * g * g)));
-  return gelu * u;
-}
-
 static __global__ void gelu_tanh_mul_kernel(BinaryParams p) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < p.n; i += int64_t{gridDim.x} * blockDim.x) {
     p.out[i] = gelu_tanh_times(p.a[i], p.b[i]);

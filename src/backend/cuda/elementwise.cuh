@@ -7,6 +7,14 @@
 
 namespace ge::cuda {
 
+// gelu_tanh(g) * u as the CPU reference writes it; shared by gelu_tanh_mul and the GEMM input
+// conversion (gemm.cu) so both round the same fp32 product.
+__device__ __forceinline__ float gelu_tanh_times(float g, float u) {
+  const float k0 = 0.7978845608028654f;  // sqrt(2/pi)
+  const float gelu = 0.5f * g * (1.0f + tanhf(k0 * (g + 0.044715f * g * g * g)));
+  return gelu * u;
+}
+
 cudaError_t launch_add(const float* a, const float* b, int64_t n, float* out, const LaunchContext& ctx);
 cudaError_t launch_scale(float* x, int64_t n, float s, const LaunchContext& ctx);
 cudaError_t launch_softcap(float* x, int64_t n, float cap, const LaunchContext& ctx);

@@ -6,6 +6,11 @@
 // the first call's own operands (the heuristic's first pick is up to ~20% slower on some shapes).
 #include "backend/cuda/gemm.cuh"
 
+#include "backend/cuda/dequantize_kquant.cuh"
+
+#include "backend/cuda/elementwise.cuh"
+#include "core/checked_math.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -38,6 +43,25 @@ static __global__ void to_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* 
     return;
   }
   for (int64_t i = first; i < n; i += stride) out[i] = __float2bfloat16_rn(x[i]);
+}
+
+// gelu_tanh(gate) * up -> bf16: the down projection's input without the fp32 product going to memory
+// (same fp32 values as gelu_tanh_mul, rounded as to_bf16_kernel rounds them).
+static __global__ void gelu_mul_to_bf16_kernel(const float* gate, const float* up, int64_t n, __nv_bfloat16* out) {
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  const int64_t first = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  if (n % 4 == 0 && reinterpret_cast<uintptr_t>(gate) % 16 == 0 && reinterpret_cast<uintptr_t>(up) % 16 == 0) {
+    const float4* g4 = reinterpret_cast<const float4*>(gate);
+    const float4* u4 = reinterpret_cast<const float4*>(up);
+    uint2* out4 = reinterpret_cast<uint2*>(out);
+    for (int64_t i = first; i < n / 4; i += stride) {
+      const float4 g = g4[i], u = u4[i];
+      out4[i] = make_uint2(pack_bf16x2(gelu_tanh_times(g.x, u.x), gelu_tanh_times(g.y, u.y)),
+                           pack_bf16x2(gelu_tanh_times(g.z, u.z), gelu_tanh_times(g.w, u.w)));
+    }
+    return;
+  }
+  for (int64_t i = first; i < n; i += stride) out[i] = __float2bfloat16_rn(gelu_tanh_times(gate[i], up[i]));
 }
 
 // Tiled4 (Q4_0, torchao int4) rows [row0, row0 + n_rows) to row-major bf16, one warp per 16-row x 64-k
@@ -99,6 +123,7 @@ static __global__ void __launch_bounds__(kDqWarps * 32)
 cudaError_t launch_dequantize_weight_bf16(const WeightView& w, int64_t row0, int64_t n_rows, __nv_bfloat16* out,
                                           const LaunchContext& ctx) {
   if (n_rows <= 0) return cudaSuccess;
+  if (dequantize_kquant_supported(w, out)) return launch_dequantize_kquant_bf16(w, row0, n_rows, out, ctx);
   if (w.layout != WeightLayout::kTiled4 || row0 % 16 != 0 || w.cols % 8 != 0) {
     return launch_dequantize_bf16(w, row0, n_rows, out, ctx);
   }
@@ -261,6 +286,30 @@ Status GemmRunner::run_shared(const float* x, int64_t m, std::span<const Output>
   GE_RETURN_IF_ERROR(cuda_status(cudaGetLastError(), "gemm x to bf16"));
   for (const Output& o : outs) GE_RETURN_IF_ERROR(run_converted(*o.w, m, o.y, ctx));
   return Status::ok();
+}
+
+bool GemmRunner::gelu_input_enabled() {
+  static const bool v = [] {
+    const char* e = std::getenv("GE_CUDA_GEMM_GELU");
+    return e == nullptr || std::strcmp(e, "0") != 0;
+  }();
+  return v;
+}
+
+Status GemmRunner::run_gelu_input(const WeightView& w, const float* gate, const float* up, int64_t m, float* y,
+                                  const LaunchContext& ctx) {
+  if (m <= 0) return Status::ok();
+  const int64_t K = w.cols;
+  uint64_t n64 = 0;
+  if (K <= 0 || !mul_ok(static_cast<uint64_t>(m), static_cast<uint64_t>(K), &n64) || n64 > (uint64_t{1} << 62))
+    return invalid_argument("gemm gelu input: m " + std::to_string(m) + " x cols " + std::to_string(K) + " out of range");
+  const int64_t n = static_cast<int64_t>(n64);
+  GE_RETURN_IF_ERROR(x_bf16_.ensure(static_cast<size_t>(n) * 2, "gemm x scratch"));
+  GE_RETURN_IF_ERROR(workspace_.ensure(kWorkspaceBytes, "gemm workspace"));
+  gelu_mul_to_bf16_kernel<<<blocks_for(n / 4 + 1, 256, 8192), 256, 0, ctx.stream>>>(gate, up, n,
+                                                                                   x_bf16_.as<__nv_bfloat16>());
+  GE_RETURN_IF_ERROR(cuda_status(cudaGetLastError(), "gemm gelu input to bf16"));
+  return run_converted(w, m, y, ctx);
 }
 
 Status GemmRunner::run_converted(const WeightView& w, int64_t m, float* y, const LaunchContext& ctx) {

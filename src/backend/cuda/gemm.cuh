@@ -36,6 +36,12 @@ class GemmRunner {
   Status run(const WeightView& w, const float* x, int64_t m, float* y, const LaunchContext& ctx);
   // Several weights of the same cols applied to one x (q/k/v, gate/up): x is rounded to bf16 once.
   Status run_shared(const float* x, int64_t m, std::span<const Output> outs, const LaunchContext& ctx);
+  // y[m, w.rows] = (gelu_tanh(gate) * up) · wᵀ (the MLP's down projection): the product is rounded to
+  // the GEMM's bf16 input as it is computed, never stored in fp32.
+  Status run_gelu_input(const WeightView& w, const float* gate, const float* up, int64_t m, float* y,
+                        const LaunchContext& ctx);
+  // GE_CUDA_GEMM_GELU=0: callers keep the separate gelu_tanh_mul (comparisons).
+  static bool gelu_input_enabled();
   // Bytes of bf16 weight rows dequantized per GEMM call (the scratch size); default 64 MiB.
   void set_weight_chunk_bytes(size_t bytes) { weight_chunk_bytes_ = bytes; }
   // Whether a new GEMM shape with at least kTuneMinRows rows times cuBLASLt's top heuristic candidates

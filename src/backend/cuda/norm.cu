@@ -61,9 +61,22 @@ struct AddNormRowsParams {
 
 constexpr int kRowVecs = 2;  // float4s per thread: rows up to 8 * 1024 values
 
+// Weights are not produced by the previous kernel, so they are read before grid_dependency_wait
+// (under programmatic dependent launch their latency overlaps the previous kernel's tail); a and x are
+// then read together, leaving one memory round trip and two block sums on the decode critical path.
 static __global__ void add_rms_norm_then_norm_rows_kernel(AddNormRowsParams p) {
   __shared__ float shared[32];
   const int64_t n4 = p.n / 4;
+  const float4 one = make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+  float4 wp[kRowVecs], wn[kRowVecs];
+#pragma unroll
+  for (int v = 0; v < kRowVecs; ++v) {
+    const int64_t i = threadIdx.x + int64_t{v} * blockDim.x;
+    wp[v] = p.w_post && i < n4 ? reinterpret_cast<const float4*>(p.w_post)[i] : one;
+    wn[v] = p.w_next && i < n4 ? reinterpret_cast<const float4*>(p.w_next)[i] : one;
+  }
+  grid_dependency_release();
+  grid_dependency_wait();
   const float4* a = reinterpret_cast<const float4*>(p.a + blockIdx.x * p.n);
   float4* x = reinterpret_cast<float4*>(p.x + blockIdx.x * p.n);
   float4 av[kRowVecs], xv[kRowVecs];
@@ -71,7 +84,12 @@ static __global__ void add_rms_norm_then_norm_rows_kernel(AddNormRowsParams p) {
 #pragma unroll
   for (int v = 0; v < kRowVecs; ++v) {
     const int64_t i = threadIdx.x + int64_t{v} * blockDim.x;
-    av[v] = i < n4 ? a[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    const bool in = i < n4;
+    av[v] = in ? a[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    xv[v] = in ? x[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+#pragma unroll
+  for (int v = 0; v < kRowVecs; ++v) {
     ss = fmaf(av[v].x, av[v].x, ss);
     ss = fmaf(av[v].y, av[v].y, ss);
     ss = fmaf(av[v].z, av[v].z, ss);
@@ -83,8 +101,8 @@ static __global__ void add_rms_norm_then_norm_rows_kernel(AddNormRowsParams p) {
   for (int v = 0; v < kRowVecs; ++v) {
     const int64_t i = threadIdx.x + int64_t{v} * blockDim.x;
     if (i >= n4) continue;
-    const float4 w = p.w_post ? reinterpret_cast<const float4*>(p.w_post)[i] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
-    float4 r = x[i];
+    const float4 w = wp[v];
+    float4 r = xv[v];
     r.x += av[v].x * inv * w.x;
     r.y += av[v].y * inv * w.y;
     r.z += av[v].z * inv * w.z;
@@ -110,7 +128,7 @@ static __global__ void add_rms_norm_then_norm_rows_kernel(AddNormRowsParams p) {
   for (int v = 0; v < kRowVecs; ++v) {
     const int64_t i = threadIdx.x + int64_t{v} * blockDim.x;
     if (i >= n4) continue;
-    const float4 w = reinterpret_cast<const float4*>(p.w_next)[i];
+    const float4 w = wn[v];
     y[i] = make_float4(xv[v].x * inv2 * w.x, xv[v].y * inv2 * w.y, xv[v].z * inv2 * w.z, xv[v].w * inv2 * w.w);
   }
 }
@@ -154,9 +172,8 @@ cudaError_t launch_add_rms_norm_then_norm_rows(float* x, const float* a, const f
   }
   const int64_t per_thread = int64_t{4} * kRowVecs;
   const int threads = static_cast<int>(std::max<int64_t>(32, (n + per_thread - 1) / per_thread + 31) / 32 * 32);
-  add_rms_norm_then_norm_rows_kernel<<<static_cast<unsigned>(rows), threads, 0, ctx.stream>>>(
-      AddNormRowsParams{x, a, w_post, w_next, y, n, eps, scale});
-  return cudaGetLastError();
+  return launch_pdl(add_rms_norm_then_norm_rows_kernel, dim3(static_cast<unsigned>(rows)), threads, 0,
+                    AddNormRowsParams{x, a, w_post, w_next, y, n, eps, scale}, ctx);
 }
 
 }  // namespace ge::cuda

@@ -13,9 +13,10 @@ cudaError_t launch_rms_norm(const float* x, const float* w, int64_t rows, int64_
 cudaError_t launch_add_rms_norm(float* x, const float* a, const float* w, int64_t rows, int64_t n, float eps,
                                 const LaunchContext& ctx);
 
-// Prefill form of the add-norm chain (rows of n % 4 == 0, n <= 8192, 16-byte aligned operands):
+// Add-norm chain for decode and prefill (rows of n % 4 == 0, n <= 8192, 16-byte aligned operands):
 // x += rms_norm(a) * w_post; x *= scale; y = rms_norm(x) * w_next (w_next null: no y). Each thread keeps
-// its 8 values of a row in registers, so a and x are read once and x, y written once. Returns
+// its 8 values of a row in registers, so a and x are read once and x, y written once; launched with
+// programmatic dependent launch when ctx allows (the weights are read before the wait). Returns
 // cudaErrorNotSupported for shapes outside that range (the caller keeps its general kernel).
 cudaError_t launch_add_rms_norm_then_norm_rows(float* x, const float* a, const float* w_post, float scale,
                                                const float* w_next, int64_t rows, int64_t n, float eps, float* y,
