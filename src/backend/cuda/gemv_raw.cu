@@ -1,10 +1,12 @@
 // Decode-in-kernel GEMV for the raw layouts (row-blocked ggml encodings, floats, torchao groups
 // with group sizes the tiled layout does not take): one warp per weight row, each lane decodes
-// 32-element slices with the reference-exact decoder and accumulates in fp32.
+// 32-element slices with the reference-exact decoder and accumulates in fp32. K-quant rows go to
+// gemv_kquant.cu; the generic and exact-decode Q4_K kernels stay for other shapes and comparison.
 #include <algorithm>
 #include <cstdint>
 
 #include "backend/cuda/gemv.cuh"
+#include "backend/cuda/gemv_kquant.cuh"
 
 namespace ge::cuda {
 namespace {
@@ -190,7 +192,8 @@ cudaError_t launch_q4k(const WeightView& w, const float* x, int64_t m, float* y,
   return cudaSuccess;
 }
 
-cudaError_t launch_gemv_raw(const WeightView& w, const float* x, int64_t m, float* y, const LaunchContext& ctx) {
+cudaError_t launch_gemv_raw_generic(const WeightView& w, const float* x, int64_t m, float* y,
+                                    const LaunchContext& ctx) {
   switch (w.type) {
     case QuantType::kF32: return launch_raw_typed<QuantType::kF32>(w, x, m, y, ctx);
     case QuantType::kF16: return launch_raw_typed<QuantType::kF16>(w, x, m, y, ctx);
@@ -205,6 +208,11 @@ cudaError_t launch_gemv_raw(const WeightView& w, const float* x, int64_t m, floa
     case QuantType::kInt8Group: return launch_raw_typed<QuantType::kInt8Group>(w, x, m, y, ctx);
   }
   return cudaErrorInvalidValue;
+}
+
+cudaError_t launch_gemv_raw(const WeightView& w, const float* x, int64_t m, float* y, const LaunchContext& ctx) {
+  if (gemv_kquant_supported(w, x) && gemv_schedule_override() != 1) return launch_gemv_kquant(w, x, m, y, ctx);
+  return launch_gemv_raw_generic(w, x, m, y, ctx);
 }
 
 }  // namespace ge::cuda
