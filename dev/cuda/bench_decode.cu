@@ -1,7 +1,8 @@
 // Decode weight-traffic benchmark: every linear layer of Gemma 4 31B (60 layers + the 262144-row LM
 // head) as M = 1 GEMVs on synthetic weights made on the GPU, captured in one CUDA graph and timed
 // with events (median of replays after warm-up), next to a streaming-read kernel on the same card.
-// Build: dev/cuda/build_bench.sh; run: bench_decode [--quick | --focus [--all-formats]] [--out FILE].
+// Build: dev/cuda/build_bench.sh; run: bench_decode [--quick | --focus [--all-formats] | --lab | --profile V]
+// [--out FILE].
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -165,7 +166,8 @@ cudaGraphExec_t capture(cudaStream_t s, F&& fn) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, focus = false, all_formats = false;
+  bool quick = false, focus = false, all_formats = false, lab = false;
+  int profile = -1;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     // --focus: Q4_0 only, every M with each schedule forced, the launch-count experiment, per-shape
@@ -173,6 +175,12 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--focus")) focus = true;
     // --all-formats (with --focus): every format's whole-token lines, per-shape rows for Q4_0 only.
     if (!std::strcmp(argv[i], "--all-formats")) all_formats = true;
+    // --lab: Q4_0 only; production and grouped whole tokens, then every K-slice lab variant (checked
+    // against the production kernel, then timed); no forced schedules, no per-shape rows.
+    if (!std::strcmp(argv[i], "--lab")) lab = focus = true;
+    // --profile V: Q4_0, K-slice lab variant V at M = 1 on the grouped q|k|v, o, gate|up and down of
+    // layer 0, twice, outside any graph (for ncu: --launch-skip 4 --launch-count 4).
+    if (!std::strcmp(argv[i], "--profile") && i + 1 < argc) profile = std::atoi(argv[++i]);
     if (!std::strcmp(argv[i], "--out") && i + 1 < argc) g_out = std::fopen(argv[++i], "w");
   }
   auto created = ge::create_cuda_backend();
@@ -188,7 +196,9 @@ int main(int argc, char** argv) {
 
   // Ceiling: one streaming-read kernel over 4 GiB.
   double ceiling_gbs = 0;
-  {
+  if (profile >= 0) {
+    lab = focus = true;
+  } else {
     const int64_t n = (int64_t{4} << 30) / 16;
     uint4* buf = nullptr;
     uint32_t* sink = nullptr;
@@ -211,7 +221,7 @@ int main(int argc, char** argv) {
   report("streaming-read ceiling used below: %.0f GB/s (reference H100 figure: 3090 GB/s)\n\n", ceiling_gbs);
 
   const std::vector<Shape> shapes = gemma4_31b_shapes();
-  if (!quick) {
+  if (!quick && !lab) {
     // Launch-count experiment: the token's Q4_0 matrix sizes (18 bytes per 32 weights) laid out in
     // layer order in one buffer, streamed as one launch per matrix (411), per group of matrices that
     // share x (q|k|v, gate|up: 241), or one launch; same bytes, one graph each.
@@ -337,6 +347,31 @@ int main(int argc, char** argv) {
       }
       token_groups.push_back({first[10]});
     }
+    // Launches lab variant v on the token group gr at M = m (outputs one after another in y).
+    ge::cuda::DeviceMemory lab_frag, lab_part, lab_count;
+    const ge::cuda::GemvScratch lab_scratch{&lab_frag, &lab_part, &lab_count};
+    ge::cuda::LaunchContext lab_ctx;
+    lab_ctx.stream = s;
+    CHECK_CUDA(cudaDeviceGetAttribute(&lab_ctx.num_sms, cudaDevAttrMultiProcessorCount, 0));
+    auto lab_group = [&](const std::vector<size_t>& gr, int m, int v) {
+      std::vector<ge::cuda::GemvTarget> t;
+      float* yo = y;
+      for (size_t i : gr) {
+        const auto& vw = static_cast<const ge::cuda::CudaPackedWeight&>(*w.mats[i]).view();
+        t.push_back({&vw, yo});
+        yo += vw.rows * m;
+      }
+      return v < 0 ? ge::cuda::launch_gemv_slice(t, x, m, lab_scratch, 0, lab_ctx)
+                   : ge::cuda::launch_gemv_slice_lab(t, x, m, v, lab_scratch, lab_ctx);
+    };
+    if (profile >= 0) {
+      for (int rep = 0; rep < 2; ++rep) {
+        for (size_t gi : {size_t{0}, size_t{1}, size_t{120}, size_t{121}}) CHECK_CUDA(lab_group(token_groups[gi], 1, profile));
+      }
+      CHECK_CUDA(cudaStreamSynchronize(s));
+      report("profile: variant %d (%s) done\n", profile, ge::cuda::gemv_slice_lab_variant_name(profile));
+      return 0;
+    }
     if (!raw && !quick) {
       // Schedules agree: the first matrix of every shape, each M, items vs K-slice (relative L2
       // difference and max |difference| / max |y|).
@@ -425,7 +460,7 @@ int main(int argc, char** argv) {
       const double gbs = w.bytes / (ms * 1e-3) / 1e9;
       CHECK_CUDA(cudaGraphExecDestroy(g));
       std::string forced;
-      for (int sched : quick ? std::vector<int>{} : std::vector<int>{1, 2, 3}) {
+      for (int sched : quick || lab ? std::vector<int>{} : std::vector<int>{1, 2, 3}) {
         if (raw && sched >= 2) continue;
         ge::cuda::set_gemv_schedule_override(sched);
         token(m);
@@ -480,6 +515,39 @@ int main(int argc, char** argv) {
       ge::cuda::LaunchContext lctx;
       lctx.stream = s;
       CHECK_CUDA(cudaDeviceGetAttribute(&lctx.num_sms, cudaDevAttrMultiProcessorCount, 0));
+      // Each variant against the production kernel on the q|k|v, o, gate|up, down groups of layer 0
+      // and the LM head: relative L2 difference and max |difference| / max |y| over M = 1..8, 16.
+      for (int v = 0; v < ge::cuda::gemv_slice_lab_variants(); ++v) {
+        double worst_l2 = 0, worst_max = 0;
+        std::vector<float> a, b;
+        for (int m : {1, 2, 3, 5, 8, 16}) {
+          for (size_t gi : {size_t{0}, size_t{1}, size_t{120}, size_t{121}, token_groups.size() - 1}) {
+            size_t n = 0;
+            for (size_t i : token_groups[gi]) n += static_cast<size_t>(w.mats[i]->rows()) * m;
+            a.resize(n);
+            b.resize(n);
+            for (int pass = 0; pass < 2; ++pass) {
+              CHECK_CUDA(cudaMemsetAsync(y, 0xff, n * 4, s));
+              CHECK_CUDA(lab_group(token_groups[gi], m, pass == 0 ? -1 : v));
+              CHECK_CUDA(cudaStreamSynchronize(s));
+              CHECK_CUDA(cudaMemcpy(pass == 0 ? a.data() : b.data(), y, n * 4, cudaMemcpyDeviceToHost));
+            }
+            double num = 0, den = 0, dmax = 0, ymax = 0;
+            for (size_t k = 0; k < n; ++k) {
+              const double d = static_cast<double>(a[k]) - b[k];
+              num += d * d;
+              den += static_cast<double>(a[k]) * a[k];
+              dmax = std::max(dmax, std::abs(d));
+              ymax = std::max(ymax, std::abs(static_cast<double>(a[k])));
+            }
+            const double l2 = std::sqrt(num / std::max(den, 1e-30)), mx = dmax / std::max(ymax, 1e-30);
+            worst_l2 = std::max(worst_l2, std::isnan(l2) ? 1e30 : l2);
+            worst_max = std::max(worst_max, std::isnan(mx) ? 1e30 : mx);
+          }
+        }
+        report("check lab %d (%s) vs production, M = 1,2,3,5,8,16: worst rel L2 %.3g, max %.3g\n", v,
+               ge::cuda::gemv_slice_lab_variant_name(v), worst_l2, worst_max);
+      }
       for (int v = 0; v < ge::cuda::gemv_slice_lab_variants(); ++v) {
         std::string line = std::string("   lab ") + ge::cuda::gemv_slice_lab_variant_name(v) + ", grouped token:";
         for (int m : {1, 2, 4, 8, 16}) {
@@ -511,6 +579,33 @@ int main(int argc, char** argv) {
           line += buf;
         }
         report("%s ms\n", line.c_str());
+        if (lab) {
+          // M = 1 per kind of launch (all layers of it in one graph): where the variant gains or loses.
+          // Group order: 50 x (q|k|v, o), 10 x (q|k, o), 60 x (gate|up, down), LM head.
+          const char* kinds[] = {"qkv", "o", "gate|up", "down", "lm_head"};
+          std::string kl = "      M=1 per kind (ms, GB/s):";
+          for (int kind = 0; kind < 5; ++kind) {
+            std::vector<size_t> sel;
+            for (size_t gi = 0; gi < token_groups.size(); ++gi) {
+              const bool attn = gi < 120, last = gi + 1 == token_groups.size();
+              const int k = last ? 4 : (attn ? static_cast<int>(gi % 2) : 2 + static_cast<int>(gi % 2));
+              if (k == kind) sel.push_back(gi);
+            }
+            double bytes = 0;
+            for (size_t gi : sel) {
+              for (size_t i : token_groups[gi]) bytes += static_cast<double>(w.mats[i]->bytes());
+            }
+            cudaGraphExec_t gk = capture(s, [&] {
+              for (size_t gi : sel) CHECK_CUDA(lab_group(token_groups[gi], 1, v));
+            });
+            const float ms = median_ms(s, 2, reps, [&] { CHECK_CUDA(cudaGraphLaunch(gk, s)); });
+            CHECK_CUDA(cudaGraphExecDestroy(gk));
+            char buf[64];
+            std::snprintf(buf, sizeof(buf), "  %s %.3f %.0f", kinds[kind], ms, bytes / (ms * 1e-3) / 1e9);
+            kl += buf;
+          }
+          report("%s\n", kl.c_str());
+        }
       }
     }
     if (!quick && !focus && f.type == ge::QuantType::kQ4_0) {
@@ -561,7 +656,7 @@ int main(int argc, char** argv) {
       }
     }
     // Per shape: all matrices of one shape back to back in a graph.
-    if (focus && f.type != ge::QuantType::kQ4_0) {
+    if (lab || (focus && f.type != ge::QuantType::kQ4_0)) {
       report("\n");
       continue;
     }

@@ -4,6 +4,8 @@
 // last slice to arrive. A grouped launch runs exactly the CTAs of the separate launches, so results match.
 #include <algorithm>
 
+#include "backend/cuda/gemv_slice.cuh"
+#include "backend/cuda/gemv_slice_f16.cuh"
 #include "backend/cuda/gemv_tiled.cuh"
 
 namespace ge::cuda {
@@ -17,27 +19,9 @@ constexpr int kSlicePrefetch = 2;
 constexpr int kSliceShortPrefetch = 4;
 // Shared memory per CTA for the staged fragments: two CTAs per SM must fit in 227 KB.
 constexpr size_t kSliceSmemCap = 110 * 1024;
-
-struct SliceOutput {
-  WeightView w;
-  float* y = nullptr;   // [m, w.rows]
-  float* partial = nullptr;  // [units][slices][m][16·kT] when slices > 1
-  int* count = nullptr;      // [units], zero between launches
-  int units = 0;            // units of kT tiles
-  int slices = 1;          // S: K-slices of whole group units
-  int ctas_per_slice = 1;  // R
-  int first_cta = 0;       // this output's CTAs are [first_cta, first_cta + S·R)
-};
-
-struct SliceParams {
-  SliceOutput out[kGemvMaxOutputs];
-  int n_out;
-  const float* x;  // [m, cols]
-  int64_t cols;
-  int m;
-  int n_gu;  // group units along K
-  int early_release;  // kernel lab: let the next grid launch at kernel start instead of after staging
-};
+// 4-bit weights up to this M run gemv_slice_f16_kernel (x as fp16 hi + lo B fragments when kSliceF16Lo).
+constexpr int kSliceF16MaxM = 0;
+constexpr bool kSliceF16Lo = true;
 
 // One prefetch slot of a warp's unit of kT tiles: chunk c of every tile with its group metadata.
 template <int kT>
@@ -68,16 +52,6 @@ __device__ __forceinline__ void load_unit(const WeightView& w, int unit, int c, 
       if constexpr (F::kZero != kZeroNone) sl.z[tt][j] = in ? load_nc_u32(w.zeros + mi + 8 * j) : 0u;
     }
   }
-}
-
-// Output of CTA b (outputs in CTA order; at most kGemvMaxOutputs).
-__device__ __forceinline__ int output_of(const SliceParams& p, int b) {
-  int o = 0;
-#pragma unroll
-  for (int i = 1; i < kGemvMaxOutputs; ++i) {
-    if (i < p.n_out && b >= p.out[i].first_cta) o = i;
-  }
-  return o;
 }
 
 // CTA b of an output works on slice b % S (neighbouring CTAs read different slices of x and
@@ -244,107 +218,7 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_kernel(const
           }
         }
         if (++c == c_end) {  // end of the pair's slice
-          // Accumulator (tt, nt, j) of lane (g, t): row tt·16 + g + 8·(j / 2) of the pair, token
-          // nt·8 + 2t + j % 2.
-          const int64_t rows = w.rows;
-          const int64_t row0 = int64_t{gp} * kT * 16;
-          float* y = out.y;
-          if (S == 1) {
-#pragma unroll
-            for (int tt = 0; tt < kT; ++tt) {
-#pragma unroll
-              for (int nt = 0; nt < kNT; ++nt) {
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                  const int n = nt * 8 + 2 * t + (j & 1);
-                  const int64_t row = row0 + tt * 16 + g + 8 * (j >> 1);
-                  if (n < m && row < rows) y[int64_t{n} * rows + row] = acc[tt][nt][j];
-                }
-              }
-            }
-          } else {
-            float* part = out.partial + (int64_t{gp} * S + slice) * m * kT * 16;
-#pragma unroll
-            for (int tt = 0; tt < kT; ++tt) {
-#pragma unroll
-              for (int nt = 0; nt < kNT; ++nt) {
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                  const int n = nt * 8 + 2 * t + (j & 1);
-                  if (n < m) part[n * kT * 16 + tt * 16 + g + 8 * (j >> 1)] = acc[tt][nt][j];
-                }
-              }
-            }
-            __threadfence();
-            __syncwarp();
-            int old = 0;
-            if (lane == 0) old = atomicAdd(out.count + gp, 1);
-            old = __shfl_sync(0xffffffffu, old, 0);
-            if (old == S - 1) {  // last slice of this pair: add the partials in slice order
-              __threadfence();
-              // A partial is n4 = 4·kT·m float4. From M = 4 (n4 >= 32) lane owns float4 lane + 32q
-              // of every slice; below, lane group j = lane / n4 takes slices j, j + G, ... and a
-              // fixed butterfly adds the groups' sums. Either way every load of a slice (and of the
-              // next slices, unrolled) is in flight at once and the order of the additions is fixed:
-              // the serial one-load-per-round-trip loop cost tens of microseconds at M = 16.
-              constexpr int kQ = 2 * kT;  // float4 per lane at M = 16
-              constexpr int kRows = 16 * kT;
-              const float4* base = reinterpret_cast<const float4*>(out.partial + int64_t{gp} * S * m * kRows);
-              const int n4 = 4 * kT * m;
-              const int G = n4 < 32 && 32 % n4 == 0 ? 32 / n4 : 1;
-              const int f0 = lane % n4, sp0 = lane / n4;  // with G == 1: f0 = lane (n4 >= 32), sp0 = 0
-              float4 sum[kQ];
-#pragma unroll
-              for (int q = 0; q < kQ; ++q) sum[q] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-              auto add = [](float4& a, const float4& b) {
-                a.x += b.x;
-                a.y += b.y;
-                a.z += b.z;
-                a.w += b.w;
-              };
-              if (G > 1) {
-#pragma unroll 4
-                for (int sp = sp0; sp < S; sp += G) add(sum[0], __ldcg(base + int64_t{sp} * n4 + f0));
-                for (int off = n4; off < 32; off <<= 1) {
-                  float4 o;
-                  o.x = __shfl_xor_sync(0xffffffffu, sum[0].x, off);
-                  o.y = __shfl_xor_sync(0xffffffffu, sum[0].y, off);
-                  o.z = __shfl_xor_sync(0xffffffffu, sum[0].z, off);
-                  o.w = __shfl_xor_sync(0xffffffffu, sum[0].w, off);
-                  // Both lanes of a pair add the lower group's sum first: the same bits in both.
-                  if (lane & off) {
-                    float4 lo = o;
-                    add(lo, sum[0]);
-                    sum[0] = lo;
-                  } else {
-                    add(sum[0], o);
-                  }
-                }
-              } else {
-#pragma unroll 2
-                for (int sp = 0; sp < S; ++sp) {
-#pragma unroll
-                  for (int q = 0; q < kQ; ++q) {
-                    if (lane + 32 * q < n4) add(sum[q], __ldcg(base + int64_t{sp} * n4 + lane + 32 * q));
-                  }
-                }
-              }
-#pragma unroll
-              for (int q = 0; q < kQ; ++q) {
-                const int e = 4 * (f0 + 32 * q);  // elements e..e+3: token e / kRows, unit rows e % kRows ..
-                if (sp0 == 0 && e < kRows * m) {
-                  const int64_t row = row0 + e % kRows;
-                  float* yn = y + int64_t{e / kRows} * rows + row;
-                  const float v[4] = {sum[q].x, sum[q].y, sum[q].z, sum[q].w};
-#pragma unroll
-                  for (int k = 0; k < 4; ++k) {
-                    if (row + k < rows) yn[k] = v[k];
-                  }
-                }
-              }
-              if (lane == 0) atomicExch(out.count + gp, 0);
-            }
-          }
+          slice_unit_store<kT, kNT>(out, m, gp, slice, acc, lane, g, t);
 #pragma unroll
           for (int tt = 0; tt < kT; ++tt) {
 #pragma unroll
@@ -401,6 +275,46 @@ cudaError_t slice_lab(const SliceParams& p, int grid, size_t smem, const LaunchC
                   : slice_launch<kFmtQ4_0, 32, 2, 2>(p, grid, smem, ctx);
 }
 
+template <int kFmt, int kG, int kP, int kMinB, bool kLo>
+cudaError_t slice_f16_launch(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
+  auto kernel = gemv_slice_f16_kernel<kFmt, kG, kP, kSliceWarps, kMinB, kLo>;
+  static bool configured = false;
+  if (!configured) {
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit);
+    if (e != cudaSuccess) return e;
+    configured = true;
+  }
+  return launch_pdl(kernel, dim3(static_cast<unsigned>(grid)), kSliceWarps * 32, smem, p, ctx);
+}
+
+// Kernel-lab configurations of the fp16 kernel (Q4_0, M <= 8): prefetch depth at M <= 2 and above,
+// CTAs per SM the registers are sized for.
+template <int kPShort, int kP, int kMinB, bool kLo = false>
+cudaError_t slice_f16_lab(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
+  return p.m <= 2 ? slice_f16_launch<kFmtQ4_0, 32, kPShort, kMinB, kLo>(p, grid, smem, ctx)
+                  : slice_f16_launch<kFmtQ4_0, 32, kP, kMinB, kLo>(p, grid, smem, ctx);
+}
+
+template <int kFmt, int kG>
+cudaError_t slice_f16_nt(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
+  return p.m <= 2 ? slice_f16_launch<kFmt, kG, kSliceShortPrefetch, kSliceMinB, kSliceF16Lo>(p, grid, smem, ctx)
+                  : slice_f16_launch<kFmt, kG, kSlicePrefetch, kSliceMinB, kSliceF16Lo>(p, grid, smem, ctx);
+}
+
+template <int kFmt>
+cudaError_t slice_f16_group(const SliceParams& p, int group, int grid, size_t smem, const LaunchContext& ctx) {
+  if constexpr (kFmt == kFmtQ4_0) {
+    return slice_f16_nt<kFmt, 32>(p, grid, smem, ctx);
+  } else {
+    switch (group) {
+      case 32: return slice_f16_nt<kFmt, 32>(p, grid, smem, ctx);
+      case 64: return slice_f16_nt<kFmt, 64>(p, grid, smem, ctx);
+      case 128: return slice_f16_nt<kFmt, 128>(p, grid, smem, ctx);
+      default: return cudaErrorInvalidValue;
+    }
+  }
+}
+
 struct SliceConfig {
   int warps = kSliceWarps;
   int min_blocks = kSliceMinB;
@@ -409,6 +323,8 @@ struct SliceConfig {
   // 0 < busy.
   double busy = 0.9;
   int tiles = 2;  // tiles per warp unit
+  bool f16 = false;  // gemv_slice_f16_kernel: one fp16 B fragment (4-bit codes, M <= 8)
+  bool f16_lo = false;  // ... plus the fp16 remainder of x (two mma per k-step, 22 bits of x)
 };
 
 // Shared memory of a slice of `len` chunks: fragments (64 bytes per k-step and token) and the
@@ -441,9 +357,22 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   SliceConfig cfg;
   if (variant >= 0) {
     if (w.layout != WeightLayout::kTiled4 || !w.scale_fp16) return cudaErrorInvalidValue;
+    // fp16 lab variants 4..7 at M <= 8 (above: the production kernel).
+    if (variant >= 4 && variant <= 8 && m <= 8) {
+      cfg.f16 = true;
+      cfg.f16_lo = variant == 8;
+      if (variant == 6) {
+        cfg.min_blocks = 3;
+        cfg.smem_cap = 72 * 1024;
+      }
+    }
   }
   SliceParams p = {};
   const bool four = w.layout == WeightLayout::kTiled4;
+  if (variant < 0 && four && m <= kSliceF16MaxM) {
+    cfg.f16 = true;
+    cfg.f16_lo = kSliceF16Lo;
+  }
   const int chunk_k = four ? 64 : 32;
   const int cpg = w.group_size > chunk_k ? w.group_size / chunk_k : 1;
   const int n_gu = w.n_chunks / cpg;
@@ -467,7 +396,7 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     for (int s = 1; s <= std::min(n_gu, 64); ++s) {
       if (force_slices > 0 && s != force_slices) continue;
       const int len = (n_gu + s - 1) / s * cpg;
-      if (slice_smem(w, len, m) > cfg.smem_cap) continue;
+      if ((cfg.f16 ? slice_f16_smem(w, len, m, cfg.f16_lo) : slice_smem(w, len, m)) > cfg.smem_cap) continue;
       const int r = std::max(1, capacity / s);
       const int64_t nw = int64_t{r} * cfg.warps;
       const int64_t rounds = (o.units + nw - 1) / nw;
@@ -484,7 +413,8 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     o.ctas_per_slice = std::max(1, std::min(capacity / best_s, (o.units + cfg.warps - 1) / cfg.warps));
     o.first_cta = grid;
     grid += o.slices * o.ctas_per_slice;
-    smem = std::max(smem, slice_smem(w, (n_gu + best_s - 1) / best_s * cpg, m));
+    const int len_max = (n_gu + best_s - 1) / best_s * cpg;
+    smem = std::max(smem, cfg.f16 ? slice_f16_smem(w, len_max, m, cfg.f16_lo) : slice_smem(w, len_max, m));
     if (best_s > 1) {
       part_floats += static_cast<size_t>(o.units) * best_s * m * 16 * cfg.tiles;
       counts += static_cast<size_t>(o.units);
@@ -521,9 +451,19 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   switch (variant) {
     case 1: return slice_lab<2>(p, grid, smem, ctx);
     case 2: return slice_lab<4>(p, grid, smem, ctx);
+    case 4: return m <= 8 ? slice_f16_lab<4, 2, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 5: return m <= 8 ? slice_f16_lab<4, 4, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 6: return m <= 8 ? slice_f16_lab<4, 2, 3>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 7: return m <= 8 ? slice_f16_lab<2, 2, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 8: return m <= 8 ? slice_f16_lab<4, 2, 2, true>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
     default: break;
   }
   const int group = w.group_size;
+  if (cfg.f16 && variant < 0) {
+    if (w.scale_fp16) return slice_f16_group<kFmtQ4_0>(p, group, grid, smem, ctx);
+    return w.zeros != nullptr ? slice_f16_group<kFmtI4Z>(p, group, grid, smem, ctx)
+                              : slice_f16_group<kFmtI4>(p, group, grid, smem, ctx);
+  }
   if (four) {
     if (w.scale_fp16) return slice_group<kFmtQ4_0>(p, group, grid, smem, ctx);
     return w.zeros != nullptr ? slice_group<kFmtI4Z>(p, group, grid, smem, ctx)
@@ -541,18 +481,23 @@ cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, 
   return slice_dispatch(outs, x, m, scratch, force_slices, -1, ctx);
 }
 
-int gemv_slice_lab_variants() { return 4; }
+int gemv_slice_lab_variants() { return 9; }
 
 const char* gemv_slice_lab_variant_name(int v) {
   static const char* kNames[] = {"slice production (P4 to M = 2, P2 above)", "slice P2 at every M",
                                  "slice P4 to M = 8, P2 above",
-                                 "slice production, next grid released at kernel start"};
-  return v >= 0 && v < 4 ? kNames[v] : "unknown";
+                                 "slice production, next grid released at kernel start",
+                                 "f16 B, P4 to M = 2, P2 to 8, 2 CTAs/SM",
+                                 "f16 B, P4 to M = 8, 2 CTAs/SM",
+                                 "f16 B, P4 to M = 2, P2 to 8, 3 CTAs/SM",
+                                 "f16 B, P2 to M = 8, 2 CTAs/SM",
+                                 "f16 hi+lo B, P4 to M = 2, P2 to 8, 2 CTAs/SM"};
+  return v >= 0 && v < 9 ? kNames[v] : "unknown";
 }
 
 cudaError_t launch_gemv_slice_lab(std::span<const GemvTarget> outs, const float* x, int m, int variant,
                                   const GemvScratch& scratch, const LaunchContext& ctx) {
-  if (variant < 0 || variant >= 4) return cudaErrorInvalidValue;
+  if (variant < 0 || variant >= 9) return cudaErrorInvalidValue;
   return slice_dispatch(outs, x, m, scratch, 0, variant, ctx);
 }
 

@@ -1,0 +1,349 @@
+// K-slice GEMV of 4-bit tiled weights (Q4_0, int4 groups) with x as ONE fp16 B fragment per k-step
+// (half the mma of the bf16 hi/lo kernel), codes decoded in place to exact fp16 integers, and a
+// pointer cursor over the warp's chunks. Small M (<= 8). Internal to gemv_slice.cu.
+#pragma once
+
+#include <cuda_fp16.h>
+
+#include "backend/cuda/gemv_slice.cuh"
+
+namespace ge::cuda {
+namespace {
+
+// fp16x2 constants (both halves equal).
+constexpr uint32_t kH2Magic = 0x64006400u;  // 1024: OR-ing a code n into the mantissa gives 1024 + n
+constexpr uint32_t kH2_1032 = 0x64086408u;  // 1024 + 8
+constexpr uint32_t kH2_1152 = 0x64806480u;  // 1024 + 16·8
+
+__device__ __forceinline__ uint32_t h2_sub(uint32_t a, uint32_t b) {
+  uint32_t r;
+  asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+
+__device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// A fragments of one k-step from a 4-bit word (nibble order as decode_a4): rows g (a0, a2) get
+// q - 8; rows g + 8 (a1, a3) keep their nibble in place (bits 4-7) and get 16·(q - 8), so one shift
+// serves the word. Every value is an exact fp16 integer; the caller divides rows g + 8 by 16.
+__device__ __forceinline__ void decode_a4_f16(uint32_t word, uint32_t (&a)[4]) {
+  const uint32_t w8 = word >> 8;
+  a[0] = h2_sub(lop_and_or(word, 0x000F000Fu, kH2Magic), kH2_1032);
+  a[1] = h2_sub(lop_and_or(word, 0x00F000F0u, kH2Magic), kH2_1152);
+  a[2] = h2_sub(lop_and_or(w8, 0x000F000Fu, kH2Magic), kH2_1032);
+  a[3] = h2_sub(lop_and_or(w8, 0x00F000F0u, kH2Magic), kH2_1152);
+}
+
+// Power of two 2^e that maps max|x| of a slice into [2^14, 2^15): fp16 then keeps 11 bits of every
+// element without overflow (65504); 1 when the maximum is zero, subnormal or not finite.
+__device__ __forceinline__ int slice_exponent(float mx) {
+  const int biased = static_cast<int>((__float_as_uint(mx) >> 23) & 0xffu);
+  if (biased == 0 || biased == 255) return 0;
+  return max(-120, min(120, 141 - biased));  // mx = f·2^(biased - 126), f in [0.5, 1)
+}
+__device__ __forceinline__ float exp2_int(int e) { return __uint_as_float(static_cast<uint32_t>(e + 127) << 23); }
+
+// x -> fp16 B fragments of `kpairs` pairs of k-steps from element kofs on, every element times 2^e
+// (returned): item (kp, n, t) holds {b0, b1} of k-step 2kp and of 2kp + 1 for token n, lane t, at
+// index (kp·m + n)·4 + t. kLo: the fp16 rounding remainders (2^e·x − hi, rounded again: 22
+// significant bits in all) follow as a second array of the same items. With `sums`, also 2^e·Σx of
+// group kofs/G + grp at grp·16 + n.
+// wmax: kW floats of shared memory. Ends with the CTA barrier.
+template <int kB, bool kLo>
+__device__ __forceinline__ int build_fragments_f16(const float* x, int64_t K, int64_t kofs, int m, int64_t kpairs,
+                                                   int64_t n_groups, int G, bool sums, uint4* frag, float* xsum,
+                                                   float* wmax, int tid, int nthreads) {
+  const bool vec = (reinterpret_cast<uintptr_t>(x) & 15u) == 0;  // K and kofs are multiples of 16
+  // Pass 1: max |x| over the slice of every token (one scale per slice keeps the partial sums of
+  // all tokens comparable; a token 2^29 below another would lose precision, not range).
+  const int64_t kend = min(K, kofs + kpairs * 32);
+  const int per_tok = kend > kofs ? static_cast<int>((kend - kofs) / 4) : 0;  // float4 per token
+  const int n_vec = per_tok * m;
+  float mx = 0.0f;
+  for (int base = tid; base < n_vec; base += kB * nthreads) {
+    float4 v[kB];
+#pragma unroll
+    for (int u = 0; u < kB; ++u) {
+      const int i = base + u * nthreads;
+      v[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      if (i < n_vec) {
+        const int n = i / per_tok;
+        const float* xr = x + n * K + kofs + (i - n * per_tok) * 4;
+        v[u] = vec ? *reinterpret_cast<const float4*>(xr) : make_float4(xr[0], xr[1], xr[2], xr[3]);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kB; ++u) {
+      mx = fmaxf(mx, fmaxf(fmaxf(fabsf(v[u].x), fabsf(v[u].y)), fmaxf(fabsf(v[u].z), fabsf(v[u].w))));
+    }
+  }
+  // |x| bits order like the floats (NaN above everything: it then gives scale 1 and propagates).
+  const uint32_t wm = __reduce_max_sync(0xffffffffu, __float_as_uint(mx));
+  if ((tid & 31) == 0) wmax[tid >> 5] = __uint_as_float(wm);
+  __syncthreads();
+  for (int i = 0; i < nthreads / 32; ++i) mx = fmaxf(mx, wmax[i]);
+  const int e = slice_exponent(mx);
+  const float scale = exp2_int(e);
+
+  // Pass 2: conversion (k-steps are 16 elements: each is wholly inside x or padding).
+  const int items = static_cast<int>(kpairs) * m * 4;
+  for (int base = tid; base < items; base += kB * nthreads) {
+    float2 v[kB][4];
+#pragma unroll
+    for (int u = 0; u < kB; ++u) {
+      const int i = base + u * nthreads;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) v[u][j] = make_float2(0.0f, 0.0f);
+      if (i < items) {
+        const int tt = i & 3;
+        const int rest = i >> 2;
+        const int kp = rest / m, n = rest - kp * m;
+        const int64_t k0 = kofs + kp * 32 + 2 * tt;
+        const float* xr = x + n * K + k0;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {  // elements k0 + {0, 8, 16, 24} (+1)
+          if (k0 + 16 * (j >> 1) < K) {
+            v[u][j] = vec ? *reinterpret_cast<const float2*>(xr + 8 * j) : make_float2(xr[8 * j], xr[8 * j + 1]);
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kB; ++u) {
+      const int i = base + u * nthreads;
+      if (i < items) {
+        uint32_t h[4], l[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const float a = v[u][j].x * scale, b = v[u][j].y * scale;
+          const __half2 hv = __floats2half2_rn(a, b);
+          h[j] = *reinterpret_cast<const uint32_t*>(&hv);
+          if constexpr (kLo) {
+            const float2 hf = __half22float2(hv);
+            const __half2 lv = __floats2half2_rn(a - hf.x, b - hf.y);
+            l[j] = *reinterpret_cast<const uint32_t*>(&lv);
+          }
+        }
+        frag[i] = make_uint4(h[0], h[1], h[2], h[3]);
+        if constexpr (kLo) frag[items + i] = make_uint4(l[0], l[1], l[2], l[3]);
+      }
+    }
+  }
+  if (sums) {  // G is a multiple of 32
+    const int64_t g0 = kofs / G;
+    for (int64_t i = tid; i < n_groups * 16; i += nthreads) {
+      const int n = static_cast<int>(i % 16);
+      const int64_t grp = g0 + i / 16;
+      float s = 0.0f;
+      if (n < m && grp * G < K) {
+        const float* xr = x + n * K + grp * G;
+        if (vec) {
+#pragma unroll 8
+          for (int k = 0; k < G / 4; ++k) {
+            const float4 v = reinterpret_cast<const float4*>(xr)[k];
+            s += (v.x + v.y) + (v.z + v.w);
+          }
+        } else {
+          for (int k = 0; k < G; ++k) s += xr[k];
+        }
+      }
+      xsum[i] = s * scale;
+    }
+  }
+  __syncthreads();
+  return e;
+}
+
+// Shared memory of a slice of `len` chunks: fragments (32 bytes per k-step and token), the per-group
+// x sums of float zero points, and the warps' maxima.
+inline size_t slice_f16_smem(const WeightView& w, int len, int m, bool lo) {
+  const size_t frag = static_cast<size_t>(len) * 4 * m * 32 * (lo ? 2 : 1);
+  const size_t groups = static_cast<size_t>(len) * 64 / w.group_size;
+  return frag + (w.zeros != nullptr ? groups * 16 * 4 : 0) + 32 * 4;
+}
+
+// One prefetch slot: chunk c of both tiles of the warp's pair with the metadata of its group(s).
+struct F16Slot {
+  uint4 q[2];
+  uint32_t s[2][2];  // [tile][group of the chunk]
+  uint32_t z[2][2];
+};
+
+// Same schedule as gemv_slice_kernel with kT = 2, kNT = 1 (M <= 8): CTA b of an output works on
+// slice b % S; warp lw of the slice's R·W warps streams pairs lw, lw + R·W, ... over the slice,
+// kP chunks ahead across pair boundaries. Rows g + 8 of a pair accumulate 16x (decode_a4_f16) and
+// all of them 2^e x (the slice's x scale): both powers of two come off exactly before the store.
+template <int kFmt, int kG, int kP, int kW, int kMinB, bool kLo>
+static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(const __grid_constant__ SliceParams p) {
+  using F = FormatTraits<kFmt>;
+  static_assert(F::kBits == 4, "4-bit codes only");
+  constexpr int kT = 2;
+  constexpr int kChunkK = 64;
+  constexpr int kKsg = kG / 16;  // k-steps per group
+  constexpr int kGpc = kChunkK > kG ? kChunkK / kG : 1;
+  constexpr int kCpg = kG > kChunkK ? kG / kChunkK : 1;
+  extern __shared__ __align__(16) unsigned char smem[];
+  const SliceOutput& out = p.out[output_of(p, static_cast<int>(blockIdx.x))];
+  const WeightView& w = out.w;
+  const int m = p.m, S = out.slices;
+  const int b = static_cast<int>(blockIdx.x) - out.first_cta;
+  const int slice = b % S, r = b / S;
+  const int g0 = slice * p.n_gu / S, g1 = (slice + 1) * p.n_gu / S;
+  const int c_begin = g0 * kCpg, c_end = g1 * kCpg, len = c_end - c_begin;
+  uint4* xf_s = reinterpret_cast<uint4*>(smem);
+  const int items = len * 2 * m * 4;  // uint4 of the hi (and of the lo) fragments
+  float* xsum_s = reinterpret_cast<float*>(xf_s + (kLo ? 2 : 1) * items);
+  const int n_sum = F::kZero == kZeroFloat ? len * kChunkK / kG * 16 : 0;
+  float* wmax_s = xsum_s + n_sum;
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int nw = out.ctas_per_slice * kW, lw = r * kW + warp;
+  const int my_units = lw < out.units ? (out.units - 1 - lw) / nw + 1 : 0;
+  const int total = my_units * len;  // chunks of this warp
+
+  // Loader cursor: codes of tile 0 of the pair at qp (tile 1 one tile stride on), scales at sp;
+  // moved by whole chunks, recomputed only when the warp passes to its next pair.
+  const int64_t q_tile = int64_t{w.n_chunks} * 32, s_tile = int64_t{w.n_groups} * 8;
+  int ld_gp = lw, ld_c = c_begin;
+  const uint4* qp = w.codes + 2 * int64_t{ld_gp} * q_tile + int64_t{c_begin} * 32 + lane;
+  const int64_t s_pair0 = 2 * int64_t{ld_gp} * s_tile + g;
+  const uint32_t* sp = w.scales + s_pair0;
+  const uint32_t* zp = F::kZero != kZeroNone ? w.zeros + s_pair0 : nullptr;
+  auto load = [&](F16Slot& sl) {
+    sl.q[0] = load_stream(qp);
+    sl.q[1] = load_stream(qp + q_tile);
+    const int grp8 = ld_c * kChunkK / kG * 8;
+#pragma unroll
+    for (int tt = 0; tt < 2; ++tt) {
+#pragma unroll
+      for (int j = 0; j < kGpc; ++j) {
+        sl.s[tt][j] = load_nc_u32(sp + tt * s_tile + grp8 + 8 * j);
+        if constexpr (F::kZero != kZeroNone) sl.z[tt][j] = load_nc_u32(zp + tt * s_tile + grp8 + 8 * j);
+      }
+    }
+    qp += 32;
+    if (++ld_c == c_end) {
+      ld_c = c_begin;
+      ld_gp += nw;
+      qp += 2 * int64_t{nw} * q_tile - int64_t{len} * 32;
+      sp += 2 * int64_t{nw} * s_tile;
+      if constexpr (F::kZero != kZeroNone) zp += 2 * int64_t{nw} * s_tile;
+    }
+  };
+  F16Slot slot[kP];
+#pragma unroll
+  for (int i = 0; i < kP; ++i) {
+    if (i < total) load(slot[i]);
+  }
+
+  grid_dependency_wait();
+  const int e = build_fragments_f16<4, kLo>(p.x, p.cols, int64_t{c_begin} * kChunkK, m, int64_t{len} * 2,
+                                       int64_t{len} * kChunkK / kG, kG, F::kZero == kZeroFloat, xf_s, xsum_s, wmax_s,
+                                       threadIdx.x, blockDim.x);
+  grid_dependency_release();
+  const float inv_lo = exp2_int(-e), inv_hi = exp2_int(-e - 4);  // rows g, rows g + 8 (16x codes)
+
+  // B fragments of this lane (token g): one uint4 per pair of k-steps, 32 consecutive per warp.
+  const bool has_n = g < m;
+  const uint4* xlane = xf_s + g * 4 + t;
+  const int xstride = m * 4;  // uint4 per pair of k-steps
+
+  float acc[kT][1][4], d[kT][4];
+#pragma unroll
+  for (int tt = 0; tt < kT; ++tt) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) acc[tt][0][j] = d[tt][j] = 0.0f;
+  }
+  int gp = lw, c = c_begin;
+
+  for (int ub = 0; ub < total; ub += kP) {
+#pragma unroll
+    for (int i = 0; i < kP; ++i) {
+      if (ub + i < total) {
+        F16Slot& sl = slot[i];
+        const uint4* xk = xlane + (c - c_begin) * 2 * xstride;
+        uint4 bx[2], bl[2];
+        bx[0] = has_n ? xk[0] : make_uint4(0u, 0u, 0u, 0u);
+        bx[1] = has_n ? xk[xstride] : make_uint4(0u, 0u, 0u, 0u);
+        if constexpr (kLo) {
+          bl[0] = has_n ? xk[items] : make_uint4(0u, 0u, 0u, 0u);
+          bl[1] = has_n ? xk[items + xstride] : make_uint4(0u, 0u, 0u, 0u);
+        }
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {
+          const uint32_t b0 = (s & 1) ? bx[s >> 1].z : bx[s >> 1].x;
+          const uint32_t b1 = (s & 1) ? bx[s >> 1].w : bx[s >> 1].y;
+#pragma unroll
+          for (int tt = 0; tt < kT; ++tt) {
+            uint32_t a[4];
+            decode_a4_f16(reinterpret_cast<const uint32_t*>(&sl.q[tt])[s], a);
+            mma_f16(d[tt], a, b0, b1);
+            if constexpr (kLo) {
+              mma_f16(d[tt], a, (s & 1) ? bl[s >> 1].z : bl[s >> 1].x, (s & 1) ? bl[s >> 1].w : bl[s >> 1].y);
+            }
+          }
+          bool flush;
+          if constexpr (kKsg <= 4) {
+            flush = (s + 1) % kKsg == 0;
+          } else {
+            flush = s == 3 && (c + 1) % kCpg == 0;
+          }
+          if (flush) {
+            const int j = kGpc == 2 ? s / kKsg : 0;
+            const int grp = ((c - c_begin) * 4 + s) / kKsg;  // group within the slice
+#pragma unroll
+            for (int tt = 0; tt < kT; ++tt) {
+              const uint32_t sw = sl.s[tt][j];
+              const float sl_ = F::kScaleF16 ? fp16_bits_to_f32(sw & 0xffffu) : bf16_bits_to_f32(sw & 0xffffu);
+              const float sh_ = F::kScaleF16 ? fp16_bits_to_f32(sw >> 16) : bf16_bits_to_f32(sw >> 16);
+              acc[tt][0][0] = fmaf(sl_, d[tt][0], acc[tt][0][0]);
+              acc[tt][0][1] = fmaf(sl_, d[tt][1], acc[tt][0][1]);
+              acc[tt][0][2] = fmaf(sh_, d[tt][2], acc[tt][0][2]);
+              acc[tt][0][3] = fmaf(sh_, d[tt][3], acc[tt][0][3]);
+              if constexpr (F::kZero == kZeroFloat) {
+                // Rows g + 8 carry 16x: their zero term too.
+                const uint32_t zw = sl.z[tt][j];
+                const float cl = (8.0f - bf16_bits_to_f32(zw & 0xffffu)) * sl_;
+                const float ch = (8.0f - bf16_bits_to_f32(zw >> 16)) * sh_ * 16.0f;
+                const float2 xv = *reinterpret_cast<const float2*>(xsum_s + grp * 16 + 2 * t);
+                acc[tt][0][0] = fmaf(cl, xv.x, acc[tt][0][0]);
+                acc[tt][0][1] = fmaf(cl, xv.y, acc[tt][0][1]);
+                acc[tt][0][2] = fmaf(ch, xv.x, acc[tt][0][2]);
+                acc[tt][0][3] = fmaf(ch, xv.y, acc[tt][0][3]);
+              }
+#pragma unroll
+              for (int jj = 0; jj < 4; ++jj) d[tt][jj] = 0.0f;
+            }
+          }
+        }
+        if (ub + i + kP < total) load(sl);
+        if (++c == c_end) {  // end of the pair's slice
+#pragma unroll
+          for (int tt = 0; tt < kT; ++tt) {
+            acc[tt][0][0] *= inv_lo;
+            acc[tt][0][1] *= inv_lo;
+            acc[tt][0][2] *= inv_hi;
+            acc[tt][0][3] *= inv_hi;
+          }
+          slice_unit_store<kT, 1>(out, m, gp, slice, acc, lane, g, t);
+#pragma unroll
+          for (int tt = 0; tt < kT; ++tt) {
+#pragma unroll
+            for (int jj = 0; jj < 4; ++jj) acc[tt][0][jj] = 0.0f;
+          }
+          c = c_begin;
+          gp += nw;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ge::cuda
