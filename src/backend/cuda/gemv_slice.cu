@@ -275,9 +275,9 @@ cudaError_t slice_lab(const SliceParams& p, int grid, size_t smem, const LaunchC
                   : slice_launch<kFmtQ4_0, 32, 2, 2>(p, grid, smem, ctx);
 }
 
-template <int kFmt, int kG, int kP, int kMinB, bool kLo>
+template <int kFmt, int kG, int kP, int kMinB, bool kLo, bool kOne = false>
 cudaError_t slice_f16_launch(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
-  auto kernel = gemv_slice_f16_kernel<kFmt, kG, kP, kSliceWarps, kMinB, kLo>;
+  auto kernel = gemv_slice_f16_kernel<kFmt, kG, kP, kSliceWarps, kMinB, kLo, kOne>;
   static bool configured = false;
   if (!configured) {
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit);
@@ -289,14 +289,18 @@ cudaError_t slice_f16_launch(const SliceParams& p, int grid, size_t smem, const 
 
 // Kernel-lab configurations of the fp16 kernel (Q4_0, M <= 8): prefetch depth at M <= 2 and above,
 // CTAs per SM the registers are sized for.
-template <int kPShort, int kP, int kMinB, bool kLo = false>
+template <int kPShort, int kP, int kMinB, bool kLo = false, bool kOne = false>
 cudaError_t slice_f16_lab(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
+  if constexpr (kOne) {
+    if (p.m == 1) return slice_f16_launch<kFmtQ4_0, 32, kPShort, kMinB, kLo, true>(p, grid, smem, ctx);
+  }
   return p.m <= 2 ? slice_f16_launch<kFmtQ4_0, 32, kPShort, kMinB, kLo>(p, grid, smem, ctx)
                   : slice_f16_launch<kFmtQ4_0, 32, kP, kMinB, kLo>(p, grid, smem, ctx);
 }
 
 template <int kFmt, int kG>
 cudaError_t slice_f16_nt(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
+  if (p.m == 1) return slice_f16_launch<kFmt, kG, kSliceShortPrefetch, kSliceMinB, kSliceF16Lo, true>(p, grid, smem, ctx);
   return p.m <= 2 ? slice_f16_launch<kFmt, kG, kSliceShortPrefetch, kSliceMinB, kSliceF16Lo>(p, grid, smem, ctx)
                   : slice_f16_launch<kFmt, kG, kSlicePrefetch, kSliceMinB, kSliceF16Lo>(p, grid, smem, ctx);
 }
@@ -358,9 +362,9 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   if (variant >= 0) {
     if (w.layout != WeightLayout::kTiled4 || !w.scale_fp16) return cudaErrorInvalidValue;
     // fp16 lab variants 4..7 at M <= 8 (above: the production kernel).
-    if (variant >= 4 && variant <= 8 && m <= 8) {
+    if (variant >= 4 && m <= 8) {
       cfg.f16 = true;
-      cfg.f16_lo = variant == 8;
+      cfg.f16_lo = variant == 8 || variant == 10;
       if (variant == 6) {
         cfg.min_blocks = 3;
         cfg.smem_cap = 72 * 1024;
@@ -456,6 +460,12 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     case 6: return m <= 8 ? slice_f16_lab<4, 2, 3>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
     case 7: return m <= 8 ? slice_f16_lab<2, 2, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
     case 8: return m <= 8 ? slice_f16_lab<4, 2, 2, true>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 9:
+      return m <= 8 ? slice_f16_lab<4, 2, 2, false, true>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 10:
+      return m <= 8 ? slice_f16_lab<4, 2, 2, true, true>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 11:
+      return m <= 8 ? slice_f16_lab<3, 2, 2, false, true>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
     default: break;
   }
   const int group = w.group_size;
@@ -481,7 +491,7 @@ cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, 
   return slice_dispatch(outs, x, m, scratch, force_slices, -1, ctx);
 }
 
-int gemv_slice_lab_variants() { return 9; }
+int gemv_slice_lab_variants() { return 12; }
 
 const char* gemv_slice_lab_variant_name(int v) {
   static const char* kNames[] = {"slice production (P4 to M = 2, P2 above)", "slice P2 at every M",
@@ -491,13 +501,16 @@ const char* gemv_slice_lab_variant_name(int v) {
                                  "f16 B, P4 to M = 8, 2 CTAs/SM",
                                  "f16 B, P4 to M = 2, P2 to 8, 3 CTAs/SM",
                                  "f16 B, P2 to M = 8, 2 CTAs/SM",
-                                 "f16 hi+lo B, P4 to M = 2, P2 to 8, 2 CTAs/SM"};
-  return v >= 0 && v < 9 ? kNames[v] : "unknown";
+                                 "f16 hi+lo B, P4 to M = 2, P2 to 8, 2 CTAs/SM",
+                                 "f16 B, as 4 + M = 1 kernel without token-1 sums",
+                                 "f16 hi+lo B, as 8 + M = 1 kernel without token-1 sums",
+                                 "f16 B, as 9 with P3 to M = 2"};
+  return v >= 0 && v < 12 ? kNames[v] : "unknown";
 }
 
 cudaError_t launch_gemv_slice_lab(std::span<const GemvTarget> outs, const float* x, int m, int variant,
                                   const GemvScratch& scratch, const LaunchContext& ctx) {
-  if (variant < 0 || variant >= 9) return cudaErrorInvalidValue;
+  if (variant < 0 || variant >= 12) return cudaErrorInvalidValue;
   return slice_dispatch(outs, x, m, scratch, 0, variant, ctx);
 }
 

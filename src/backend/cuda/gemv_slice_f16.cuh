@@ -59,30 +59,48 @@ __device__ __forceinline__ int build_fragments_f16(const float* x, int64_t K, in
                                                    int64_t n_groups, int G, bool sums, uint4* frag, float* xsum,
                                                    float* wmax, int tid, int nthreads) {
   const bool vec = (reinterpret_cast<uintptr_t>(x) & 15u) == 0;  // K and kofs are multiples of 16
-  // Pass 1: max |x| over the slice of every token (one scale per slice keeps the partial sums of
-  // all tokens comparable; a token 2^29 below another would lose precision, not range).
-  const int64_t kend = min(K, kofs + kpairs * 32);
-  const int per_tok = kend > kofs ? static_cast<int>((kend - kofs) / 4) : 0;  // float4 per token
-  const int n_vec = per_tok * m;
-  float mx = 0.0f;
-  for (int base = tid; base < n_vec; base += kB * nthreads) {
-    float4 v[kB];
+  const int items = static_cast<int>(kpairs) * m * 4;
+  // Elements of item i (k-steps are 16 elements: each is wholly inside x or padding).
+  auto load_item = [&](int i, float2 (&v)[4]) {
 #pragma unroll
-    for (int u = 0; u < kB; ++u) {
-      const int i = base + u * nthreads;
-      v[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      if (i < n_vec) {
-        const int n = i / per_tok;
-        const float* xr = x + n * K + kofs + (i - n * per_tok) * 4;
-        v[u] = vec ? *reinterpret_cast<const float4*>(xr) : make_float4(xr[0], xr[1], xr[2], xr[3]);
+    for (int j = 0; j < 4; ++j) v[j] = make_float2(0.0f, 0.0f);
+    if (i < items) {
+      const int tt = i & 3;
+      const int rest = i >> 2;
+      const int kp = rest / m, n = rest - kp * m;
+      const int64_t k0 = kofs + kp * 32 + 2 * tt;
+      const float* xr = x + n * K + k0;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {  // elements k0 + {0, 8, 16, 24} (+1)
+        if (k0 + 16 * (j >> 1) < K) {
+          v[j] = vec ? *reinterpret_cast<const float2*>(xr + 8 * j) : make_float2(xr[8 * j], xr[8 * j + 1]);
+        }
       }
     }
+  };
+  auto abs_max = [](float mx, const float2 (&v)[4]) {
 #pragma unroll
-    for (int u = 0; u < kB; ++u) {
-      mx = fmaxf(mx, fmaxf(fmaxf(fabsf(v[u].x), fabsf(v[u].y)), fmaxf(fabsf(v[u].z), fabsf(v[u].w))));
-    }
+    for (int j = 0; j < 4; ++j) mx = fmaxf(mx, fmaxf(fabsf(v[j].x), fabsf(v[j].y)));
+    return mx;
+  };
+  // The first kB items of this thread stay in registers over the scale reduction (at M = 1 that
+  // is the whole slice); later ones are read once for the maximum and again for the conversion.
+  float2 first[kB][4];
+  float mx = 0.0f;
+#pragma unroll
+  for (int u = 0; u < kB; ++u) load_item(tid + u * nthreads, first[u]);
+#pragma unroll
+  for (int u = 0; u < kB; ++u) mx = abs_max(mx, first[u]);
+  for (int base = tid + kB * nthreads; base < items; base += kB * nthreads) {
+    float2 v[kB][4];
+#pragma unroll
+    for (int u = 0; u < kB; ++u) load_item(base + u * nthreads, v[u]);
+#pragma unroll
+    for (int u = 0; u < kB; ++u) mx = abs_max(mx, v[u]);
   }
-  // |x| bits order like the floats (NaN above everything: it then gives scale 1 and propagates).
+  // One scale per slice for every token keeps their partial sums comparable (a token 2^29 below
+  // another would lose precision, not range). |x| bits order like the floats; fmaxf drops NaN,
+  // which then still reaches the output through its own fp16 conversion.
   const uint32_t wm = __reduce_max_sync(0xffffffffu, __float_as_uint(mx));
   if ((tid & 31) == 0) wmax[tid >> 5] = __uint_as_float(wm);
   __syncthreads();
@@ -90,49 +108,31 @@ __device__ __forceinline__ int build_fragments_f16(const float* x, int64_t K, in
   const int e = slice_exponent(mx);
   const float scale = exp2_int(e);
 
-  // Pass 2: conversion (k-steps are 16 elements: each is wholly inside x or padding).
-  const int items = static_cast<int>(kpairs) * m * 4;
-  for (int base = tid; base < items; base += kB * nthreads) {
+  auto store_item = [&](int i, const float2 (&v)[4]) {
+    if (i >= items) return;
+    uint32_t h[4], l[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float a = v[j].x * scale, b = v[j].y * scale;
+      const __half2 hv = __floats2half2_rn(a, b);
+      h[j] = *reinterpret_cast<const uint32_t*>(&hv);
+      if constexpr (kLo) {
+        const float2 hf = __half22float2(hv);
+        const __half2 lv = __floats2half2_rn(a - hf.x, b - hf.y);
+        l[j] = *reinterpret_cast<const uint32_t*>(&lv);
+      }
+    }
+    frag[i] = make_uint4(h[0], h[1], h[2], h[3]);
+    if constexpr (kLo) frag[items + i] = make_uint4(l[0], l[1], l[2], l[3]);
+  };
+#pragma unroll
+  for (int u = 0; u < kB; ++u) store_item(tid + u * nthreads, first[u]);
+  for (int base = tid + kB * nthreads; base < items; base += kB * nthreads) {
     float2 v[kB][4];
 #pragma unroll
-    for (int u = 0; u < kB; ++u) {
-      const int i = base + u * nthreads;
+    for (int u = 0; u < kB; ++u) load_item(base + u * nthreads, v[u]);
 #pragma unroll
-      for (int j = 0; j < 4; ++j) v[u][j] = make_float2(0.0f, 0.0f);
-      if (i < items) {
-        const int tt = i & 3;
-        const int rest = i >> 2;
-        const int kp = rest / m, n = rest - kp * m;
-        const int64_t k0 = kofs + kp * 32 + 2 * tt;
-        const float* xr = x + n * K + k0;
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {  // elements k0 + {0, 8, 16, 24} (+1)
-          if (k0 + 16 * (j >> 1) < K) {
-            v[u][j] = vec ? *reinterpret_cast<const float2*>(xr + 8 * j) : make_float2(xr[8 * j], xr[8 * j + 1]);
-          }
-        }
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < kB; ++u) {
-      const int i = base + u * nthreads;
-      if (i < items) {
-        uint32_t h[4], l[4];
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const float a = v[u][j].x * scale, b = v[u][j].y * scale;
-          const __half2 hv = __floats2half2_rn(a, b);
-          h[j] = *reinterpret_cast<const uint32_t*>(&hv);
-          if constexpr (kLo) {
-            const float2 hf = __half22float2(hv);
-            const __half2 lv = __floats2half2_rn(a - hf.x, b - hf.y);
-            l[j] = *reinterpret_cast<const uint32_t*>(&lv);
-          }
-        }
-        frag[i] = make_uint4(h[0], h[1], h[2], h[3]);
-        if constexpr (kLo) frag[items + i] = make_uint4(l[0], l[1], l[2], l[3]);
-      }
-    }
+    for (int u = 0; u < kB; ++u) store_item(base + u * nthreads, v[u]);
   }
   if (sums) {  // G is a multiple of 32
     const int64_t g0 = kofs / G;
@@ -178,7 +178,8 @@ struct F16Slot {
 // slice b % S; warp lw of the slice's R·W warps streams pairs lw, lw + R·W, ... over the slice,
 // kP chunks ahead across pair boundaries. Rows g + 8 of a pair accumulate 16x (decode_a4_f16) and
 // all of them 2^e x (the slice's x scale): both powers of two come off exactly before the store.
-template <int kFmt, int kG, int kP, int kW, int kMinB, bool kLo>
+// kOne (M = 1): the accumulators of token 1 (j = 1, 3) are left out of the group flushes.
+template <int kFmt, int kG, int kP, int kW, int kMinB, bool kLo, bool kOne>
 static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(const __grid_constant__ SliceParams p) {
   using F = FormatTraits<kFmt>;
   static_assert(F::kBits == 4, "4-bit codes only");
@@ -303,9 +304,11 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
               const float sl_ = F::kScaleF16 ? fp16_bits_to_f32(sw & 0xffffu) : bf16_bits_to_f32(sw & 0xffffu);
               const float sh_ = F::kScaleF16 ? fp16_bits_to_f32(sw >> 16) : bf16_bits_to_f32(sw >> 16);
               acc[tt][0][0] = fmaf(sl_, d[tt][0], acc[tt][0][0]);
-              acc[tt][0][1] = fmaf(sl_, d[tt][1], acc[tt][0][1]);
               acc[tt][0][2] = fmaf(sh_, d[tt][2], acc[tt][0][2]);
-              acc[tt][0][3] = fmaf(sh_, d[tt][3], acc[tt][0][3]);
+              if constexpr (!kOne) {
+                acc[tt][0][1] = fmaf(sl_, d[tt][1], acc[tt][0][1]);
+                acc[tt][0][3] = fmaf(sh_, d[tt][3], acc[tt][0][3]);
+              }
               if constexpr (F::kZero == kZeroFloat) {
                 // Rows g + 8 carry 16x: their zero term too.
                 const uint32_t zw = sl.z[tt][j];
@@ -313,9 +316,11 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
                 const float ch = (8.0f - bf16_bits_to_f32(zw >> 16)) * sh_ * 16.0f;
                 const float2 xv = *reinterpret_cast<const float2*>(xsum_s + grp * 16 + 2 * t);
                 acc[tt][0][0] = fmaf(cl, xv.x, acc[tt][0][0]);
-                acc[tt][0][1] = fmaf(cl, xv.y, acc[tt][0][1]);
                 acc[tt][0][2] = fmaf(ch, xv.x, acc[tt][0][2]);
-                acc[tt][0][3] = fmaf(ch, xv.y, acc[tt][0][3]);
+                if constexpr (!kOne) {
+                  acc[tt][0][1] = fmaf(cl, xv.y, acc[tt][0][1]);
+                  acc[tt][0][3] = fmaf(ch, xv.y, acc[tt][0][3]);
+                }
               }
 #pragma unroll
               for (int jj = 0; jj < 4; ++jj) d[tt][jj] = 0.0f;
