@@ -184,6 +184,15 @@ class Backend {
   virtual void matmul_shared_input(const float* x /* [m, cols] */, int64_t m, std::span<const MatmulOutput> outs) {
     for (const MatmulOutput& o : outs) matmul(x, m, *o.w, o.y);
   }
+  // add_rms_norm_then_norm (w_next set) followed by matmul_shared_input(y, rows, outs), every weight with
+  // n cols. y [rows, n] is scratch: the default leaves the normed rows there, a backend may instead
+  // feed them straight into its matmul input and leave y unwritten.
+  virtual void add_rms_norm_then_matmul(float* x, const float* a, const float* w_post, float scale, const float* w_next,
+                                        int64_t rows, int64_t n, float eps, float* y,
+                                        std::span<const MatmulOutput> outs) {
+    add_rms_norm_then_norm(x, a, w_post, scale, w_next, rows, n, eps, y);
+    matmul_shared_input(y, rows, outs);
+  }
   // The MLP's down projection: y = (gelu_tanh(gate) * up) · wᵀ. gate may be overwritten (the default
   // writes the product into it, then matmul); a backend may instead feed the product straight into
   // its matmul input.

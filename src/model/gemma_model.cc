@@ -351,12 +351,12 @@ Result<int64_t> GemmaModel::enqueue_forward(const std::vector<SequenceChunk>& ch
       ++k;
     }
     b.matmul(attn_.f32(), T, *l.o, a_.f32());  // [T, H]
-    // x += post_attn_norm(a); h = pre_ffw_norm(x)
-    b.add_rms_norm_then_norm(x, a_.f32(), l.post_attn_norm.f32(), 1.0f, l.pre_ffw_norm.f32(), T, H, eps, h_.f32());
-
     // --- MLP block ---
+    // x += post_attn_norm(a); h = pre_ffw_norm(x); gate, up = h · wᵀ (a backend may hand h to its
+    // matmul directly, leaving h_ unwritten)
     const MatmulOutput gate_up[2] = {{l.gate.get(), gate_.f32()}, {l.up.get(), up_.f32()}};  // [T, F] each
-    b.matmul_shared_input(h_.f32(), T, gate_up);
+    b.add_rms_norm_then_matmul(x, a_.f32(), l.post_attn_norm.f32(), 1.0f, l.pre_ffw_norm.f32(), T, H, eps, h_.f32(),
+                               gate_up);
     b.matmul_gelu_input(gate_.f32(), up_.f32(), T, *l.down, a_.f32());  // [T, F] -> [T, H]
     // x += post_ffw_norm(a); x *= layer scalar; h = next layer's input_norm(x)
     const bool last = i + 1 == c.num_hidden_layers;

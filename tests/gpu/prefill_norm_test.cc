@@ -155,5 +155,55 @@ TEST_F(PrefillNorm, AttentionPrologueOfAChunkMatchesTheSeparateOps) {
   }
 }
 
+// The add-norm handing its rows to the GEMM as bf16 (prefill) must give what add_rms_norm_then_norm
+// then matmul_shared_input give: the same fp32 rows rounded to bf16 the same way, so x and the
+// products bit for bit; at decode row counts and for n the row kernel does not take, the composition.
+TEST_F(PrefillNorm, AddNormThenMatmulEqualsTheTwoOps) {
+  SCOPED_TRACE(trace());
+  for (int64_t n : {1024, 1000}) {
+    QuantWeight like;
+    like.type = n % 32 == 0 ? QuantType::kQ4_0 : QuantType::kBF16;
+    like.rows = 768;
+    like.cols = n;
+    Result<std::unique_ptr<PackedWeight>> w1 = gpu_->synthesize_weight(like, 51), w2 = gpu_->synthesize_weight(like, 52);
+    ASSERT_TRUE(w1.is_ok() && w2.is_ok());
+    for (int64_t rows : {int64_t{300}, int64_t{17}, int64_t{3}}) {
+      SCOPED_TRACE("n " + std::to_string(n) + " rows " + std::to_string(rows));
+      const std::vector<float> x = normal(rows * n, 4.0f), a = normal(rows * n, 20.0f);
+      const std::vector<float> wp = normal(n), wn = normal(n);
+      DeviceBuffer d_wp = to_gpu(wp), d_wn = to_gpu(wn), d_a = to_gpu(a);
+      std::vector<float> got_x[2], got_y1[2], got_y2[2];
+      for (int fused = 0; fused < 2; ++fused) {
+        DeviceBuffer d_x = to_gpu(x), d_h = poisoned(rows * n), y1 = poisoned(rows * like.rows),
+                     y2 = poisoned(rows * like.rows);
+        const MatmulOutput outs[2] = {{w1->get(), y1.f32()}, {w2->get(), y2.f32()}};
+        if (fused) {
+          gpu_->add_rms_norm_then_matmul(d_x.f32(), d_a.f32(), d_wp.f32(), 0.75f, d_wn.f32(), rows, n, 1e-6f, d_h.f32(),
+                                         outs);
+        } else {
+          gpu_->add_rms_norm_then_norm(d_x.f32(), d_a.f32(), d_wp.f32(), 0.75f, d_wn.f32(), rows, n, 1e-6f, d_h.f32());
+          gpu_->matmul_shared_input(d_h.f32(), rows, outs);
+        }
+        got_x[fused] = from_gpu(d_x, rows * n);
+        got_y1[fused] = from_gpu(y1, rows * like.rows);
+        got_y2[fused] = from_gpu(y2, rows * like.rows);
+        Status st = gpu_->synchronize();
+        ASSERT_TRUE(st.is_ok()) << st.to_string();
+      }
+      int64_t differ = 0;
+      for (size_t i = 0; i < got_x[0].size(); ++i) differ += got_x[0][i] != got_x[1][i] || std::isnan(got_x[1][i]);
+      for (size_t i = 0; i < got_y1[0].size(); ++i) {
+        differ += got_y1[0][i] != got_y1[1][i] || std::isnan(got_y1[1][i]);
+        differ += got_y2[0][i] != got_y2[1][i] || std::isnan(got_y2[1][i]);
+      }
+      EXPECT_EQ(differ, 0);
+      EXPECT_LE(gputest::rel_l2(got_y1[1], got_y1[0]), 1e-6);
+      double ss = 0;
+      for (float v : got_y2[1]) ss += static_cast<double>(v) * v;
+      EXPECT_GT(ss, 0.0);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ge

@@ -356,6 +356,23 @@ class CudaBackendImpl final : public CudaBackend {
     }
     record(launch_add_rms_norm_then_norm(x, a, w_post, scale, w_next, rows, n, eps, y, ctx()), "add_rms_norm_then_norm");
   }
+  void add_rms_norm_then_matmul(float* x, const float* a, const float* w_post, float scale, const float* w_next,
+                                int64_t rows, int64_t n, float eps, float* y, std::span<const MatmulOutput> outs) override {
+    // Prefill: the normed rows go to the GEMM as bf16 straight from the add-norm (no fp32 y, no conversion).
+    constexpr size_t kMaxShared = 4;
+    bool direct = fused_decode_ && rows > kGemvMaxM && w_next != nullptr && !outs.empty() &&
+                  outs.size() <= kMaxShared && GemmRunner::norm_input_enabled();
+    for (const MatmulOutput& o : outs) direct = direct && o.w->cols() == n;
+    if (!direct) return Backend::add_rms_norm_then_matmul(x, a, w_post, scale, w_next, rows, n, eps, y, outs);
+    Result<__nv_bfloat16*> in = gemm_.input_bf16(rows, n);
+    if (!in.is_ok()) return record_status(in.status());
+    const cudaError_t e = launch_add_rms_norm_then_norm_rows(x, a, w_post, scale, w_next, rows, n, eps, nullptr, ctx(), *in);
+    if (e == cudaErrorNotSupported) return Backend::add_rms_norm_then_matmul(x, a, w_post, scale, w_next, rows, n, eps, y, outs);
+    record(e, "add_rms_norm_then_matmul (rows)");
+    GemmRunner::Output g[kMaxShared];
+    for (size_t i = 0; i < outs.size(); ++i) g[i] = GemmRunner::Output{&view(*outs[i].w), outs[i].y};
+    record_status(gemm_.run_prepared(rows, std::span<const GemmRunner::Output>(g, outs.size()), ctx()));
+  }
   void attention_prologue(KvCache& cache, int32_t layer, const AttentionPrologue& p) override {
     auto& c = static_cast<CudaKvCache&>(cache);
     if (layer < 0 || layer >= c.n_layers()) {

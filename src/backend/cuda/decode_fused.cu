@@ -40,17 +40,29 @@ struct PrologueParams {
 
 // grid (n_heads + n_kv, n_tokens): query heads first, then KV heads. Shared: [d] normalised row.
 // With pp.batch set, token t is one decode step of its own sequence (cache bases[t]).
+// The norm weights and inverse frequencies are not produced by earlier kernels: a thread's first kPre
+// of each are read before grid_dependency_wait, so their latency overlaps the previous kernel's tail.
+constexpr int kPre = 2;  // the selects below name elements 0 and 1 (registers, not a local array)
+
 static __global__ void attention_prologue_kernel(PrologueParams pp) {
   extern __shared__ float buf[];
   __shared__ float red[32];
-  grid_dependency_release();
-  grid_dependency_wait();
   const AttentionPrologue& p = pp.p;
   const int64_t d = p.head_dim, half = d / 2;
   const int64_t head = blockIdx.x, t = blockIdx.y;
-  const int32_t pos = p.positions[t];
   const bool is_q = head < p.n_heads;
   const int64_t kh = head - p.n_heads;
+  const float* w = is_q ? p.q_norm : p.k_norm;
+  float w_pre[kPre], f_pre[kPre];
+#pragma unroll
+  for (int k = 0; k < kPre; ++k) {
+    const int64_t i = threadIdx.x + int64_t{k} * blockDim.x;
+    w_pre[k] = w && i < d ? w[i] : 1.0f;
+    f_pre[k] = i < half ? p.inv_freq[i] : 0.0f;
+  }
+  grid_dependency_release();
+  grid_dependency_wait();
+  const int32_t pos = p.positions[t];
   float* row = is_q ? p.q + (t * p.n_heads + head) * d : p.k + (t * p.n_kv + kh) * d;
   const int64_t cache_row = p.n_kv * d;
   const bool store = !is_q && pos >= 0;
@@ -75,8 +87,8 @@ static __global__ void attention_prologue_kernel(PrologueParams pp) {
     __syncthreads();
   }
   const float inv = inv_rms(row, d, p.eps, red);
-  const float* w = is_q ? p.q_norm : p.k_norm;
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) buf[i] = row[i] * inv * (w ? w[i] : 1.0f);
+  for (int64_t i = threadIdx.x, k = 0; i < d; i += blockDim.x, ++k)
+    buf[i] = row[i] * inv * (k == 0 ? w_pre[0] : (k == 1 ? w_pre[1] : (w ? w[i] : 1.0f)));
   __syncthreads();
   if (pos < 0) {
     if (threadIdx.x == 0 && head == 0) raise_device_error(pp.error_word, kErrPosition);
@@ -84,9 +96,9 @@ static __global__ void attention_prologue_kernel(PrologueParams pp) {
       for (int64_t i = threadIdx.x; i < d; i += blockDim.x) row[i] = buf[i];
     return;
   }
-  for (int64_t j = threadIdx.x; j < half; j += blockDim.x) {
+  for (int64_t j = threadIdx.x, k = 0; j < half; j += blockDim.x, ++k) {
     float a = buf[j], b = buf[j + half];
-    const float f = p.inv_freq[j];
+    const float f = k == 0 ? f_pre[0] : (k == 1 ? f_pre[1] : p.inv_freq[j]);
     if (f != 0.0f) {
       const float angle = static_cast<float>(pos) * f;
       float s, c;

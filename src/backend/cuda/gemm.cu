@@ -296,6 +296,37 @@ bool GemmRunner::gelu_input_enabled() {
   return v;
 }
 
+bool GemmRunner::norm_input_enabled() {
+  static const bool v = [] {
+    const char* e = std::getenv("GE_CUDA_GEMM_NORM");
+    return e == nullptr || std::strcmp(e, "0") != 0;
+  }();
+  return v;
+}
+
+Result<__nv_bfloat16*> GemmRunner::input_bf16(int64_t m, int64_t cols) {
+  uint64_t n = 0;
+  if (m <= 0 || cols <= 0 || !mul_ok(static_cast<uint64_t>(m), static_cast<uint64_t>(cols), &n) || n > (uint64_t{1} << 62))
+    return invalid_argument("gemm input: m " + std::to_string(m) + " x cols " + std::to_string(cols) + " out of range");
+  GE_RETURN_IF_ERROR(x_bf16_.ensure(static_cast<size_t>(n) * 2, "gemm x scratch"));
+  prepared_m_ = m;
+  prepared_cols_ = cols;
+  return x_bf16_.as<__nv_bfloat16>();
+}
+
+Status GemmRunner::run_prepared(int64_t m, std::span<const Output> outs, const LaunchContext& ctx) {
+  if (m != prepared_m_) return invalid_argument("gemm: run_prepared rows differ from input_bf16's");
+  for (const Output& o : outs) {
+    if (o.w->cols != prepared_cols_) {
+      return invalid_argument("gemm: run_prepared weight cols " + std::to_string(o.w->cols) + " vs input cols " +
+                              std::to_string(prepared_cols_));
+    }
+  }
+  GE_RETURN_IF_ERROR(workspace_.ensure(kWorkspaceBytes, "gemm workspace"));
+  for (const Output& o : outs) GE_RETURN_IF_ERROR(run_converted(*o.w, m, o.y, ctx));
+  return Status::ok();
+}
+
 Status GemmRunner::run_gelu_input(const WeightView& w, const float* gate, const float* up, int64_t m, float* y,
                                   const LaunchContext& ctx) {
   if (m <= 0) return Status::ok();

@@ -42,6 +42,12 @@ class GemmRunner {
                         const LaunchContext& ctx);
   // GE_CUDA_GEMM_GELU=0: callers keep the separate gelu_tanh_mul (comparisons).
   static bool gelu_input_enabled();
+  // For a producer that writes the bf16 input itself: the [m, cols] scratch to fill, then
+  // run_prepared(m, outs) (every weight with those cols) on the same stream.
+  Result<__nv_bfloat16*> input_bf16(int64_t m, int64_t cols);
+  Status run_prepared(int64_t m, std::span<const Output> outs, const LaunchContext& ctx);
+  // GE_CUDA_GEMM_NORM=0: callers keep the add-norm's fp32 output and the conversion (comparisons).
+  static bool norm_input_enabled();
   // Bytes of bf16 weight rows dequantized per GEMM call (the scratch size); default 64 MiB.
   void set_weight_chunk_bytes(size_t bytes) { weight_chunk_bytes_ = bytes; }
   // Whether a new GEMM shape with at least kTuneMinRows rows times cuBLASLt's top heuristic candidates
@@ -84,6 +90,7 @@ class GemmRunner {
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, Plan> plans_;
   // Timed winners by (nc, k, ldd, M range: floor(log2 M)).
   std::map<std::tuple<int64_t, int64_t, int64_t, int>, cublasLtMatmulAlgo_t> tuned_;
+  int64_t prepared_m_ = 0, prepared_cols_ = 0;  // shape of the last input_bf16
   bool tune_ = true;
   int tuned_shapes_ = 0, tuned_changed_ = 0;
 };

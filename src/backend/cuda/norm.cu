@@ -54,7 +54,8 @@ struct AddNormRowsParams {
   const float* a;
   const float* w_post;  // or null
   const float* w_next;  // or null: x only
-  float* y;
+  float* y;            // or null: no fp32 y
+  __nv_bfloat16* y16;  // or null: y rounded to bf16 (a GEMM's input)
   int64_t n;
   float eps, scale;
 };
@@ -123,13 +124,16 @@ static __global__ void add_rms_norm_then_norm_rows_kernel(AddNormRowsParams p) {
   if (p.w_next == nullptr) return;
   __syncthreads();  // shared[] is reused by the second sum
   const float inv2 = 1.0f / sqrtf(block_sum(ss2, shared) / static_cast<float>(p.n) + p.eps);
-  float4* y = reinterpret_cast<float4*>(p.y + blockIdx.x * p.n);
 #pragma unroll
   for (int v = 0; v < kRowVecs; ++v) {
     const int64_t i = threadIdx.x + int64_t{v} * blockDim.x;
     if (i >= n4) continue;
     const float4 w = wn[v];
-    y[i] = make_float4(xv[v].x * inv2 * w.x, xv[v].y * inv2 * w.y, xv[v].z * inv2 * w.z, xv[v].w * inv2 * w.w);
+    const float4 yv = make_float4(xv[v].x * inv2 * w.x, xv[v].y * inv2 * w.y, xv[v].z * inv2 * w.z, xv[v].w * inv2 * w.w);
+    if (p.y) reinterpret_cast<float4*>(p.y + blockIdx.x * p.n)[i] = yv;
+    if (p.y16) {
+      reinterpret_cast<uint2*>(p.y16 + blockIdx.x * p.n)[i] = make_uint2(pack_bf16x2(yv.x, yv.y), pack_bf16x2(yv.z, yv.w));
+    }
   }
 }
 
@@ -157,14 +161,16 @@ cudaError_t launch_add_rms_norm(float* x, const float* a, const float* w, int64_
 
 cudaError_t launch_add_rms_norm_then_norm_rows(float* x, const float* a, const float* w_post, float scale,
                                                const float* w_next, int64_t rows, int64_t n, float eps, float* y,
-                                               const LaunchContext& ctx) {
+                                               const LaunchContext& ctx, __nv_bfloat16* y_bf16) {
   // GE_CUDA_ROW_NORM=0: always decline (comparisons with the general kernel).
   static const bool enabled = [] {
     const char* e = std::getenv("GE_CUDA_ROW_NORM");
     return e == nullptr || std::strcmp(e, "0") != 0;
   }();
   if (rows <= 0 || n <= 0) return cudaSuccess;
-  if (!enabled || rows > 0x7fffffff || n % 4 != 0 || n > int64_t{4} * kRowVecs * 1024 || (w_next != nullptr && y == nullptr))
+  if (!enabled || rows > 0x7fffffff || n % 4 != 0 || n > int64_t{4} * kRowVecs * 1024 ||
+      (w_next != nullptr && y == nullptr && y_bf16 == nullptr) || (y_bf16 != nullptr && w_next == nullptr) ||
+      reinterpret_cast<uintptr_t>(y_bf16) % 8 != 0)
     return cudaErrorNotSupported;
   for (const void* ptr : {static_cast<const void*>(x), static_cast<const void*>(a), static_cast<const void*>(w_post),
                           static_cast<const void*>(w_next), static_cast<const void*>(y)}) {
@@ -173,7 +179,7 @@ cudaError_t launch_add_rms_norm_then_norm_rows(float* x, const float* a, const f
   const int64_t per_thread = int64_t{4} * kRowVecs;
   const int threads = static_cast<int>(std::max<int64_t>(32, (n + per_thread - 1) / per_thread + 31) / 32 * 32);
   return launch_pdl(add_rms_norm_then_norm_rows_kernel, dim3(static_cast<unsigned>(rows)), threads, 0,
-                    AddNormRowsParams{x, a, w_post, w_next, y, n, eps, scale}, ctx);
+                    AddNormRowsParams{x, a, w_post, w_next, y, y_bf16, n, eps, scale}, ctx);
 }
 
 }  // namespace ge::cuda

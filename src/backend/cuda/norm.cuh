@@ -18,8 +18,10 @@ cudaError_t launch_add_rms_norm(float* x, const float* a, const float* w, int64_
 // its 8 values of a row in registers, so a and x are read once and x, y written once; launched with
 // programmatic dependent launch when ctx allows (the weights are read before the wait). Returns
 // cudaErrorNotSupported for shapes outside that range (the caller keeps its general kernel).
+// y_bf16 (with w_next; 8-byte aligned): y also as bf16 [rows, n], rounded as the GEMM rounds its input;
+// y may then be null (no fp32 y).
 cudaError_t launch_add_rms_norm_then_norm_rows(float* x, const float* a, const float* w_post, float scale,
                                                const float* w_next, int64_t rows, int64_t n, float eps, float* y,
-                                               const LaunchContext& ctx);
+                                               const LaunchContext& ctx, __nv_bfloat16* y_bf16 = nullptr);
 
 }  // namespace ge::cuda
