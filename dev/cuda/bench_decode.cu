@@ -175,8 +175,9 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--focus")) focus = true;
     // --all-formats (with --focus): every format's whole-token lines, per-shape rows for Q4_0 only.
     if (!std::strcmp(argv[i], "--all-formats")) all_formats = true;
-    // --lab: Q4_0 only; production and grouped whole tokens, then every K-slice lab variant (checked
-    // against the production kernel, then timed); no forced schedules, no per-shape rows.
+    // --lab: Q4_0 only (with --all-formats also int4 g32/g128 and Q8_0, against lab variant 0 only);
+    // production and grouped whole tokens, then every K-slice lab variant (checked against the
+    // production kernel, then timed); no forced schedules, no per-shape rows.
     if (!std::strcmp(argv[i], "--lab")) lab = focus = true;
     // --profile V: Q4_0, K-slice lab variant V at M = 1 on the grouped q|k|v, o, gate|up and down of
     // layer 0, twice, outside any graph (for ncu: --launch-skip 4 --launch-count 4).
@@ -507,20 +508,15 @@ int main(int argc, char** argv) {
              m, w.mats.size(), ms, gbs, 100.0 * gbs / ceiling_gbs, 1000.0 / ms, m > 1 ? " per stream" : "",
              forced.c_str());
     }
-    if (focus && f.type == ge::QuantType::kQ4_0) {
+    if (focus && (f.type == ge::QuantType::kQ4_0 || (lab && !raw))) {
       // Kernel lab of the K-slice schedule: each configuration over the grouped token (241
       // launches), every M.
-      ge::cuda::DeviceMemory frag, part, count;
-      const ge::cuda::GemvScratch scratch{&frag, &part, &count};
-      ge::cuda::LaunchContext lctx;
-      lctx.stream = s;
-      CHECK_CUDA(cudaDeviceGetAttribute(&lctx.num_sms, cudaDevAttrMultiProcessorCount, 0));
       // Each variant against the production kernel on the q|k|v, o, gate|up, down groups of layer 0
       // and the LM head: relative L2 difference and max |difference| / max |y| over M = 1..8, 16.
       // --lab leaves out variants 1-3 (measured in earlier rounds, dev/cuda/NOTES.md).
       auto skip = [&](int v) { return lab && v >= 1 && v <= 3; };
       for (int v = 0; v < ge::cuda::gemv_slice_lab_variants(); ++v) {
-        if (skip(v)) continue;
+        if (skip(v) || (v > 0 && f.type != ge::QuantType::kQ4_0)) continue;
         double worst_l2 = 0, worst_max = 0;
         std::vector<float> a, b;
         for (int m : {1, 2, 3, 5, 8, 16}) {
@@ -551,22 +547,16 @@ int main(int argc, char** argv) {
         report("check lab %d (%s) vs production, M = 1,2,3,5,8,16: worst rel L2 %.3g, max %.3g\n", v,
                ge::cuda::gemv_slice_lab_variant_name(v), worst_l2, worst_max);
       }
-      for (int v = 0; v < ge::cuda::gemv_slice_lab_variants(); ++v) {
-        if (skip(v)) continue;
-        std::string line = std::string("   lab ") + ge::cuda::gemv_slice_lab_variant_name(v) + ", grouped token:";
+      // v = -1: the production dispatch (launch_gemv_slice), for the per-kind line.
+      for (int v = -1; v < ge::cuda::gemv_slice_lab_variants(); ++v) {
+        if (skip(v) || (v > 0 && f.type != ge::QuantType::kQ4_0) || (v < 0 && !lab)) continue;
+        std::string line = std::string("   lab ") +
+                           (v < 0 ? "production (launch_gemv_slice)" : ge::cuda::gemv_slice_lab_variant_name(v)) +
+                           ", grouped token:";
         for (int m : {1, 2, 4, 8, 16}) {
           bool ok = true;
           auto grouped = [&] {
-            for (const auto& gr : token_groups) {
-              std::vector<ge::cuda::GemvTarget> t;
-              float* yo = y;
-              for (size_t i : gr) {
-                const auto& vw = static_cast<const ge::cuda::CudaPackedWeight&>(*w.mats[i]).view();
-                t.push_back({&vw, yo});
-                yo += vw.rows * m;
-              }
-              ok = ok && ge::cuda::launch_gemv_slice_lab(t, x, m, v, scratch, lctx) == cudaSuccess;
-            }
+            for (const auto& gr : token_groups) ok = ok && lab_group(gr, m, v) == cudaSuccess;
           };
           grouped();
           (void)cudaGetLastError();

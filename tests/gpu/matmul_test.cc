@@ -6,7 +6,11 @@
 //   raw layouts, fp32 GEMV:            |gpu − cpu| ≤ 1e-5 · A   (fp32 sums only)
 //   tiled layouts, tensor-core GEMV:   |gpu − cpu| ≤ 5e-5 · A   (x split into bf16 hi + lo keeps 16
 //                                      significant bits: 2^-17 ≈ 7.6e-6 per product, plus fp32 sums
-//                                      and the zero-point term (8 − z)·s·Σx of torchao int4)
+//                                      and the zero-point term (8 − z)·s·Σx of torchao int4. 4-bit
+//                                      weights at M <= 8 and K >= 4096 round x, scaled by a power of
+//                                      two per K-slice, to fp16 (11 bits): those errors average out
+//                                      over K, typically 2^-11·sqrt(3/K)·A <= 5e-6·A, worst case
+//                                      2^-11·A (gemv_slice_test.cc checks that bound))
 //   M > 16, bf16 cuBLASLt GEMM:        |gpu − cpu| ≤ 1.2e-2 · A (x and w rounded to bf16, ≤ 2^-9 each,
 //                                      give 3.9e-3; up to 6.5e-3 was seen on H100, so cuBLASLt's own
 //                                      accumulation adds error of the same order)

@@ -1,8 +1,8 @@
 // Matrix-vector products for decode (M = 1) and small batches (M <= 16): y[m, n] = x[m, :] · w[n, :].
-// Tiled weights (Q4_0, Q8_0, Int4Group, Int8Group) run on the tensor cores (bf16 mma with x split
-// into bf16 high + low parts, fp32 accumulate) under the K-slice schedule (gemv_slice.cu; the item
-// and stream-K schedules stay for comparison); raw layouts run a decode-in-kernel fp32 GEMV (Q4_K
-// with its own kernel).
+// Tiled weights (Q4_0, Q8_0, Int4Group, Int8Group) run on the tensor cores (mma with x split into
+// high + low parts, fp32 accumulate: fp16 parts of x scaled per K-slice for 4-bit weights at M <= 8,
+// bf16 parts otherwise) under the K-slice schedule (gemv_slice.cu; the item and stream-K schedules
+// stay for comparison); raw layouts run a decode-in-kernel fp32 GEMV (Q4_K with its own kernel).
 #pragma once
 
 #include <span>
@@ -45,7 +45,8 @@ cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, 
                               int force_slices, const LaunchContext& ctx);
 // Same encoding, group size and K: the weights can share one slice launch.
 bool gemv_slice_compatible(const WeightView& a, const WeightView& b);
-// Kernel lab (Q4_0): configurations of the K-slice schedule; variant 0 is the production one.
+// Kernel lab (Q4_0): configurations of the K-slice schedule; variant 0 is the bf16 hi/lo kernel
+// (production before the fp16 kernel of gemv_slice_f16.cuh).
 int gemv_slice_lab_variants();
 const char* gemv_slice_lab_variant_name(int variant);
 cudaError_t launch_gemv_slice_lab(std::span<const GemvTarget> outs, const float* x, int m, int variant,

@@ -178,8 +178,10 @@ struct F16Slot {
 // slice b % S; warp lw of the slice's R·W warps streams pairs lw, lw + R·W, ... over the slice,
 // kP chunks ahead across pair boundaries. Rows g + 8 of a pair accumulate 16x (decode_a4_f16) and
 // all of them 2^e x (the slice's x scale): both powers of two come off exactly before the store.
-// kOne (M = 1): the accumulators of token 1 (j = 1, 3) are left out of the group flushes.
-template <int kFmt, int kG, int kP, int kW, int kMinB, bool kLo, bool kOne>
+// kOne (M = 1): the accumulators of token 1 (j = 1, 3) are left out of the group flushes. kSplit:
+// odd k-steps accumulate into a second register set, so the mma of a group form two chains of half
+// the length (added at the flush).
+template <int kFmt, int kG, int kP, int kW, int kMinB, bool kLo, bool kOne, bool kSplit = false>
 static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(const __grid_constant__ SliceParams p) {
   using F = FormatTraits<kFmt>;
   static_assert(F::kBits == 4, "4-bit codes only");
@@ -255,11 +257,11 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
   const uint4* xlane = xf_s + g * 4 + t;
   const int xstride = m * 4;  // uint4 per pair of k-steps
 
-  float acc[kT][1][4], d[kT][4];
+  float acc[kT][1][4], d[kT][4], d2[kT][4];
 #pragma unroll
   for (int tt = 0; tt < kT; ++tt) {
 #pragma unroll
-    for (int j = 0; j < 4; ++j) acc[tt][0][j] = d[tt][j] = 0.0f;
+    for (int j = 0; j < 4; ++j) acc[tt][0][j] = d[tt][j] = d2[tt][j] = 0.0f;
   }
   int gp = lw, c = c_begin;
 
@@ -284,9 +286,10 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
           for (int tt = 0; tt < kT; ++tt) {
             uint32_t a[4];
             decode_a4_f16(reinterpret_cast<const uint32_t*>(&sl.q[tt])[s], a);
-            mma_f16(d[tt], a, b0, b1);
+            float(&dd)[4] = kSplit && (s & 1) ? d2[tt] : d[tt];
+            mma_f16(dd, a, b0, b1);
             if constexpr (kLo) {
-              mma_f16(d[tt], a, (s & 1) ? bl[s >> 1].z : bl[s >> 1].x, (s & 1) ? bl[s >> 1].w : bl[s >> 1].y);
+              mma_f16(dd, a, (s & 1) ? bl[s >> 1].z : bl[s >> 1].x, (s & 1) ? bl[s >> 1].w : bl[s >> 1].y);
             }
           }
           bool flush;
@@ -303,6 +306,13 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
               const uint32_t sw = sl.s[tt][j];
               const float sl_ = F::kScaleF16 ? fp16_bits_to_f32(sw & 0xffffu) : bf16_bits_to_f32(sw & 0xffffu);
               const float sh_ = F::kScaleF16 ? fp16_bits_to_f32(sw >> 16) : bf16_bits_to_f32(sw >> 16);
+              if constexpr (kSplit) {
+#pragma unroll
+                for (int jj = 0; jj < 4; ++jj) {
+                  if (!kOne || jj % 2 == 0) d[tt][jj] += d2[tt][jj];
+                  d2[tt][jj] = 0.0f;
+                }
+              }
               acc[tt][0][0] = fmaf(sl_, d[tt][0], acc[tt][0][0]);
               acc[tt][0][2] = fmaf(sh_, d[tt][2], acc[tt][0][2]);
               if constexpr (!kOne) {
