@@ -2,7 +2,8 @@
 // per weight shape at M = 512/2048/8192 (heuristic vs timed algorithm choice), the tiled4 -> bf16 dequantizer against the generic one (and
 // checks they agree bit for bit), and prefill attention (tensor-core vs SIMT kernel) for the sliding and
 // full layer shapes; then adds them up per forward pass. Events, median of repetitions after warm-up.
-// Build: dev/cuda/prefill_build.sh [build-dir]; run: prefill_bench [--quick] [--out FILE].
+// Build: dev/cuda/prefill_build.sh [build-dir]; run: prefill_bench [--quick] [--attn-only] [--out FILE]
+// (--attn-only: the attention section alone, one SIMT repetition).
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -125,9 +126,10 @@ std::vector<Shape> shapes_31b() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
+  bool quick = false, attn_only = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
+    if (!std::strcmp(argv[i], "--attn-only")) attn_only = true;
     if (!std::strcmp(argv[i], "--out") && i + 1 < argc) g_out = std::fopen(argv[++i], "w");
   }
   auto created = ge::create_cuda_backend();
@@ -152,7 +154,7 @@ int main(int argc, char** argv) {
   const std::vector<int64_t> ms_list = quick ? std::vector<int64_t>{512, 2048} : std::vector<int64_t>{512, 2048, 8192};
 
   // ---- dequantizer: coalesced tiled4 kernel vs the generic one ----
-  {
+  if (!attn_only) {
     for (bool zero : {false, true}) {
       auto w = ge::cuda::synthesize_packed_weight(zero ? ge::QuantType::kInt4Group : ge::QuantType::kQ4_0, 21504, 5376,
                                                   zero ? 32 : 0, zero, 77, ctx);
@@ -187,7 +189,7 @@ int main(int argc, char** argv) {
   // ---- prefill GEMM per shape ----
   const std::vector<Shape> shapes = shapes_31b();
   std::vector<double> gemm_forward_ms(ms_list.size(), 0.0), dq_forward_ms(ms_list.size(), 0.0);
-  {
+  if (!attn_only) {
     ge::cuda::GemmRunner runner, untuned;
     CHECK_OK(runner.init());
     CHECK_OK(untuned.init());
@@ -330,7 +332,7 @@ int main(int argc, char** argv) {
       ge::cuda::DeviceMemory partials;
       ge::cuda::AttentionScratch mma_scratch{&partials, false}, simt_scratch{&partials, true};
       const float t_mma = median_ms(s, 1, reps, [&] { CHECK_CUDA(ge::cuda::launch_attention(layer, q, T, pos, ap, o1, mma_scratch, ctx)); });
-      const float t_simt = median_ms(s, 1, quick ? 1 : 3, [&] { CHECK_CUDA(ge::cuda::launch_attention(layer, q, T, pos, ap, o2, simt_scratch, ctx)); });
+      const float t_simt = median_ms(s, 1, quick || attn_only ? 1 : 3, [&] { CHECK_CUDA(ge::cuda::launch_attention(layer, q, T, pos, ap, o2, simt_scratch, ctx)); });
       CHECK_CUDA(cudaStreamSynchronize(s));
       const int64_t n = int64_t{T} * nq * d;
       std::vector<float> h1(n), h2(n);

@@ -1,6 +1,6 @@
 // Prefill flash attention on the tensor cores (mma.sync m16n8k16, bf16 operands, fp32 accumulators
-// and softmax) over the bf16 KV ring: 64 queries of one head per CTA, 64-key tiles; and the attention
-// prologue for prefill chunks (one warp per head row).
+// and softmax) over the bf16 KV ring: 128 query rows per CTA (the heads of a GQA group times consecutive
+// tokens), 64-key tiles in two stages; and the attention prologue for prefill chunks (one warp per head row).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -24,7 +24,9 @@ struct PrefillAttentionArgs {
   float scale = 1.0f, softcap = 0.0f;
 };
 
-// Head dims the kernel is instantiated for: 32, 64, 128, 256, 512.
+// Head dims the kernel is instantiated for: 32, 64, 128, 256, 512. The launch needs n_heads = group * n_kv
+// and a ring of at least one slot (else cudaErrorInvalidValue). GE_CUDA_PREFILL_HEADS=n caps the query
+// heads per CTA (default: up to 8, 4 for head_dim 512, as the GQA group allows).
 bool prefill_attention_mma_supported(int head_dim);
 
 cudaError_t launch_prefill_attention_mma(const PrefillAttentionArgs& args, cudaStream_t stream);
