@@ -305,9 +305,10 @@ cudaError_t slice_f16_lab(const SliceParams& p, int grid, size_t smem, const Lau
 
 template <int kFmt, int kG>
 cudaError_t slice_f16_nt(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
-  // Prefetch 2 at every M (measured best, unlike the bf16 kernel's 4 at M <= 2).
-  if (p.m == 1) return slice_f16_launch<kFmt, kG, 2, kSliceMinB, false, true>(p, grid, smem, ctx);
-  return slice_f16_launch<kFmt, kG, 2, kSliceMinB, false>(p, grid, smem, ctx);
+  // Prefetch 3 slots at M <= 2, 2 above (measured; 4 spills registers in this kernel).
+  if (p.m == 1) return slice_f16_launch<kFmt, kG, 3, kSliceMinB, false, true>(p, grid, smem, ctx);
+  return p.m == 2 ? slice_f16_launch<kFmt, kG, 3, kSliceMinB, false>(p, grid, smem, ctx)
+                  : slice_f16_launch<kFmt, kG, 2, kSliceMinB, false>(p, grid, smem, ctx);
 }
 
 template <int kFmt>
@@ -369,7 +370,7 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     // fp16 lab variants 4.. at M <= 8 (above: the bf16 kernel).
     if (variant >= 4 && m <= 8) {
       cfg.f16 = true;
-      cfg.f16_lo = variant == 10;
+      cfg.f16_lo = variant == 8 || variant == 9;
     }
   }
   SliceParams p = {};
@@ -453,19 +454,19 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   switch (variant) {
     case 1: return slice_lab<2>(p, grid, smem, ctx);
     case 2: return slice_lab<4>(p, grid, smem, ctx);
-    case 4: return m <= 8 ? slice_f16_lab<4, 2, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
-    case 5: return m <= 8 ? slice_f16_lab<2, 2, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
-    case 6:
-      return m <= 8 ? slice_f16_lab<2, 2, 2, false, true>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
-    case 7:
+    case 4: return m <= 8 ? slice_f16_lab<2, 2, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 5:
       return m <= 8 ? slice_f16_lab<3, 2, 2, false, true>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
-    case 8:
+    case 6:
+      return m <= 8 ? slice_f16_lab<3, 2, 2, false, true, true>(p, grid, smem, ctx)
+                    : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 7:
       return m <= 8 ? slice_f16_lab<2, 2, 2, false, true, true>(p, grid, smem, ctx)
                     : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
-    case 9:
-      return m <= 8 ? slice_f16_lab<4, 2, 2, false, true, true>(p, grid, smem, ctx)
+    case 8:
+      return m <= 8 ? slice_f16_lab<3, 2, 2, true, true, true>(p, grid, smem, ctx)
                     : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
-    case 10:
+    case 9:
       return m <= 8 ? slice_f16_lab<2, 2, 2, true, true, true>(p, grid, smem, ctx)
                     : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
     default: break;
@@ -493,20 +494,19 @@ cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, 
   return slice_dispatch(outs, x, m, scratch, force_slices, -1, ctx);
 }
 
-int gemv_slice_lab_variants() { return 11; }
+int gemv_slice_lab_variants() { return 10; }
 
 const char* gemv_slice_lab_variant_name(int v) {
   static const char* kNames[] = {"bf16 hi+lo B (production before the fp16 kernel)",
                                  "bf16, P2 at every M",
                                  "bf16, P4 to M = 8, P2 above",
                                  "bf16, next grid released at kernel start",
-                                 "f16 B, P4 to M = 2, P2 to 8",
                                  "f16 B, P2 to M = 8",
-                                 "f16 B, P2, M = 1 kernel without token-1 sums",
-                                 "f16 B, P3 to M = 2, P2 to 8, M = 1 kernel without token-1 sums",
-                                 "f16 B, P2, M = 1 without token-1 sums, two mma chains per group",
-                                 "f16 B, P4 to M = 2, P2 to 8, M = 1 without token-1 sums, two chains",
-                                 "f16 hi+lo B, P2, M = 1 without token-1 sums, two chains"};
+                                 "f16 B, P3 to M = 2, P2 to 8, M = 1 without token-1 sums (production)",
+                                 "f16 B, as 5 with two mma chains per group",
+                                 "f16 B, P2 to M = 8, M = 1 without token-1 sums, two chains",
+                                 "f16 hi+lo B, P3 to M = 2, P2 to 8, M = 1 without token-1 sums, two chains",
+                                 "f16 hi+lo B, P2 to M = 8, M = 1 without token-1 sums, two chains"};
   return v >= 0 && v < gemv_slice_lab_variants() ? kNames[v] : "unknown";
 }
 
