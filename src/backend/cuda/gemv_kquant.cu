@@ -168,8 +168,8 @@ struct KqParams {
 
 // y[n, row] = Σ_blocks Σ_runs dl·Σ(q·x) − ml·Σx: the codes are exact floats, dl and ml are the
 // reference's roundings; only the order of the fp32 sums differs from the per-element product.
-template <QuantType T, int kRows, int kMaxM>
-static __global__ void __launch_bounds__(kWarps * 32) gemv_kquant_kernel(KqParams p) {
+template <QuantType T, int kRows, int kMaxM, int kMinCtas>
+static __global__ void __launch_bounds__(kWarps * 32, kMinCtas) gemv_kquant_kernel(KqParams p) {
   using Q = KQuant<T>;
   __shared__ float red[kWarps][kRows][kMaxM];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -236,15 +236,23 @@ static __global__ void __launch_bounds__(kWarps * 32) gemv_kquant_kernel(KqParam
             }
             float sx = 0.0f;
             if constexpr (Q::kHasMin) {
+              float sx1 = 0.0f;
 #pragma unroll
-              for (int e = 0; e < 16; ++e) sx += xs[e];
+              for (int e = 0; e < 16; e += 2) {
+                sx += xs[e];
+                sx1 += xs[e + 1];
+              }
+              sx += sx1;
             }
 #pragma unroll
             for (int r = 0; r < kRows; ++r) {
-              float s = 0.0f;
+              float s0 = 0.0f, s1 = 0.0f;  // two chains: half the FMA latency per run
 #pragma unroll
-              for (int e = 0; e < 16; ++e) s = fmaf(f[r][e], xs[e], s);
-              acc[r][n] = fmaf(dl[r], s, acc[r][n]);
+              for (int e = 0; e < 16; e += 2) {
+                s0 = fmaf(f[r][e], xs[e], s0);
+                s1 = fmaf(f[r][e + 1], xs[e + 1], s1);
+              }
+              acc[r][n] = fmaf(dl[r], s0 + s1, acc[r][n]);
               if constexpr (Q::kHasMin) acc[r][n] = fmaf(-ml[r], sx, acc[r][n]);
             }
           }
@@ -289,16 +297,19 @@ int auto_split(int64_t rows, int64_t nb, int rows_per_warp, int num_sms) {
 }
 
 struct Config {
-  int rows_per_warp;  // 2 or 4
-  int split;          // 0: auto
+  int rows_m1;     // rows per warp for M = 1 (2 or 4)
+  int rows_small;  // rows per warp for M = 2..4 (2 or 4)
+  int split;       // warps per row group; 0: auto_split
+  int chunk;       // rows of x per launch: 4, or 16 (M > 4 then runs two rows per warp, 16 accumulators each)
+  int min_ctas = 1;  // M = 1, two rows per warp: CTAs per SM the registers must allow (1 or 3)
 };
 
-template <QuantType T, int kRows, int kMaxM>
+template <QuantType T, int kRows, int kMaxM, int kMinCtas = 1>
 cudaError_t launch_one(const KqParams& p, cudaStream_t stream) {
   const int64_t groups = (p.rows + kRows - 1) / kRows;
   const int64_t per_cta = kWarps / p.split;
   const unsigned grid = static_cast<unsigned>((groups + per_cta - 1) / per_cta);
-  gemv_kquant_kernel<T, kRows, kMaxM><<<grid, kWarps * 32, 0, stream>>>(p);
+  gemv_kquant_kernel<T, kRows, kMaxM, kMinCtas><<<grid, kWarps * 32, 0, stream>>>(p);
   return cudaGetLastError();
 }
 
@@ -306,17 +317,17 @@ template <QuantType T>
 cudaError_t launch_typed(const uint8_t* raw, int64_t rows, int64_t cols, int64_t row_bytes, const float* x, int64_t m,
                          float* y, Config cfg, int num_sms, cudaStream_t stream) {
   const int64_t nb = cols / 256;
-  for (int64_t m0 = 0; m0 < m; m0 += kGemvMaxM) {
-    const int mc = static_cast<int>(std::min<int64_t>(kGemvMaxM, m - m0));
+  for (int64_t m0 = 0; m0 < m; m0 += cfg.chunk) {
+    const int mc = static_cast<int>(std::min<int64_t>(cfg.chunk, m - m0));
     // Four rows per warp only where the accumulators stay small (M <= 4).
-    const int rows_per_warp = mc <= 4 ? cfg.rows_per_warp : 2;
+    const int rows_per_warp = mc == 1 ? cfg.rows_m1 : (mc <= 4 ? cfg.rows_small : 2);
     KqParams p{raw, rows, cols, row_bytes, x + m0 * cols, y + m0 * rows, mc, 1};
     p.split = cfg.split > 0 ? cfg.split : auto_split(rows, nb, rows_per_warp, num_sms);
     cudaError_t e;
     if (rows_per_warp == 4) {
       e = mc == 1 ? launch_one<T, 4, 1>(p, stream) : launch_one<T, 4, 4>(p, stream);
     } else {
-      e = mc == 1 ? launch_one<T, 2, 1>(p, stream)
+      e = mc == 1 ? (cfg.min_ctas == 3 ? launch_one<T, 2, 1, 3>(p, stream) : launch_one<T, 2, 1>(p, stream))
                   : (mc <= 4 ? launch_one<T, 2, 4>(p, stream) : launch_one<T, 2, kGemvMaxM>(p, stream));
     }
     if (e != cudaSuccess) return e;
@@ -337,16 +348,23 @@ cudaError_t launch_config(const WeightView& w, const float* x, int64_t m, float*
   }
 }
 
-// Production: two rows per warp (measured on H200 with Gemma 4 31B shapes, dev/cuda/kquant_bench).
-constexpr Config kProduction{2, 0};
+// Production (H200, Gemma 4 31B shapes, dev/cuda/kquant_bench): two rows per warp at M = 1, four at
+// M = 2..4, larger M as launches of four rows of x (faster than one launch with 16 accumulators per
+// row: the fp32 FMAs of M = 16 are issue-bound either way, and four rows per warp halve the x loads).
+constexpr Config kProduction{2, 4, 0, 4};
 
 struct LabVariant {
   const char* name;
   Config cfg;
 };
 constexpr LabVariant kLab[] = {
-    {"production", kProduction}, {"rows2 split1", {2, 1}}, {"rows2 auto-split", {2, 0}},
-    {"rows4 split1", {4, 1}},    {"rows4 auto-split", {4, 0}},
+    {"production", kProduction},
+    {"rows2 split1 chunk16", {2, 2, 1, 16}},
+    {"rows2 auto-split chunk16", {2, 2, 0, 16}},
+    {"rows4 split1 chunk4", {4, 4, 1, 4}},
+    {"rows4 auto-split chunk4", {4, 4, 0, 4}},
+    {"rows2 auto-split chunk4", {2, 2, 0, 4}},
+    {"production, M=1 at 3 CTAs/SM", {2, 4, 0, 4, 3}},
 };
 constexpr int kLabCount = static_cast<int>(sizeof(kLab) / sizeof(kLab[0]));
 
