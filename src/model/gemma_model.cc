@@ -292,18 +292,27 @@ Result<int64_t> GemmaModel::enqueue_forward(const std::vector<SequenceChunk>& ch
   float* x = x_.f32();  // [T, H] residual stream
   b.embed(tokens, T, *embed_, embed_scale_, x);
   // h_ holds the normalised input of the next block: the first here, later ones fused into the
-  // residual add of the block before (add_rms_norm_then_norm).
+  // residual add of the block before (add_rms_norm_then_matmul, which also runs the block's first
+  // products and may hand them the rows without writing h_).
   b.rms_norm(x, layers_[0].input_norm.f32(), T, H, eps, h_.f32());
+
+  // q [T, nq*d], raw K [T, nkv*d] and V (not on K=V layers) of layer j from one input: one grouped product.
+  auto qkv_of = [&](int32_t j, MatmulOutput (&out)[3]) {
+    const Layer& lj = layers_[static_cast<size_t>(j)];
+    out[0] = {lj.q.get(), q_.f32()};
+    out[1] = {lj.k.get(), k_.f32()};
+    out[2] = {lj.v.get(), v_.f32()};
+    return std::span<const MatmulOutput>(out, c.layers[static_cast<size_t>(j)].k_eq_v ? 2 : 3);
+  };
+  MatmulOutput qkv[3];
+  b.matmul_shared_input(h_.f32(), T, qkv_of(0, qkv));
 
   for (int32_t i = 0; i < c.num_hidden_layers; ++i) {
     const LayerConfig& lc = c.layers[static_cast<size_t>(i)];
     Layer& l = layers_[static_cast<size_t>(i)];
     const int64_t nq = c.num_attention_heads, nkv = lc.num_key_value_heads, d = lc.head_dim;
 
-    // --- attention block ---
-    // q [T, nq*d], raw K [T, nkv*d] and V (not on K=V layers) from one input: one grouped product.
-    const MatmulOutput qkv[3] = {{l.q.get(), q_.f32()}, {l.k.get(), k_.f32()}, {l.v.get(), v_.f32()}};
-    b.matmul_shared_input(h_.f32(), T, std::span<const MatmulOutput>(qkv, lc.k_eq_v ? 2 : 3));
+    // --- attention block --- (q/k/v were computed from h by the previous block's closing add-norm)
     AttentionParams ap;
     ap.n_heads = static_cast<int32_t>(nq);
     ap.n_kv_heads = static_cast<int32_t>(nkv);
@@ -358,10 +367,15 @@ Result<int64_t> GemmaModel::enqueue_forward(const std::vector<SequenceChunk>& ch
     b.add_rms_norm_then_matmul(x, a_.f32(), l.post_attn_norm.f32(), 1.0f, l.pre_ffw_norm.f32(), T, H, eps, h_.f32(),
                                gate_up);
     b.matmul_gelu_input(gate_.f32(), up_.f32(), T, *l.down, a_.f32());  // [T, F] -> [T, H]
-    // x += post_ffw_norm(a); x *= layer scalar; h = next layer's input_norm(x)
-    const bool last = i + 1 == c.num_hidden_layers;
-    b.add_rms_norm_then_norm(x, a_.f32(), l.post_ffw_norm.f32(), c.has_layer_scalar ? l.layer_scalar : 1.0f,
-                             last ? nullptr : layers_[static_cast<size_t>(i) + 1].input_norm.f32(), T, H, eps, h_.f32());
+    // x += post_ffw_norm(a); x *= layer scalar; then h = next layer's input_norm(x) and its q/k/v
+    const float layer_scale = c.has_layer_scalar ? l.layer_scalar : 1.0f;
+    if (i + 1 == c.num_hidden_layers) {
+      b.add_rms_norm_then_norm(x, a_.f32(), l.post_ffw_norm.f32(), layer_scale, nullptr, T, H, eps, h_.f32());
+    } else {
+      b.add_rms_norm_then_matmul(x, a_.f32(), l.post_ffw_norm.f32(), layer_scale,
+                                 layers_[static_cast<size_t>(i) + 1].input_norm.f32(), T, H, eps, h_.f32(),
+                                 qkv_of(i + 1, qkv));
+    }
   }
 
   // Final norm of the rows whose logits are wanted, gathered contiguously into h_, then one LM-head
