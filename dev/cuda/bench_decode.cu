@@ -375,7 +375,7 @@ int main(int argc, char** argv) {
     }
     if (!raw && !quick) {
       // Schedules agree: the first matrix of every shape, each M, items vs K-slice (relative L2
-      // difference and max |difference| / max |y|).
+      // difference and max |difference| / max |y|; limit 1e-5, 5e-4 where the fp16 kernel runs).
       double worst_l2 = 0, worst_max = 0;
       std::vector<float> a, b;
       for (int m : {1, 2, 3, 4, 8, 9, 16}) {
@@ -402,7 +402,12 @@ int main(int argc, char** argv) {
             ymax = std::max(ymax, std::abs(static_cast<double>(a[k])));
           }
           const double l2 = std::sqrt(num / std::max(den, 1e-30)), mx = dmax / std::max(ymax, 1e-30);
-          if (!(l2 <= 1e-5) || !(mx <= 1e-5)) {
+          // The fp16 K-slice kernel (4-bit weights, M <= 8, K >= 4096) rounds x to 11 bits: relative
+          // differences of ~2e-4 to the items schedule's 16-bit split are expected there.
+          const bool f16 = (f.type == ge::QuantType::kQ4_0 || f.type == ge::QuantType::kInt4Group) && m <= 8 &&
+                           shapes[si].cols >= 4096;
+          const double lim = f16 ? 5e-4 : 1e-5;
+          if (!(l2 <= lim) || !(mx <= lim)) {
             report("MISMATCH %s M=%d %s: rel L2 %.3g, max %.3g\n", f.name, m, shapes[si].name, l2, mx);
           }
           worst_l2 = std::max(worst_l2, std::isnan(l2) ? 1e30 : l2);
