@@ -234,23 +234,26 @@ static __global__ void __launch_bounds__(kWarps * 32, kMinCtas) gemv_kquant_kern
               xs[4 * e4 + 2] = v.z;
               xs[4 * e4 + 3] = v.w;
             }
+            // M > 1: two chains per sum (half the FMA latency); M = 1 keeps one, which needs fewer
+            // registers (two CTAs per SM; two chains measured 34% slower on Q6_K at one CTA per SM).
+            constexpr int kChains = kMaxM > 1 ? 2 : 1;
             float sx = 0.0f;
             if constexpr (Q::kHasMin) {
               float sx1 = 0.0f;
 #pragma unroll
-              for (int e = 0; e < 16; e += 2) {
+              for (int e = 0; e < 16; e += kChains) {
                 sx += xs[e];
-                sx1 += xs[e + 1];
+                if constexpr (kChains == 2) sx1 += xs[e + 1];
               }
               sx += sx1;
             }
 #pragma unroll
             for (int r = 0; r < kRows; ++r) {
-              float s0 = 0.0f, s1 = 0.0f;  // two chains: half the FMA latency per run
+              float s0 = 0.0f, s1 = 0.0f;
 #pragma unroll
-              for (int e = 0; e < 16; e += 2) {
+              for (int e = 0; e < 16; e += kChains) {
                 s0 = fmaf(f[r][e], xs[e], s0);
-                s1 = fmaf(f[r][e + 1], xs[e + 1], s1);
+                if constexpr (kChains == 2) s1 = fmaf(f[r][e + 1], xs[e + 1], s1);
               }
               acc[r][n] = fmaf(dl[r], s0 + s1, acc[r][n]);
               if constexpr (Q::kHasMin) acc[r][n] = fmaf(-ml[r], sx, acc[r][n]);
