@@ -319,6 +319,7 @@ cudaError_t launch_one(const KqParams& p, cudaStream_t stream) {
 template <QuantType T>
 cudaError_t launch_typed(const uint8_t* raw, int64_t rows, int64_t cols, int64_t row_bytes, const float* x, int64_t m,
                          float* y, Config cfg, int num_sms, cudaStream_t stream) {
+  if (rows <= 0) return cudaSuccess;  // nothing to write (and no empty grid)
   const int64_t nb = cols / 256;
   for (int64_t m0 = 0; m0 < m; m0 += cfg.chunk) {
     const int mc = static_cast<int>(std::min<int64_t>(cfg.chunk, m - m0));
