@@ -214,11 +214,25 @@ __device__ __forceinline__ void combine_head(const AttnParams& p, int64_t th, in
   }
   __syncthreads();
   const float inv = *inv_s;
-  const float* po = p.part_o + th * p.n_splits * p.d;
-  for (int c = threadIdx.x; c < p.d; c += blockDim.x) {
-    float o = 0.0f;
-    for (int s = 0; s < n_active; ++s) o = fmaf(w_s[s], __ldcg(po + int64_t{s} * p.d + c), o);
-    p.out[th * p.d + c] = o * inv;
+  // Four consecutive dims per thread (head_dim % 8 == 0), the split loop unrolled so that several
+  // partial rows are in flight; each element still sums its splits in order.
+  const int d4 = p.d / 4;
+  const float4* po = reinterpret_cast<const float4*>(p.part_o + th * p.n_splits * p.d);
+  for (int g = threadIdx.x; g < d4; g += blockDim.x) {
+    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 8
+    for (int s = 0; s < n_active; ++s) {
+      const float4 v = __ldcg(po + int64_t{s} * d4 + g);
+      acc.x = fmaf(w_s[s], v.x, acc.x);
+      acc.y = fmaf(w_s[s], v.y, acc.y);
+      acc.z = fmaf(w_s[s], v.z, acc.z);
+      acc.w = fmaf(w_s[s], v.w, acc.w);
+    }
+    float* out = p.out + th * p.d + 4 * g;
+    out[0] = acc.x * inv;
+    out[1] = acc.y * inv;
+    out[2] = acc.z * inv;
+    out[3] = acc.w * inv;
   }
   __syncthreads();  // w_s and inv_s are reused by the next head
 }
