@@ -1,6 +1,6 @@
 // K-slice schedule of the tensor-core GEMV for small M (and grouped products that share x): every CTA
 // owns one K-slice of one weight, stages x of that slice once in shared memory as B fragments (fp16
-// for 4-bit weights at K >= 4096, gemv_slice_f16.cuh; bf16 hi/lo otherwise), and its warps stream whole
+// for 4-bit weights at M <= 8, gemv_slice_f16.cuh; bf16 hi/lo otherwise), and its warps stream whole
 // units of tiles over the slice; split units are added by the last slice to arrive. A grouped launch
 // runs exactly the CTAs of the separate launches, so results match.
 #include <algorithm>
@@ -20,12 +20,12 @@ constexpr int kSlicePrefetch = 2;
 constexpr int kSliceShortPrefetch = 4;
 // Shared memory per CTA for the staged fragments: two CTAs per SM must fit in 227 KB.
 constexpr size_t kSliceSmemCap = 110 * 1024;
-// 4-bit weights up to this M (every M of the GEMV) and from this K on run gemv_slice_f16_kernel: x rounded to fp16 (11
+// 4-bit weights up to this M and from this K on run gemv_slice_f16_kernel: x rounded to fp16 (11
 // significant bits, one mma per k-step; measured 16% faster than the bf16 hi/lo kernel for the Q4_0
 // token, dev/cuda/NOTES.md). The rounding errors of x average out over long rows: at K >= 4096 their
 // typical sum is ~2^-11 · sqrt(3 / K) · Σ|w·x|, far inside the tiled GEMV's 5e-5 · Σ|w·x|; shorter
 // rows (small models, where the GEMV is launch-bound anyway) keep the 16-bit split of x.
-constexpr int kSliceF16MaxM = 16;
+constexpr int kSliceF16MaxM = 8;
 constexpr int64_t kSliceF16MinK = 4096;
 
 // One prefetch slot of a warp's unit of kT tiles: chunk c of every tile with its group metadata.
@@ -280,9 +280,9 @@ cudaError_t slice_lab(const SliceParams& p, int grid, size_t smem, const LaunchC
                   : slice_launch<kFmtQ4_0, 32, 2, 2>(p, grid, smem, ctx);
 }
 
-template <int kFmt, int kG, int kP, int kMinB, bool kLo, bool kOne = false, bool kSplit = false, int kNT = 1>
+template <int kFmt, int kG, int kP, int kMinB, bool kLo, bool kOne = false, bool kSplit = false>
 cudaError_t slice_f16_launch(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
-  auto kernel = gemv_slice_f16_kernel<kFmt, kG, kP, kSliceWarps, kMinB, kLo, kOne, kSplit, kNT>;
+  auto kernel = gemv_slice_f16_kernel<kFmt, kG, kP, kSliceWarps, kMinB, kLo, kOne, kSplit>;
   static bool configured = false;
   if (!configured) {
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit);
@@ -305,12 +305,10 @@ cudaError_t slice_f16_lab(const SliceParams& p, int grid, size_t smem, const Lau
 
 template <int kFmt, int kG>
 cudaError_t slice_f16_nt(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
-  // Prefetch 3 slots at M <= 2, 2 above (measured; 4 spills registers in this kernel); two B
-  // n-tiles above M = 8.
+  // Prefetch 3 slots at M <= 2, 2 above (measured; 4 spills registers in this kernel).
   if (p.m == 1) return slice_f16_launch<kFmt, kG, 3, kSliceMinB, false, true>(p, grid, smem, ctx);
-  if (p.m == 2) return slice_f16_launch<kFmt, kG, 3, kSliceMinB, false>(p, grid, smem, ctx);
-  return p.m <= 8 ? slice_f16_launch<kFmt, kG, 2, kSliceMinB, false>(p, grid, smem, ctx)
-                  : slice_f16_launch<kFmt, kG, 2, kSliceMinB, false, false, false, 2>(p, grid, smem, ctx);
+  return p.m == 2 ? slice_f16_launch<kFmt, kG, 3, kSliceMinB, false>(p, grid, smem, ctx)
+                  : slice_f16_launch<kFmt, kG, 2, kSliceMinB, false>(p, grid, smem, ctx);
 }
 
 template <int kFmt>
@@ -335,7 +333,7 @@ struct SliceConfig {
   // 0 < busy.
   double busy = 0.9;
   int tiles = 2;  // tiles per warp unit
-  bool f16 = false;  // gemv_slice_f16_kernel: one fp16 B fragment (4-bit codes)
+  bool f16 = false;  // gemv_slice_f16_kernel: one fp16 B fragment (4-bit codes, M <= 8)
   bool f16_lo = false;  // ... plus the fp16 remainder of x (two mma per k-step, 22 bits of x)
 };
 
