@@ -1,6 +1,7 @@
 // Prefill flash attention on the tensor cores (mma.sync m16n8k16, bf16 operands, fp32 accumulators
 // and softmax) over the bf16 KV ring: 128 query rows per CTA (the heads of a GQA group times consecutive
-// tokens), 64-key tiles in two stages; and the attention prologue for prefill chunks (one warp per head row).
+// tokens; 64 rows for head_dim 512), K/V tiles of 64 keys (32 for head_dim 512) in two stages; and the
+// attention prologue for prefill chunks (one warp per head row).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -26,7 +27,8 @@ struct PrefillAttentionArgs {
 
 // Head dims the kernel is instantiated for: 32, 64, 128, 256, 512. The launch needs n_heads = group * n_kv
 // and a ring of at least one slot (else cudaErrorInvalidValue). GE_CUDA_PREFILL_HEADS=n caps the query
-// heads per CTA (default: up to 8, 4 for head_dim 512, as the GQA group allows).
+// heads per CTA (default: up to 8, 4 for head_dim 512, as the GQA group allows); GE_CUDA_PREFILL_SPLIT_O=1
+// runs head_dim 256 as two column groups of 8 warps (slower; kept for lab comparisons).
 bool prefill_attention_mma_supported(int head_dim);
 
 cudaError_t launch_prefill_attention_mma(const PrefillAttentionArgs& args, cudaStream_t stream);
