@@ -16,18 +16,8 @@ namespace ge {
 namespace {
 
 using gputest::GpuTest;
+using gputest::Encoding;
 using gputest::HostWeight;
-
-struct Encoding {
-  QuantType type;
-  int64_t group = 0;
-  int zero_kind = 0;
-  int64_t unit() const { return group > 0 ? group : 32; }
-  std::string name() const {
-    return std::string(quant_type_name(type)) + (group > 0 ? "_g" + std::to_string(group) : "") +
-           (zero_kind ? "_zero" : "");
-  }
-};
 
 class CudaGemvGrouped : public GpuTest {
  protected:

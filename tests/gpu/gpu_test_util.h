@@ -134,6 +134,19 @@ struct HostWeight {
   std::vector<uint8_t> zero;
 };
 
+// A packed encoding under test: the QuantType, its group (0: the type's own block) and zero kind
+// (0 none, 1 random zero points: random_weight's zero_kind).
+struct Encoding {
+  QuantType type;
+  int64_t group = 0;
+  int zero_kind = 0;
+  int64_t unit() const { return group > 0 ? group : 32; }
+  std::string name() const {
+    return std::string(quant_type_name(type)) + (group > 0 ? "_g" + std::to_string(group) : "") +
+           (zero_kind ? "_zero" : "");
+  }
+};
+
 // Random weight: random bytes for every quant field (every code and 6-bit scale pattern occurs),
 // finite moderate fp16/bf16 scales written over them. zero_kind for group types: 0 none, 1 random.
 inline HostWeight random_weight(QuantType type, int64_t rows, int64_t cols, std::mt19937& rng,
