@@ -126,9 +126,12 @@ def test_c4_disconnect_cancels_within_a_step(one_slot_server, stream):
 def test_c4_cancelling_a_queued_request_spares_the_running_one(one_slot_server):
     s = one_slot_server
     client = s.client()
-    body = long_body(s, stream=False, max_tokens=200)
+    # Long enough to be seen running and to outlast the queued request: the tiny model with its prompt
+    # cached decodes ~20,000 tokens/s, so 200 tokens could finish between two polls.
+    n = 8000
+    body = long_body(s, stream=False, max_tokens=n)
     with cf.ThreadPoolExecutor(1) as ex:
-        running = ex.submit(lambda: client.completions.create(model="tiny", prompt=body["prompt"], max_tokens=200,
+        running = ex.submit(lambda: client.completions.create(model="tiny", prompt=body["prompt"], max_tokens=n,
                                                               temperature=1.0, seed=1,
                                                               logit_bias=body["logit_bias"]))
         assert wait_for(lambda: busy(s) == 1)
@@ -136,7 +139,7 @@ def test_c4_cancelling_a_queued_request_spares_the_running_one(one_slot_server):
         assert wait_for(lambda: s.metric("gemma_queue_depth") == 1)
         queued.close()
         r = running.result(timeout=120)
-    assert r.usage.completion_tokens == 200 and r.choices[0].finish_reason == "length"
+    assert r.usage.completion_tokens == n and r.choices[0].finish_reason == "length"
     assert wait_for(lambda: s.metric("gemma_queue_depth") == 0 and busy(s) == 0)
 
 
