@@ -183,7 +183,14 @@ class CudaBackendImpl final : public CudaBackend {
                               " logits is out of range");
     if (logits == nullptr || state == nullptr || out_tokens == nullptr)
       return invalid_argument("cuda sample_tokens: null buffer");
-    record(launch_sample_tokens(logits, rows, vocab, state, out_tokens, ctx()), "sample_tokens");
+    if (sample_scratch_.get() == nullptr) {
+      // Fixed size, allocated and zeroed once (the kernels leave it zeroed): never inside a recording.
+      if (capturing_) return internal_error("cuda sample_tokens: run the sampler once before capturing it");
+      GE_RETURN_IF_ERROR(sample_scratch_.allocate(sampler_scratch_bytes(), "sampler scratch"));
+      record(cudaMemsetAsync(sample_scratch_.get(), 0, sample_scratch_.bytes(), stream_), "sampler scratch");
+    }
+    record(launch_sample_tokens(logits, rows, vocab, state, out_tokens, sample_scratch_.get(), ctx()),
+           "sample_tokens");
     return Status::ok();
   }
   Status advance_positions(int32_t* positions, int64_t n, int32_t delta) override {
@@ -570,6 +577,7 @@ class CudaBackendImpl final : public CudaBackend {
   DeviceMemory gemv_split_partial_;
   DeviceMemory gemv_split_count_;
   DeviceMemory attn_scratch_;
+  DeviceMemory sample_scratch_;            // the sampler's counters, histograms and pools
   DeviceMemory batch_bases_;               // [T] KV cache allocation starts of the decode batch
   std::vector<uint8_t*> batch_host_;       // scratch for building the table
   std::vector<uint8_t*> batch_uploaded_;   // what batch_bases_ holds
