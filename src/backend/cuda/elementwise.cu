@@ -69,32 +69,56 @@ struct EmbedParams {
   uint32_t* error_word;
 };
 
-// One thread per 32 consecutive output elements of one token (the decoders work in 32s).
-static __global__ void embed_kernel(EmbedParams p) {
+// Tiled tables (Q4_0, Q8_0, Int4Group / Int8Group): one thread per output element, so one decode
+// token's row (e.g. 5,376 values) spreads over ~20 CTAs instead of one thread per 32 values in a
+// single CTA; tiled_element is the exact decoder, so the values are the same bits.
+static __global__ void embed_tiled_kernel(EmbedParams p) {
+  const int64_t cols = p.table.cols;
+  for (int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; idx < p.n_tokens * cols;
+       idx += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t t = idx / cols, k = idx % cols;
+    const int32_t token = p.tokens[t];
+    if (token < 0 || token >= p.table.rows) {
+      if (k == 0) raise_device_error(p.error_word, kErrTokenRange);
+      p.out[idx] = 0.0f;
+      continue;
+    }
+    p.out[idx] = tiled_element(p.table, token, k) * p.scale;
+  }
+}
+
+// Raw tables (F32/F16/BF16, Q5_0, K-quants, torchao arrays): one thread per 32 consecutive output
+// elements of one token (the decoders work in 32s), in small CTAs so a token's row spreads over
+// several SMs; 16-byte stores when the row allows them.
+static __global__ void embed_raw_kernel(EmbedParams p) {
   const int64_t cols = p.table.cols;
   const int64_t per_token = (cols + 31) / 32;
-  const bool tiled = p.table.layout == WeightLayout::kTiled4 || p.table.layout == WeightLayout::kTiled8;
+  const bool vec = cols % 4 == 0 && reinterpret_cast<uintptr_t>(p.out) % 16 == 0;
   for (int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; idx < p.n_tokens * per_token;
        idx += int64_t{gridDim.x} * blockDim.x) {
     const int64_t t = idx / per_token;
     const int64_t k0 = (idx % per_token) * 32;
     const int32_t token = p.tokens[t];
     float* dst = p.out + t * cols + k0;
+    float v[32];
     if (token < 0 || token >= p.table.rows) {
       if (k0 == 0) raise_device_error(p.error_word, kErrTokenRange);
-      for (int i = 0; i < 32 && k0 + i < cols; ++i) dst[i] = 0.0f;
-      continue;
-    }
-    float v[32];
-    if (tiled) {
-#pragma unroll 4
-      for (int i = 0; i < 32; ++i) v[i] = (k0 + i < cols) ? tiled_element(p.table, token, k0 + i) : 0.0f;
+#pragma unroll
+      for (int i = 0; i < 32; ++i) v[i] = 0.0f;
     } else {
       raw_decode32(p.table, token, k0, v);
-    }
 #pragma unroll
-    for (int i = 0; i < 32; ++i) {
-      if (k0 + i < cols) dst[i] = v[i] * p.scale;
+      for (int i = 0; i < 32; ++i) v[i] *= p.scale;
+    }
+    if (vec && k0 + 32 <= cols) {
+      float4* d4 = reinterpret_cast<float4*>(dst);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) d4[i] = make_float4(v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]);
+    } else {
+#pragma unroll
+      for (int i = 0; i < 32; ++i) {
+        if (k0 + i < cols) dst[i] = v[i];
+      }
     }
   }
 }
@@ -135,9 +159,14 @@ cudaError_t launch_gelu_tanh_mul(const float* gate, const float* up, int64_t n, 
 cudaError_t launch_embed(const int32_t* tokens, int64_t n_tokens, const WeightView& table, float scale, float* out,
                          const LaunchContext& ctx) {
   if (n_tokens <= 0) return cudaSuccess;
-  const int64_t items = n_tokens * ((table.cols + 31) / 32);
-  embed_kernel<<<blocks_for(items, kThreads, kMaxBlocks), kThreads, 0, ctx.stream>>>(
-      EmbedParams{tokens, n_tokens, table, scale, out, ctx.error_word});
+  const EmbedParams p{tokens, n_tokens, table, scale, out, ctx.error_word};
+  if (table.layout == WeightLayout::kTiled4 || table.layout == WeightLayout::kTiled8) {
+    embed_tiled_kernel<<<blocks_for(n_tokens * table.cols, kThreads, 8 * kMaxBlocks), kThreads, 0, ctx.stream>>>(p);
+  } else {
+    constexpr int kRawThreads = 64;
+    embed_raw_kernel<<<blocks_for(n_tokens * ((table.cols + 31) / 32), kRawThreads, 8 * kMaxBlocks), kRawThreads, 0,
+                       ctx.stream>>>(p);
+  }
   return cudaGetLastError();
 }
 
