@@ -1,6 +1,7 @@
 // The device sampler against the host Sampler (the reference): greedy equals ge::argmax, kept sets of
-// top-k / top-p / min-p equal the host chain's, seeded draws follow the host chain's exact
-// probabilities (chi-square bound) and the same seed reproduces the same tokens.
+// top-k / top-p / min-p equal the host chain's (pooled and exact finishes), seeded draws follow the
+// host chain's exact probabilities (chi-square bound, up to the 31B's 262,144 vocabulary) and the
+// same seed reproduces the same tokens.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -148,11 +149,25 @@ TEST_F(DeviceSampling, GreedyMatchesHostArgmax) {
   for (const auto& r : rows) all.insert(all.end(), r.begin(), r.end());
   const std::vector<int32_t> got = sample_rows(all, static_cast<int64_t>(rows.size()), kVocab, p, 1, 0);
   for (size_t r = 0; r < rows.size(); ++r) EXPECT_EQ(got[r], argmax(rows[r])) << "row " << r;
-  // Small vocabularies take the same path.
-  for (int64_t V : {1, 2, 31, 1000, 5000}) {
-    const std::vector<float> row = random_row(V, 1.0f);
+  // Small and odd vocabularies (one CTA, a partial last CTA, chunks past the 4,096 minimum) take
+  // the same path.
+  for (int64_t V : {1, 2, 31, 1000, 4095, 4097, 5000, 12289, 262147, 1048583}) {
+    std::vector<float> row = random_row(V, 1.0f);
     EXPECT_EQ(sample(row, 1, p, 3, 0)[0], argmax(row)) << "V " << V;
+    row[static_cast<size_t>(V - 1)] = 100.0f;  // the very last id
+    EXPECT_EQ(sample(row, 1, p, 3, 0)[0], V - 1) << "V " << V;
   }
+  // More rows than one launch group (16): every row its own argmax, ties across CTA chunks.
+  const int64_t V = 20000, n_rows = 37;
+  std::vector<float> all2;
+  std::vector<int32_t> want;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    std::vector<float> row = random_row(V, 2.0f);
+    if (r % 3 == 0) row[static_cast<size_t>((r * 7919) % V)] = row[static_cast<size_t>((r * 104729) % V)] = 30.0f;
+    want.push_back(argmax(row));
+    all2.insert(all2.end(), row.begin(), row.end());
+  }
+  EXPECT_EQ(sample_rows(all2, n_rows, V, p, 1, 0), want);
 }
 
 TEST_F(DeviceSampling, KeptSetsEqualTheHostChain) {
@@ -208,6 +223,25 @@ TEST_F(DeviceSampling, KeptSetsEqualTheHostChain) {
     c.row[240007] = 0.0f;  // equal to the ids 150007 (+0) and 180007 (-0); higher id, so cut
     cases.push_back(c);
   }
+  {  // top-p over a plateau too large for the pool (6000 equal entries): the exact chain.
+    Case c{"top-p plateau beyond the pool", {}, base()};
+    c.p.temperature = 1.0f, c.p.top_k = 0, c.p.top_p = 0.4999f;  // keeps exactly 3000
+    for (int j = 0; j < 6000; ++j) c.row[static_cast<size_t>(j * 41 + 3)] = 2.0f;
+    cases.push_back(c);
+  }
+  {  // top-k above the pool's capacity: the exact chain.
+    Case c{"top-k 5000", {}, base()};
+    c.p.temperature = 1.0f, c.p.top_k = 5000, c.p.top_p = 1.0f;
+    for (int j = 0; j < 5000; ++j) c.row[static_cast<size_t>(j * 50 + 1)] = 3.0f + 1e-4f * static_cast<float>(j % 7);
+    cases.push_back(c);
+  }
+  {  // min-p alone: the kept set comes from the pool, the entries below it all fall under the cut.
+    Case c{"min-p alone", {}, base()};
+    c.p.temperature = 1.0f, c.p.top_k = 0, c.p.top_p = 1.0f, c.p.min_p = 0.2f;
+    const float l[5] = {5.0f, 4.5f, 4.0f, 3.5f, 3.3f};  // p 1, .61, .37, .22, .18 (cut)
+    for (int j = 0; j < 5; ++j) c.row[static_cast<size_t>(50000 * j + 13)] = l[j];
+    cases.push_back(c);
+  }
   {  // +inf: the lowest +inf id, whatever the parameters.
     Case c{"inf", {}, base()};
     c.p.temperature = 1.0f, c.p.top_k = 3, c.p.top_p = 0.5f;
@@ -215,19 +249,22 @@ TEST_F(DeviceSampling, KeptSetsEqualTheHostChain) {
     c.row[4000] = inf;
     cases.push_back(c);
   }
+  const std::map<std::string, size_t> large = {
+      {"top-p plateau", 1500}, {"top-p plateau beyond the pool", 3000}, {"top-k 5000", 5000}};
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
-    // Every kept token has p >= 10% (1500 equal ones in the plateau case): 400 draws see them all.
-    const bool plateau = std::string(c.name) == "top-p plateau";
+    // Every kept token has p >= 10% (thousands of equal ones in the large cases): 400 draws see them all.
+    const bool plateau = large.count(c.name) > 0;
     const std::set<int32_t> host = host_support(c.row, c.p, plateau ? 20 : 400);
     const std::vector<int32_t> dev = sample(c.row, 400, c.p, 99, 0);
     const std::set<int32_t> got(dev.begin(), dev.end());
     if (plateau) {
-      // 1500-odd equal entries: a finite run cannot see them all; the kept set is exact.
+      // Thousands of near-equal entries: a finite run cannot see them all; the kept set is exact.
       std::map<int32_t, double> want = host_chain(c.row, c.p);
       for (int32_t id : got) EXPECT_TRUE(want.count(id)) << "token " << id << " outside the host's kept set";
       for (int32_t id : host) EXPECT_TRUE(want.count(id)) << "host reference disagrees with the documented chain";
-      EXPECT_EQ(want.size(), 1500u);
+      EXPECT_EQ(want.size(), large.at(c.name));
+      EXPECT_GT(got.size(), 300u) << "400 draws over thousands of entries are mostly distinct";
       continue;
     }
     EXPECT_EQ(got, host);
@@ -247,7 +284,7 @@ TEST_F(DeviceSampling, DrawsFollowTheHostChainProbabilities) {
     float sigma;
     SamplingParams p;
   };
-  std::vector<Case> cases(4);
+  std::vector<Case> cases(6);
   cases[0] = {"top-k 40, T 0.8", 2.0f, {}};
   cases[0].p.temperature = 0.8f, cases[0].p.top_k = 40, cases[0].p.top_p = 1.0f;
   cases[1] = {"defaults (top-k 64, top-p 0.95)", 2.5f, {}};
@@ -256,11 +293,15 @@ TEST_F(DeviceSampling, DrawsFollowTheHostChainProbabilities) {
   cases[2].p.temperature = 1.0f, cases[2].p.top_k = 0, cases[2].p.top_p = 0.6f;
   cases[3] = {"min-p 0.1, top-k 2000", 3.0f, {}};
   cases[3].p.temperature = 1.5f, cases[3].p.top_k = 2000, cases[3].p.top_p = 1.0f, cases[3].p.min_p = 0.1f;
+  cases[4] = {"temperature only (the draw walks the whole row)", 2.5f, {}};
+  cases[4].p.temperature = 0.9f, cases[4].p.top_k = 0, cases[4].p.top_p = 1.0f;
+  cases[5] = {"min-p 0.05 alone", 2.0f, {}};
+  cases[5].p.temperature = 1.0f, cases[5].p.top_k = 0, cases[5].p.top_p = 1.0f, cases[5].p.min_p = 0.05f;
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
-    // 16384 entries: both paths (kept set <= 1024 in shared memory, larger by bisection) at a
-    // row size that lets 40000 draws run in seconds.
-    const int64_t V = 16384;
+    // 16387 entries (odd: a partial last CTA): pooled, whole-row and exact finishes at a row size
+    // that lets 40000 draws run in seconds.
+    const int64_t V = 16387;
     const std::vector<float> row = random_row(V, c.sigma);
     const std::map<int32_t, double> want = host_chain(row, c.p);
     ASSERT_FALSE(want.empty());
@@ -305,6 +346,54 @@ TEST_F(DeviceSampling, SameSeedSameTokens) {
   const std::vector<int32_t> c = sample(row, 64, p, 6, 10), d = sample(row, 64, p, 5, 11);
   EXPECT_NE(a, c) << "another seed draws other tokens";
   EXPECT_NE(a, d) << "another step draws other tokens";
+  // Rows are drawn with their index in the call (not in a launch group of 16): a shorter call
+  // gives the same first rows, and rows 0-15 and 16-31 draw differently.
+  const std::vector<int32_t> e = sample(row, 40, p, 5, 10);
+  EXPECT_EQ(e, std::vector<int32_t>(a.begin(), a.begin() + 40));
+  EXPECT_NE(std::vector<int32_t>(a.begin(), a.begin() + 16), std::vector<int32_t>(a.begin() + 16, a.begin() + 32));
+  // The pooled path (default top-k 64, top-p 0.95) and the whole-row draw reproduce as well.
+  SamplingParams q;
+  q.temperature = 1.0f;
+  EXPECT_EQ(sample(row, 20, q, 8, 3), sample(row, 20, q, 8, 3));
+  q.top_k = 0, q.top_p = 1.0f;
+  EXPECT_EQ(sample(row, 20, q, 8, 3), sample(row, 20, q, 8, 3));
+}
+
+// The 31B's vocabulary with its default chain (top-k 64, top-p 0.95): draws follow the host
+// chain's probabilities (chi-square), as in the test above at a smaller row.
+TEST_F(DeviceSampling, FullVocabularyDrawsFollowTheHostChain) {
+  SCOPED_TRACE(trace());
+  SamplingParams p;
+  p.temperature = 1.0f;
+  const std::vector<float> row = random_row(kVocab, 2.5f);
+  const std::map<int32_t, double> want = host_chain(row, p);
+  ASSERT_FALSE(want.empty());
+  const int64_t per_launch = 250, launches = 16, n = per_launch * launches;
+  const DeviceBuffer rows = replicate(row, per_launch);
+  std::map<int32_t, int64_t> seen;
+  for (int64_t k = 0; k < launches; ++k)
+    for (int32_t id : sample_rows(rows, per_launch, kVocab, p, 77, static_cast<uint64_t>(k))) ++seen[id];
+  for (const auto& [id, cnt] : seen) ASSERT_TRUE(want.count(id)) << "token " << id << " outside the kept set";
+  double chi2 = 0, pool_e = 0, pool_o = 0;
+  int bins = 0;
+  for (const auto& [id, pr] : want) {
+    const double ex = pr * static_cast<double>(n);
+    const double o = seen.count(id) ? static_cast<double>(seen[id]) : 0.0;
+    if (ex >= 10) {
+      chi2 += (o - ex) * (o - ex) / ex;
+      ++bins;
+    } else {
+      pool_e += ex;
+      pool_o += o;
+    }
+  }
+  if (pool_e > 0) {
+    chi2 += (pool_o - pool_e) * (pool_o - pool_e) / std::max(pool_e, 1.0);
+    ++bins;
+  }
+  const double df = std::max(1, bins - 1);
+  std::printf("full vocabulary: kept %zu, chi2 %.1f over %d bins\n", want.size(), chi2, bins);
+  EXPECT_LT(chi2, df + 7.0 * std::sqrt(2.0 * df) + 10.0);
 }
 
 TEST_F(DeviceSampling, RejectsBadArguments) {

@@ -126,14 +126,23 @@ TEST_F(CudaOps, EmbedEveryTableType) {
                                          {QuantType::kQ8_0, 0, 0, 96}, {QuantType::kQ4_K, 0, 0, 512},
                                          {QuantType::kQ6_K, 0, 0, 768}, {QuantType::kQ5_K, 0, 0, 256},
                                          {QuantType::kQ5_0, 0, 0, 64}, {QuantType::kInt4Group, 32, 1, 640},
-                                         {QuantType::kInt4Group, 128, 0, 256}, {QuantType::kInt8Group, 64, 1, 320}}) {
-    SCOPED_TRACE(quant_type_name(c.type));
+                                         {QuantType::kInt4Group, 128, 0, 256}, {QuantType::kInt8Group, 64, 1, 320},
+                                         // The 31B's hidden size (5,376) in every layout family, and odd widths.
+                                         {QuantType::kQ4_0, 0, 0, 5376},  {QuantType::kQ8_0, 0, 0, 5376},
+                                         {QuantType::kInt4Group, 128, 1, 5376}, {QuantType::kQ6_K, 0, 0, 5376},
+                                         {QuantType::kBF16, 0, 0, 5377}, {QuantType::kF32, 0, 0, 33},
+                                         {QuantType::kF16, 0, 0, 5382}, {QuantType::kInt4Group, 32, 0, 5376 + 32}}) {
+    SCOPED_TRACE(std::string(quant_type_name(c.type)) + " cols " + std::to_string(c.cols));
     const int64_t rows = 300;
     gputest::HostWeight hw = gputest::random_weight(c.type, rows, c.cols, rng_, c.group, c.zero);
     Result<std::unique_ptr<PackedWeight>> gt = gpu_->pack_weight(hw.view);
     Result<std::unique_ptr<PackedWeight>> ct = cpu_->pack_weight(hw.view);
     ASSERT_TRUE(gt.is_ok() && ct.is_ok()) << gt.status().to_string();
     std::vector<int32_t> tokens = {0, rows - 1, 17, 255, 17, 16, 15};
+    // A prefill-sized batch as well (the grid-stride path): 64 more ids.
+    std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(rows - 1));
+    if (c.cols >= 5376)
+      for (int i = 0; i < 64; ++i) tokens.push_back(pick(rng_));
     const int64_t n = static_cast<int64_t>(tokens.size());
     DeviceBuffer gtok = to_gpu(tokens), gout = poisoned(n * c.cols);
     DeviceBuffer ctok = to_cpu(tokens), cout = to_cpu(std::vector<float>(n * c.cols));
