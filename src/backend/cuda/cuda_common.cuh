@@ -151,6 +151,27 @@ __device__ __forceinline__ uint32_t load_nc_u32(const uint32_t* p) {
   return r;
 }
 
+// Asynchronous global -> shared copies (cp.async, sm_80+): the bytes land in shared memory without
+// passing through registers, so a kernel can keep many more of them in flight than its registers
+// would hold. Each thread waits for its own groups; other threads' copies need a barrier after.
+namespace async_copy {
+// 16 bytes, bypassing L1, asking L2 for the whole 256-byte line (weights streamed once).
+__device__ __forceinline__ void copy16_stream(void* smem, const void* gmem) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void copy4(void* smem, const void* gmem) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Returns once at most kPending of this thread's committed groups are still in flight.
+template <int kPending>
+__device__ __forceinline__ void wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+}  // namespace async_copy
+
 // Programmatic dependent launch (sm_90): a kernel launched with the programmatic-serialization
 // attribute may start while the previous kernel drains; it must wait before touching that kernel's
 // outputs, and lets its own successor start early once its inputs are consumed.

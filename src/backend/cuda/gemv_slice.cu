@@ -27,6 +27,11 @@ constexpr size_t kSliceSmemCap = 110 * 1024;
 // rows (small models, where the GEMV is launch-bound anyway) keep the 16-bit split of x.
 constexpr int kSliceF16MaxM = 8;
 constexpr int64_t kSliceF16MinK = 4096;
+// The fp16 kernel streams its weights through a shared-memory ring of this many 1 KB slots per warp
+// (cp.async): 64 KB in flight per SM without registers. Measured against the 3-slot register
+// prefetch on an H200: Q4_0 token of linear layers 6.45 -> 6.10 ms at M = 1, 8.18 -> 7.61 at M = 8;
+// deeper rings leave less shared memory for x (more slices) and measured slower (dev/cuda/NOTES.md).
+constexpr int kSliceRing = 4;
 
 // One prefetch slot of a warp's unit of kT tiles: chunk c of every tile with its group metadata.
 template <int kT>
@@ -280,16 +285,17 @@ cudaError_t slice_lab(const SliceParams& p, int grid, size_t smem, const LaunchC
                   : slice_launch<kFmtQ4_0, 32, 2, 2>(p, grid, smem, ctx);
 }
 
-template <int kFmt, int kG, int kP, int kMinB, bool kLo, bool kOne = false, bool kSplit = false>
+template <int kFmt, int kG, int kP, int kMinB, bool kLo, bool kOne = false, bool kSplit = false, int kRing = 0,
+          int kW = kSliceWarps>
 cudaError_t slice_f16_launch(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
-  auto kernel = gemv_slice_f16_kernel<kFmt, kG, kP, kSliceWarps, kMinB, kLo, kOne, kSplit>;
+  auto kernel = gemv_slice_f16_kernel<kFmt, kG, kP, kW, kMinB, kLo, kOne, kSplit, kRing>;
   static bool configured = false;
   if (!configured) {
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit);
     if (e != cudaSuccess) return e;
     configured = true;
   }
-  return launch_pdl(kernel, dim3(static_cast<unsigned>(grid)), kSliceWarps * 32, smem, p, ctx);
+  return launch_pdl(kernel, dim3(static_cast<unsigned>(grid)), kW * 32, smem, p, ctx);
 }
 
 // Kernel-lab configurations of the fp16 kernel (Q4_0, M <= 8): prefetch depth at M <= 2 and above,
@@ -303,12 +309,23 @@ cudaError_t slice_f16_lab(const SliceParams& p, int grid, size_t smem, const Lau
                   : slice_f16_launch<kFmtQ4_0, 32, kP, kMinB, kLo, false, kSplit>(p, grid, smem, ctx);
 }
 
+// Kernel-lab configurations of the fp16 kernel with the weights streamed through a shared-memory
+// ring of kRing slots per warp (Q4_0, M <= 8; token-1 sums left out at M = 1).
+template <int kRing, int kMinB>
+cudaError_t slice_f16_ring_lab(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
+  if (p.m == 1) return slice_f16_launch<kFmtQ4_0, 32, 1, kMinB, false, true, false, kRing>(p, grid, smem, ctx);
+  return slice_f16_launch<kFmtQ4_0, 32, 1, kMinB, false, false, false, kRing>(p, grid, smem, ctx);
+}
+template <int kRing>
+cudaError_t slice_f16_ring16_lab(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
+  if (p.m == 1) return slice_f16_launch<kFmtQ4_0, 32, 1, 1, false, true, false, kRing, 16>(p, grid, smem, ctx);
+  return slice_f16_launch<kFmtQ4_0, 32, 1, 1, false, false, false, kRing, 16>(p, grid, smem, ctx);
+}
+
 template <int kFmt, int kG>
 cudaError_t slice_f16_nt(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
-  // Prefetch 3 slots at M <= 2, 2 above (measured; 4 spills registers in this kernel).
-  if (p.m == 1) return slice_f16_launch<kFmt, kG, 3, kSliceMinB, false, true>(p, grid, smem, ctx);
-  return p.m == 2 ? slice_f16_launch<kFmt, kG, 3, kSliceMinB, false>(p, grid, smem, ctx)
-                  : slice_f16_launch<kFmt, kG, 2, kSliceMinB, false>(p, grid, smem, ctx);
+  if (p.m == 1) return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, true, false, kSliceRing>(p, grid, smem, ctx);
+  return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, false, false, kSliceRing>(p, grid, smem, ctx);
 }
 
 template <int kFmt>
@@ -335,6 +352,7 @@ struct SliceConfig {
   int tiles = 2;  // tiles per warp unit
   bool f16 = false;  // gemv_slice_f16_kernel: one fp16 B fragment (4-bit codes, M <= 8)
   bool f16_lo = false;  // ... plus the fp16 remainder of x (two mma per k-step, 22 bits of x)
+  int ring = 0;         // ... with the weights through a shared-memory ring of this many slots per warp
 };
 
 // Shared memory of a slice of `len` chunks: fragments (64 bytes per k-step and token) and the
@@ -372,10 +390,30 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
       cfg.f16 = true;
       cfg.f16_lo = variant == 8 || variant == 9;
     }
+    // Ring variants 10..: slots per warp and CTAs per SM (one CTA: 16 warps); the x fragments get
+    // the shared memory the ring leaves.
+    static constexpr int kRingSlots[] = {3, 5, 4, 6};
+    static constexpr int kRingBlocks[] = {2, 2, 1, 1};
+    if (variant >= 10 && m <= 8) {
+      cfg.ring = kRingSlots[variant - 10];
+      cfg.min_blocks = kRingBlocks[variant - 10];
+      if (cfg.min_blocks == 1) cfg.warps = 16;
+    }
+  }
+  const bool four = w.layout == WeightLayout::kTiled4;
+  if (variant < 0 && four && m <= kSliceF16MaxM && w.cols >= kSliceF16MinK) {
+    cfg.f16 = true;
+    cfg.ring = kSliceRing;
+  }
+  size_t ring_bytes = 0;
+  if (cfg.ring > 0) {
+    ring_bytes = static_cast<size_t>(cfg.warps) * cfg.ring * slice_ring_slot_bytes(w.group_size, w.zeros != nullptr);
+    // What one CTA may take when min_blocks of them share an SM's 227 KB (1 KB reserved per CTA).
+    const size_t per_cta = 227 * 1024 / static_cast<size_t>(cfg.min_blocks) - 1024;
+    if (per_cta <= ring_bytes) return cudaErrorInvalidValue;
+    cfg.smem_cap = std::min(per_cta, size_t{kSmemLimit});
   }
   SliceParams p = {};
-  const bool four = w.layout == WeightLayout::kTiled4;
-  if (variant < 0 && four && m <= kSliceF16MaxM && w.cols >= kSliceF16MinK) cfg.f16 = true;
   const int chunk_k = four ? 64 : 32;
   const int cpg = w.group_size > chunk_k ? w.group_size / chunk_k : 1;
   const int n_gu = w.n_chunks / cpg;
@@ -399,7 +437,9 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     for (int s = 1; s <= std::min(n_gu, 64); ++s) {
       if (force_slices > 0 && s != force_slices) continue;
       const int len = (n_gu + s - 1) / s * cpg;
-      if ((cfg.f16 ? slice_f16_smem(w, len, m, cfg.f16_lo) : slice_smem(w, len, m)) > cfg.smem_cap) continue;
+      if ((cfg.f16 ? slice_f16_smem(w, len, m, cfg.f16_lo, ring_bytes) : slice_smem(w, len, m)) > cfg.smem_cap) {
+        continue;
+      }
       const int r = std::max(1, capacity / s);
       const int64_t nw = int64_t{r} * cfg.warps;
       const int64_t rounds = (o.units + nw - 1) / nw;
@@ -417,7 +457,7 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     o.first_cta = grid;
     grid += o.slices * o.ctas_per_slice;
     const int len_max = (n_gu + best_s - 1) / best_s * cpg;
-    smem = std::max(smem, cfg.f16 ? slice_f16_smem(w, len_max, m, cfg.f16_lo) : slice_smem(w, len_max, m));
+    smem = std::max(smem, cfg.f16 ? slice_f16_smem(w, len_max, m, cfg.f16_lo, ring_bytes) : slice_smem(w, len_max, m));
     if (best_s > 1) {
       part_floats += static_cast<size_t>(o.units) * best_s * m * 16 * cfg.tiles;
       counts += static_cast<size_t>(o.units);
@@ -469,6 +509,10 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     case 9:
       return m <= 8 ? slice_f16_lab<2, 2, 2, true, true, true>(p, grid, smem, ctx)
                     : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 10: return m <= 8 ? slice_f16_ring_lab<3, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 11: return m <= 8 ? slice_f16_ring_lab<5, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 12: return m <= 8 ? slice_f16_ring16_lab<4>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 13: return m <= 8 ? slice_f16_ring16_lab<6>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
     default: break;
   }
   const int group = w.group_size;
@@ -494,7 +538,7 @@ cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, 
   return slice_dispatch(outs, x, m, scratch, force_slices, -1, ctx);
 }
 
-int gemv_slice_lab_variants() { return 10; }
+int gemv_slice_lab_variants() { return 14; }
 
 const char* gemv_slice_lab_variant_name(int v) {
   static const char* kNames[] = {"bf16 hi+lo B (production before the fp16 kernel)",
@@ -502,11 +546,15 @@ const char* gemv_slice_lab_variant_name(int v) {
                                  "bf16, P4 to M = 8, P2 above",
                                  "bf16, next grid released at kernel start",
                                  "f16 B, P2 to M = 8",
-                                 "f16 B, P3 to M = 2, P2 to 8, M = 1 without token-1 sums (production)",
+                                 "f16 B, P3 to M = 2, P2 to 8, M = 1 without token-1 sums (production before the ring)",
                                  "f16 B, as 5 with two mma chains per group",
                                  "f16 B, P2 to M = 8, M = 1 without token-1 sums, two chains",
                                  "f16 hi+lo B, P3 to M = 2, P2 to 8, M = 1 without token-1 sums, two chains",
-                                 "f16 hi+lo B, P2 to M = 8, M = 1 without token-1 sums, two chains"};
+                                 "f16 hi+lo B, P2 to M = 8, M = 1 without token-1 sums, two chains",
+                                 "f16 B, shared-memory ring of 3 slots per warp, 2 CTAs/SM",
+                                 "f16 B, ring of 5 slots, 2 CTAs/SM",
+                                 "f16 B, ring of 4 slots, one CTA of 16 warps per SM",
+                                 "f16 B, ring of 6 slots, one CTA of 16 warps per SM"};
   return v >= 0 && v < gemv_slice_lab_variants() ? kNames[v] : "unknown";
 }
 

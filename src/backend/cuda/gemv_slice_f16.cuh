@@ -159,12 +159,19 @@ __device__ __forceinline__ int build_fragments_f16(const float* x, int64_t K, in
   return e;
 }
 
-// Shared memory of a slice of `len` chunks: fragments (32 bytes per k-step and token), the per-group
-// x sums of float zero points, and the warps' maxima.
-inline size_t slice_f16_smem(const WeightView& w, int len, int m, bool lo) {
+// Bytes of one slot of a warp's shared-memory ring (kRing > 0): the chunk's codes of both tiles
+// (2 x 32 lanes x 16 B), then the pair's scales [tile][group of the chunk][row g] (and zeros alike).
+__host__ __device__ constexpr int slice_ring_meta_words(int group) { return 2 * (64 > group ? 64 / group : 1) * 8; }
+__host__ __device__ constexpr int slice_ring_slot_bytes(int group, bool zeros) {
+  return 1024 + slice_ring_meta_words(group) * 4 * (zeros ? 2 : 1);
+}
+
+// Shared memory of a slice of `len` chunks: the warps' weight rings (ring_bytes), fragments (32 bytes
+// per k-step and token), the per-group x sums of float zero points, and the warps' maxima.
+inline size_t slice_f16_smem(const WeightView& w, int len, int m, bool lo, size_t ring_bytes = 0) {
   const size_t frag = static_cast<size_t>(len) * 4 * m * 32 * (lo ? 2 : 1);
   const size_t groups = static_cast<size_t>(len) * 64 / w.group_size;
-  return frag + (w.zeros != nullptr ? groups * 16 * 4 : 0) + 32 * 4;
+  return ring_bytes + frag + (w.zeros != nullptr ? groups * 16 * 4 : 0) + 32 * 4;
 }
 
 // One prefetch slot: chunk c of both tiles of the warp's pair with the metadata of its group(s).
@@ -181,7 +188,9 @@ struct F16Slot {
 // kOne (M = 1): the accumulators of token 1 (j = 1, 3) are left out of the group flushes. kSplit:
 // odd k-steps accumulate into a second register set, so the mma of a group form two chains of half
 // the length (added at the flush).
-template <int kFmt, int kG, int kP, int kW, int kMinB, bool kLo, bool kOne, bool kSplit = false>
+// kRing > 0: the weights stream through a ring of kRing slots per warp in shared memory (cp.async)
+// instead of kP register slots: bytes in flight per warp no longer cost registers (kP is unused).
+template <int kFmt, int kG, int kP, int kW, int kMinB, bool kLo, bool kOne, bool kSplit = false, int kRing = 0>
 static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(const __grid_constant__ SliceParams p) {
   using F = FormatTraits<kFmt>;
   static_assert(F::kBits == 4, "4-bit codes only");
@@ -198,7 +207,11 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
   const int slice = b % S, r = b / S;
   const int g0 = slice * p.n_gu / S, g1 = (slice + 1) * p.n_gu / S;
   const int c_begin = g0 * kCpg, c_end = g1 * kCpg, len = c_end - c_begin;
-  uint4* xf_s = reinterpret_cast<uint4*>(smem);
+  constexpr bool kZeros = F::kZero != kZeroNone;
+  constexpr int kMetaWords = slice_ring_meta_words(kG);
+  constexpr int kSlotBytes = slice_ring_slot_bytes(kG, kZeros);
+  unsigned char* ring = smem + (threadIdx.x >> 5) * kRing * kSlotBytes;  // this warp's slots
+  uint4* xf_s = reinterpret_cast<uint4*>(smem + kW * kRing * kSlotBytes);
   const int items = len * 2 * m * 4;  // uint4 of the hi (and of the lo) fragments
   float* xsum_s = reinterpret_cast<float*>(xf_s + (kLo ? 2 : 1) * items);
   const int n_sum = F::kZero == kZeroFloat ? len * kChunkK / kG * 16 : 0;
@@ -218,6 +231,16 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
   const int64_t s_pair0 = 2 * int64_t{ld_gp} * s_tile + g;
   const uint32_t* sp = w.scales + s_pair0;
   const uint32_t* zp = F::kZero != kZeroNone ? w.zeros + s_pair0 : nullptr;
+  auto advance = [&] {
+    qp += 32;
+    if (++ld_c == c_end) {
+      ld_c = c_begin;
+      ld_gp += nw;
+      qp += 2 * int64_t{nw} * q_tile - int64_t{len} * 32;
+      sp += 2 * int64_t{nw} * s_tile;
+      if constexpr (kZeros) zp += 2 * int64_t{nw} * s_tile;
+    }
+  };
   auto load = [&](F16Slot& sl) {
     sl.q[0] = load_stream(qp);
     sl.q[1] = load_stream(qp + q_tile);
@@ -227,22 +250,37 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
 #pragma unroll
       for (int j = 0; j < kGpc; ++j) {
         sl.s[tt][j] = load_nc_u32(sp + tt * s_tile + grp8 + 8 * j);
-        if constexpr (F::kZero != kZeroNone) sl.z[tt][j] = load_nc_u32(zp + tt * s_tile + grp8 + 8 * j);
+        if constexpr (kZeros) sl.z[tt][j] = load_nc_u32(zp + tt * s_tile + grp8 + 8 * j);
       }
     }
-    qp += 32;
-    if (++ld_c == c_end) {
-      ld_c = c_begin;
-      ld_gp += nw;
-      qp += 2 * int64_t{nw} * q_tile - int64_t{len} * 32;
-      sp += 2 * int64_t{nw} * s_tile;
-      if constexpr (F::kZero != kZeroNone) zp += 2 * int64_t{nw} * s_tile;
-    }
+    advance();
   };
-  F16Slot slot[kP];
+  // Ring: lane L copies its own 16 B of both tiles' codes and (L < kMetaWords) metadata word L =
+  // [tile][group][row]; the cursors point at row g, so word L sits meta_off past them.
+  const int64_t meta_off = int64_t{lane / (kGpc * 8)} * s_tile + ((lane / 8) % kGpc) * 8 + (lane % 8) - g;
+  auto issue = [&](int si) {
+    unsigned char* sb = ring + si * kSlotBytes;
+    async_copy::copy16_stream(sb + lane * 16, qp);
+    async_copy::copy16_stream(sb + 512 + lane * 16, qp + q_tile);
+    if (lane < kMetaWords) {
+      const int grp8 = ld_c * kChunkK / kG * 8;
+      async_copy::copy4(sb + 1024 + lane * 4, sp + grp8 + meta_off);
+      if constexpr (kZeros) async_copy::copy4(sb + 1024 + (kMetaWords + lane) * 4, zp + grp8 + meta_off);
+    }
+    advance();
+  };
+  F16Slot slot[kRing > 0 ? 1 : kP];
+  if constexpr (kRing > 0) {
 #pragma unroll
-  for (int i = 0; i < kP; ++i) {
-    if (i < total) load(slot[i]);
+    for (int i = 0; i < kRing; ++i) {
+      if (i < total) issue(i);
+      async_copy::commit();  // empty groups too: the wait below counts groups
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < kP; ++i) {
+      if (i < total) load(slot[i]);
+    }
   }
 
   grid_dependency_wait();
@@ -265,95 +303,129 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
   }
   int gp = lw, c = c_begin;
 
-  for (int ub = 0; ub < total; ub += kP) {
+  // One chunk of the warp's sequence: both tiles' mma over the chunk's four k-steps, group flushes.
+  auto compute = [&](const F16Slot& sl) {
+    const uint4* xk = xlane + (c - c_begin) * 2 * xstride;
+    uint4 bx[2], bl[2];
+    bx[0] = has_n ? xk[0] : make_uint4(0u, 0u, 0u, 0u);
+    bx[1] = has_n ? xk[xstride] : make_uint4(0u, 0u, 0u, 0u);
+    if constexpr (kLo) {
+      bl[0] = has_n ? xk[items] : make_uint4(0u, 0u, 0u, 0u);
+      bl[1] = has_n ? xk[items + xstride] : make_uint4(0u, 0u, 0u, 0u);
+    }
 #pragma unroll
-    for (int i = 0; i < kP; ++i) {
-      if (ub + i < total) {
-        F16Slot& sl = slot[i];
-        const uint4* xk = xlane + (c - c_begin) * 2 * xstride;
-        uint4 bx[2], bl[2];
-        bx[0] = has_n ? xk[0] : make_uint4(0u, 0u, 0u, 0u);
-        bx[1] = has_n ? xk[xstride] : make_uint4(0u, 0u, 0u, 0u);
+    for (int s = 0; s < 4; ++s) {
+      const uint32_t b0 = (s & 1) ? bx[s >> 1].z : bx[s >> 1].x;
+      const uint32_t b1 = (s & 1) ? bx[s >> 1].w : bx[s >> 1].y;
+#pragma unroll
+      for (int tt = 0; tt < kT; ++tt) {
+        uint32_t a[4];
+        decode_a4_f16(reinterpret_cast<const uint32_t*>(&sl.q[tt])[s], a);
+        float(&dd)[4] = kSplit && (s & 1) ? d2[tt] : d[tt];
+        mma_f16(dd, a, b0, b1);
         if constexpr (kLo) {
-          bl[0] = has_n ? xk[items] : make_uint4(0u, 0u, 0u, 0u);
-          bl[1] = has_n ? xk[items + xstride] : make_uint4(0u, 0u, 0u, 0u);
+          mma_f16(dd, a, (s & 1) ? bl[s >> 1].z : bl[s >> 1].x, (s & 1) ? bl[s >> 1].w : bl[s >> 1].y);
         }
+      }
+      bool flush;
+      if constexpr (kKsg <= 4) {
+        flush = (s + 1) % kKsg == 0;
+      } else {
+        flush = s == 3 && (c + 1) % kCpg == 0;
+      }
+      if (flush) {
+        const int j = kGpc == 2 ? s / kKsg : 0;
+        const int grp = ((c - c_begin) * 4 + s) / kKsg;  // group within the slice
 #pragma unroll
-        for (int s = 0; s < 4; ++s) {
-          const uint32_t b0 = (s & 1) ? bx[s >> 1].z : bx[s >> 1].x;
-          const uint32_t b1 = (s & 1) ? bx[s >> 1].w : bx[s >> 1].y;
+        for (int tt = 0; tt < kT; ++tt) {
+          const uint32_t sw = sl.s[tt][j];
+          const float sl_ = F::kScaleF16 ? fp16_bits_to_f32(sw & 0xffffu) : bf16_bits_to_f32(sw & 0xffffu);
+          const float sh_ = F::kScaleF16 ? fp16_bits_to_f32(sw >> 16) : bf16_bits_to_f32(sw >> 16);
+          if constexpr (kSplit) {
 #pragma unroll
-          for (int tt = 0; tt < kT; ++tt) {
-            uint32_t a[4];
-            decode_a4_f16(reinterpret_cast<const uint32_t*>(&sl.q[tt])[s], a);
-            float(&dd)[4] = kSplit && (s & 1) ? d2[tt] : d[tt];
-            mma_f16(dd, a, b0, b1);
-            if constexpr (kLo) {
-              mma_f16(dd, a, (s & 1) ? bl[s >> 1].z : bl[s >> 1].x, (s & 1) ? bl[s >> 1].w : bl[s >> 1].y);
+            for (int jj = 0; jj < 4; ++jj) {
+              if (!kOne || jj % 2 == 0) d[tt][jj] += d2[tt][jj];
+              d2[tt][jj] = 0.0f;
             }
           }
-          bool flush;
-          if constexpr (kKsg <= 4) {
-            flush = (s + 1) % kKsg == 0;
-          } else {
-            flush = s == 3 && (c + 1) % kCpg == 0;
+          acc[tt][0][0] = fmaf(sl_, d[tt][0], acc[tt][0][0]);
+          acc[tt][0][2] = fmaf(sh_, d[tt][2], acc[tt][0][2]);
+          if constexpr (!kOne) {
+            acc[tt][0][1] = fmaf(sl_, d[tt][1], acc[tt][0][1]);
+            acc[tt][0][3] = fmaf(sh_, d[tt][3], acc[tt][0][3]);
           }
-          if (flush) {
-            const int j = kGpc == 2 ? s / kKsg : 0;
-            const int grp = ((c - c_begin) * 4 + s) / kKsg;  // group within the slice
-#pragma unroll
-            for (int tt = 0; tt < kT; ++tt) {
-              const uint32_t sw = sl.s[tt][j];
-              const float sl_ = F::kScaleF16 ? fp16_bits_to_f32(sw & 0xffffu) : bf16_bits_to_f32(sw & 0xffffu);
-              const float sh_ = F::kScaleF16 ? fp16_bits_to_f32(sw >> 16) : bf16_bits_to_f32(sw >> 16);
-              if constexpr (kSplit) {
-#pragma unroll
-                for (int jj = 0; jj < 4; ++jj) {
-                  if (!kOne || jj % 2 == 0) d[tt][jj] += d2[tt][jj];
-                  d2[tt][jj] = 0.0f;
-                }
-              }
-              acc[tt][0][0] = fmaf(sl_, d[tt][0], acc[tt][0][0]);
-              acc[tt][0][2] = fmaf(sh_, d[tt][2], acc[tt][0][2]);
-              if constexpr (!kOne) {
-                acc[tt][0][1] = fmaf(sl_, d[tt][1], acc[tt][0][1]);
-                acc[tt][0][3] = fmaf(sh_, d[tt][3], acc[tt][0][3]);
-              }
-              if constexpr (F::kZero == kZeroFloat) {
-                // Rows g + 8 carry 16x: their zero term too.
-                const uint32_t zw = sl.z[tt][j];
-                const float cl = (8.0f - bf16_bits_to_f32(zw & 0xffffu)) * sl_;
-                const float ch = (8.0f - bf16_bits_to_f32(zw >> 16)) * sh_ * 16.0f;
-                const float2 xv = *reinterpret_cast<const float2*>(xsum_s + grp * 16 + 2 * t);
-                acc[tt][0][0] = fmaf(cl, xv.x, acc[tt][0][0]);
-                acc[tt][0][2] = fmaf(ch, xv.x, acc[tt][0][2]);
-                if constexpr (!kOne) {
-                  acc[tt][0][1] = fmaf(cl, xv.y, acc[tt][0][1]);
-                  acc[tt][0][3] = fmaf(ch, xv.y, acc[tt][0][3]);
-                }
-              }
-#pragma unroll
-              for (int jj = 0; jj < 4; ++jj) d[tt][jj] = 0.0f;
+          if constexpr (F::kZero == kZeroFloat) {
+            // Rows g + 8 carry 16x: their zero term too.
+            const uint32_t zw = sl.z[tt][j];
+            const float cl = (8.0f - bf16_bits_to_f32(zw & 0xffffu)) * sl_;
+            const float ch = (8.0f - bf16_bits_to_f32(zw >> 16)) * sh_ * 16.0f;
+            const float2 xv = *reinterpret_cast<const float2*>(xsum_s + grp * 16 + 2 * t);
+            acc[tt][0][0] = fmaf(cl, xv.x, acc[tt][0][0]);
+            acc[tt][0][2] = fmaf(ch, xv.x, acc[tt][0][2]);
+            if constexpr (!kOne) {
+              acc[tt][0][1] = fmaf(cl, xv.y, acc[tt][0][1]);
+              acc[tt][0][3] = fmaf(ch, xv.y, acc[tt][0][3]);
             }
           }
+#pragma unroll
+          for (int jj = 0; jj < 4; ++jj) d[tt][jj] = 0.0f;
         }
-        if (ub + i + kP < total) load(sl);
-        if (++c == c_end) {  // end of the pair's slice
+      }
+    }
+  };
+  auto end_of_chunk = [&] {
+    if (++c == c_end) {  // end of the pair's slice
 #pragma unroll
-          for (int tt = 0; tt < kT; ++tt) {
-            acc[tt][0][0] *= inv_lo;
-            acc[tt][0][1] *= inv_lo;
-            acc[tt][0][2] *= inv_hi;
-            acc[tt][0][3] *= inv_hi;
-          }
-          slice_unit_store<kT, 1>(out, m, gp, slice, acc, lane, g, t);
+      for (int tt = 0; tt < kT; ++tt) {
+        acc[tt][0][0] *= inv_lo;
+        acc[tt][0][1] *= inv_lo;
+        acc[tt][0][2] *= inv_hi;
+        acc[tt][0][3] *= inv_hi;
+      }
+      slice_unit_store<kT, 1>(out, m, gp, slice, acc, lane, g, t);
 #pragma unroll
-          for (int tt = 0; tt < kT; ++tt) {
+      for (int tt = 0; tt < kT; ++tt) {
 #pragma unroll
-            for (int jj = 0; jj < 4; ++jj) acc[tt][0][jj] = 0.0f;
-          }
-          c = c_begin;
-          gp += nw;
+        for (int jj = 0; jj < 4; ++jj) acc[tt][0][jj] = 0.0f;
+      }
+      c = c_begin;
+      gp += nw;
+    }
+  };
+
+  if constexpr (kRing > 0) {
+    int si = 0;
+    for (int u = 0; u < total; ++u) {
+      async_copy::wait<kRing - 1>();  // chunk u has landed (this lane's copies)
+      __syncwarp();                   // ... and every lane's: the metadata words come from others
+      F16Slot sl;
+      const unsigned char* sb = ring + si * kSlotBytes;
+      sl.q[0] = *reinterpret_cast<const uint4*>(sb + lane * 16);
+      sl.q[1] = *reinterpret_cast<const uint4*>(sb + 512 + lane * 16);
+      const uint32_t* meta = reinterpret_cast<const uint32_t*>(sb + 1024);
+#pragma unroll
+      for (int tt = 0; tt < 2; ++tt) {
+#pragma unroll
+        for (int j = 0; j < kGpc; ++j) {
+          sl.s[tt][j] = meta[(tt * kGpc + j) * 8 + g];
+          if constexpr (kZeros) sl.z[tt][j] = meta[kMetaWords + (tt * kGpc + j) * 8 + g];
+        }
+      }
+      __syncwarp();  // every lane has read slot si before it is refilled
+      if (u + kRing < total) issue(si);
+      async_copy::commit();
+      si = si + 1 == kRing ? 0 : si + 1;
+      compute(sl);
+      end_of_chunk();
+    }
+  } else {
+    for (int ub = 0; ub < total; ub += kP) {
+#pragma unroll
+      for (int i = 0; i < kP; ++i) {
+        if (ub + i < total) {
+          compute(slot[i]);
+          if (ub + i + kP < total) load(slot[i]);
+          end_of_chunk();
         }
       }
     }
