@@ -2,6 +2,9 @@
 // writes it (tanhf, no fast-math) so results agree to a few ulp.
 #include "backend/cuda/elementwise.cuh"
 
+#include <cstdlib>
+#include <cstring>
+
 namespace ge::cuda {
 namespace {
 
@@ -123,6 +126,45 @@ static __global__ void embed_raw_kernel(EmbedParams p) {
   }
 }
 
+// The embedding as it was before (lab switch GE_CUDA_EMBED=thread32, for measurements): one
+// thread per 32 values of every layout, 256-thread CTAs (a decode row in one CTA).
+static __global__ void embed_thread32_kernel(EmbedParams p) {
+  const int64_t cols = p.table.cols;
+  const int64_t per_token = (cols + 31) / 32;
+  const bool tiled = p.table.layout == WeightLayout::kTiled4 || p.table.layout == WeightLayout::kTiled8;
+  for (int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; idx < p.n_tokens * per_token;
+       idx += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t t = idx / per_token;
+    const int64_t k0 = (idx % per_token) * 32;
+    const int32_t token = p.tokens[t];
+    float* dst = p.out + t * cols + k0;
+    if (token < 0 || token >= p.table.rows) {
+      if (k0 == 0) raise_device_error(p.error_word, kErrTokenRange);
+      for (int i = 0; i < 32 && k0 + i < cols; ++i) dst[i] = 0.0f;
+      continue;
+    }
+    float v[32];
+    if (tiled) {
+#pragma unroll 4
+      for (int i = 0; i < 32; ++i) v[i] = (k0 + i < cols) ? tiled_element(p.table, token, k0 + i) : 0.0f;
+    } else {
+      raw_decode32(p.table, token, k0, v);
+    }
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+      if (k0 + i < cols) dst[i] = v[i] * p.scale;
+    }
+  }
+}
+
+bool embed_thread32() {
+  static const bool v = [] {
+    const char* e = std::getenv("GE_CUDA_EMBED");
+    return e != nullptr && std::strcmp(e, "thread32") == 0;
+  }();
+  return v;
+}
+
 }  // namespace
 
 cudaError_t launch_add(const float* a, const float* b, int64_t n, float* out, const LaunchContext& ctx) {
@@ -160,7 +202,10 @@ cudaError_t launch_embed(const int32_t* tokens, int64_t n_tokens, const WeightVi
                          const LaunchContext& ctx) {
   if (n_tokens <= 0) return cudaSuccess;
   const EmbedParams p{tokens, n_tokens, table, scale, out, ctx.error_word};
-  if (table.layout == WeightLayout::kTiled4 || table.layout == WeightLayout::kTiled8) {
+  if (embed_thread32()) {
+    embed_thread32_kernel<<<blocks_for(n_tokens * ((table.cols + 31) / 32), kThreads, kMaxBlocks), kThreads, 0,
+                            ctx.stream>>>(p);
+  } else if (table.layout == WeightLayout::kTiled4 || table.layout == WeightLayout::kTiled8) {
     embed_tiled_kernel<<<blocks_for(n_tokens * table.cols, kThreads, 8 * kMaxBlocks), kThreads, 0, ctx.stream>>>(p);
   } else {
     constexpr int kRawThreads = 64;

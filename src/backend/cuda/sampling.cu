@@ -5,6 +5,8 @@
 #include "backend/cuda/sampling.cuh"
 
 #include <climits>
+#include <cstdlib>
+#include <cstring>
 
 namespace ge::cuda {
 namespace {
@@ -1030,6 +1032,53 @@ __global__ void __launch_bounds__(kThreads) sample_finish_kernel(SampleArgs a) {
   }
 }
 
+// The sampler as it was before the pooled passes (lab switch GE_CUDA_SAMPLER=single, for
+// measurements): one CTA per row does pass 0 and the exact chain; same greedy ids, and seeded draws
+// that follow the same distribution.
+__global__ void __launch_bounds__(kThreads) sample_single_cta_kernel(SampleArgs a) {
+  constexpr int kBufBytes = kThreads * 16 + kSmallSet * 12;
+  __shared__ __align__(16) unsigned char buf[kBufBytes];
+  __shared__ Scratch s;
+  __shared__ StatsShared ss;
+  __shared__ DeviceSamplerState st;
+  __shared__ int32_t small_n, result_sh;
+  const int tid = threadIdx.x;
+  const int64_t row = a.row0 + blockIdx.x;
+  const float* L = a.logits + row * a.vocab;
+  if (tid == 0) st = *a.state;
+  Best best{0.0f, INT_MAX};
+  int32_t inf_id = INT_MAX;
+  unsigned long long n_cand = 0;
+  for (int64_t i = tid; i < a.vocab; i += kThreads) {
+    const float v = L[i];
+    if (!isnan(v) && (best.i == INT_MAX || v > best.v)) best = Best{v, static_cast<int32_t>(i)};
+    if (v == INFINITY && inf_id == INT_MAX) inf_id = static_cast<int32_t>(i);
+    if (v > -INFINITY) ++n_cand;
+  }
+  block_stats(&best, &inf_id, &n_cand, ss);
+  const DeviceSamplerState P = st;
+  const ExactShared sh{&s,
+                       reinterpret_cast<unsigned long long*>(buf),
+                       reinterpret_cast<double*>(buf + kThreads * 8),
+                       reinterpret_cast<float*>(buf + kThreads * 16),
+                       reinterpret_cast<unsigned long long*>(buf + kThreads * 16 + kSmallSet * 4),
+                       &small_n,
+                       &result_sh};
+  const int32_t result =
+      sample_row_exact(L, static_cast<int32_t>(a.vocab), P, static_cast<uint32_t>(row), best, inf_id, n_cand, sh);
+  if (tid == 0) a.out[row] = result;
+}
+
+__global__ void bump_step_kernel(DeviceSamplerState* state) { state->step += 1; }
+
+bool single_cta_sampler() {
+  static const bool v = [] {
+    const char* e = std::getenv("GE_CUDA_SAMPLER");
+    return e != nullptr && std::strcmp(e, "single") == 0;
+  }();
+  return v;
+}
+
 __global__ void advance_positions_kernel(int32_t* positions, int64_t n, int32_t delta) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) positions[i] += delta;
@@ -1052,6 +1101,12 @@ cudaError_t launch_sample_tokens(const float* logits, int64_t rows, int64_t voca
   if (chunk < kMinChunk) chunk = kMinChunk;
   chunk = (chunk + kThreads - 1) / kThreads * kThreads;
   const int64_t n_ctas = (vocab + chunk - 1) / chunk;
+  if (single_cta_sampler()) {
+    const SampleArgs a{logits, vocab, chunk, 1, 1, 0, state, out, static_cast<SamplerScratch*>(scratch), false};
+    sample_single_cta_kernel<<<static_cast<unsigned>(rows), kThreads, 0, ctx.stream>>>(a);
+    bump_step_kernel<<<1, 1, 0, ctx.stream>>>(state);
+    return cudaGetLastError();
+  }
   for (int64_t r0 = 0; r0 < rows; r0 += kGroupRows) {
     const int64_t g = rows - r0 < kGroupRows ? rows - r0 : kGroupRows;
     const SampleArgs a{logits, vocab, chunk, static_cast<int32_t>(n_ctas), static_cast<int32_t>(g), r0, state, out,
