@@ -11,6 +11,8 @@
 //   relative L2 ≤ 1e-2 and max error ≤ 5e-2 · rms(reference)
 // With unrounded Q (Bf16CacheMatchesFp32ReferenceWithinCachePrecision) the same bounds hold at scale 1/16.
 // One test feeds raw fp32 K/V to show the cache-precision effect: relative L2 ≤ 1e-2.
+// Decode steps of one query at head_dim 64..512 (powers of two) run the tensor-core decode kernel: Q
+// and P enter its mma as three bf16 parts each (24 bits), so it is held to the fp32 bounds as well.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -144,6 +146,23 @@ TEST_F(CudaAttention, SoftcapAndLongContextSplitK) {
   // 1.5k cached keys: the decode kernel splits the keys across CTAs and combines the partials.
   run_case({128, 2, 2, 0, 0.09f, 0.0f, {700, 800, 1, 1, 2, 3, 4}}, true, 2e-6, 1e-4);
   run_case({256, 2, 4, 1024, 0.0625f, 0.0f, {500, 600, 1, 4, 1}}, true, 2e-6, 1e-4);
+}
+
+TEST_F(CudaAttention, DecodeAtKeyTileAndSplitEdges) {
+  SCOPED_TRACE(trace());
+  // Decode queries (chunks of 1) after prefills that leave 1, 15..17, 31..33, 127, 128 and 1025
+  // visible keys: the tensor-core kernel's key tiles (16 keys at head_dim 512, 32 at 256), the 16-key
+  // split granules, one split and many; GQA 2 and 8; a sliding window whose ring wraps mid-tile.
+  for (const AttnCase& c : {AttnCase{512, 4, 8, 0, 1.0f, 0.0f, {1, 13, 1, 1, 1, 13, 1, 1, 1, 93, 1, 1, 896, 1}},
+                            AttnCase{256, 16, 2, 0, 1.0f, 0.0f, {1, 13, 1, 1, 1, 13, 1, 1, 1, 93, 1, 1, 896, 1}},
+                            AttnCase{512, 1, 8, 0, 0.044f, 0.0f, {126, 1, 1, 1}},
+                            AttnCase{256, 2, 2, 0, 0.0625f, 50.0f, {126, 1, 1, 1}}}) {
+    run_case(c, true, 2e-6, 1e-4);
+  }
+  // Window 1024 in a ring of 1024 + 300: decode steps after the ring has wrapped (slot order no
+  // longer position order), at window edges.
+  run_case({256, 16, 2, 1024, 1.0f, 0.0f, {300, 300, 300, 300, 1, 1, 299, 1, 1}}, true, 2e-6, 1e-4);
+  run_case({512, 2, 8, 1024, 0.044f, 0.0f, {300, 300, 300, 300, 1, 1, 299, 1, 1}}, true, 2e-6, 1e-4);
 }
 
 TEST_F(CudaAttention, Bf16CacheMatchesFp32ReferenceWithinCachePrecision) {

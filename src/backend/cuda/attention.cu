@@ -258,6 +258,227 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_staged
   decode_finish<kG, kDpt>(p, o, red, m_run, l_run, t, kvh, split, n_active);
 }
 
+// Tensor-core variant for head_dim 64..512 (a power of two): S = Q·Kᵀ and O += P·V by mma.sync
+// m16n8k16 (bf16 in, fp32 accumulate), the group's query heads as the rows (at most 8 of 16). Q and the
+// softmax weights P enter as three bf16 parts each (24 significant bits, split_bf16x3) and K/V are bf16
+// already, so the sums are the fp32 kernels' up to rounding, for a few dozen mma per tile instead of
+// ~d·G·keys / 32 FMAs per thread. Warp w owns dims [w·d/4, (w+1)·d/4): its partial S over them meets
+// the other warps' in shared memory, summed in warp order (the same in every warp, so each warp runs
+// the same online softmax on the same values), and it accumulates O for its dims. K/V tiles of kKT
+// keys (16 KiB of K per tile) stream through kStages cp.async stages, kStages - 1 tiles in flight
+// during the math.
+template <int kD, int kStages>
+struct MmaDecode {
+  static constexpr int kKT = 8192 / kD;          // keys per tile
+  static constexpr int kLd = kD + 8;             // row pitch (bf16): the 8 rows of an ldmatrix hit distinct banks
+  static constexpr int kDw = kD / kDecodeWarps;  // dims per warp
+  static constexpr int kKs = kDw / 16;           // S k-steps per warp
+  static constexpr int kNb = kKT / 8;            // S column (key) blocks
+  static constexpr int kOb = kDw / 8;            // O column (dim) blocks per warp
+  static constexpr size_t kSmem = size_t{kStages} * 2 * kKT * kLd * sizeof(__nv_bfloat16);
+  static_assert(kKs >= 1 && kNb % 2 == 0 && kOb % 2 == 0 && kStages >= 2, "head_dim 64..512");
+};
+
+template <int kD, int kStages>
+static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_mma_kernel(AttnParams p) {
+  using C = MmaDecode<kD, kStages>;
+  constexpr int kKT = C::kKT, kLd = C::kLd, kDw = C::kDw, kKs = C::kKs, kNb = C::kNb, kOb = C::kOb;
+  constexpr int kChunks = kD / 8;
+  constexpr int kStage = 2 * kKT * kLd;
+  extern __shared__ __align__(16) uint8_t smem_raw[];
+  __nv_bfloat16* stages = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [kStages][K, V][kKT][kLd]
+  __shared__ __align__(16) float Sp[kDecodeWarps][8][kKT];           // each warp's partial scores
+  grid_dependency_release();
+  grid_dependency_wait();
+  const int kvh = blockIdx.x, split = blockIdx.y, t = blockIdx.z;
+  const int G = p.group, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tig = lane & 3;
+
+  int64_t lo = 0;
+  const int64_t n_vis = decode_visible(p, t, &lo, tid == 0 && split == 0 && kvh == 0);
+  const SplitLayout layout = decode_layout(p, n_vis);
+  const int n_active = layout.active;
+  if (split >= n_active) return;
+  const int64_t n_mine = decode_split_keys(p, n_vis, layout, split);
+
+  const __nv_bfloat16* kc = p.k;
+  const __nv_bfloat16* vc = p.v;
+  if (p.batch.bases != nullptr) {
+    kc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.k_offset);
+    vc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.v_offset);
+  }
+  // Copies the split's keys [tb, tb + kKT) into stage `st`; rows past the split's keys are zeroed, so
+  // their zero weights never meet stale (possibly NaN) bits in the P·V mma.
+  auto issue = [&](int64_t tb, int st) {
+    const int len = static_cast<int>(min(int64_t{kKT}, n_mine - tb));
+    __nv_bfloat16* ks = stages + st * kStage;
+    __nv_bfloat16* vs = ks + kKT * kLd;
+    for (int i = tid; i < kKT * kChunks; i += kDecodeThreads) {
+      const int j = i / kChunks, c8 = (i - j * kChunks) * 8;
+      if (j < len) {
+        const int slot = decode_slot(p, lo, layout, split, tb + j);
+        const int64_t off = (int64_t{slot} * p.n_kv + kvh) * kD + c8;
+        cp_async16(ks + j * kLd + c8, kc + off);
+        cp_async16(vs + j * kLd + c8, vc + off);
+      } else {
+        *reinterpret_cast<uint4*>(ks + j * kLd + c8) = make_uint4(0, 0, 0, 0);
+        *reinterpret_cast<uint4*>(vs + j * kLd + c8) = make_uint4(0, 0, 0, 0);
+      }
+    }
+  };
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (int64_t{s} * kKT < n_mine) issue(int64_t{s} * kKT, s);
+    cp_async_commit();
+  }
+
+  // A fragments of Q for the warp's dims: head g (zero past the group), dims tig*2 (+8) of each k-step.
+  uint32_t qa[kKs][2][3];
+  {
+    const bool in = g < G;
+    const float* qrow = p.q + (int64_t{t} * p.n_heads + int64_t{kvh} * G + (in ? g : 0)) * kD + warp * kDw + tig * 2;
+#pragma unroll
+    for (int ks = 0; ks < kKs; ++ks) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float2 v = in ? *reinterpret_cast<const float2*>(qrow + ks * 16 + h * 8) : make_float2(0.0f, 0.0f);
+        split_bf16x3(v.x, v.y, qa[ks][h]);
+      }
+    }
+  }
+  float m_run = -INFINITY, l_run = 0.0f;  // head g's running max and sum (alike in its quad and every warp)
+  float o[kOb][4];
+#pragma unroll
+  for (int ob = 0; ob < kOb; ++ob) o[ob][0] = o[ob][1] = o[ob][2] = o[ob][3] = 0.0f;
+
+  int st = 0;
+  for (int64_t tb = 0; tb < n_mine; tb += kKT, st = st + 1 == kStages ? 0 : st + 1) {
+    const int tile_len = static_cast<int>(min(int64_t{kKT}, n_mine - tb));
+    cp_async_wait_pending<kStages - 2>();  // this tile's group is done (later ones may be in flight)
+    __syncthreads();  // the tile landed for every thread; every warp is past the previous tile
+    // The previous tile's stage is free: it takes the tile kStages - 1 ahead.
+    const int64_t next = tb + int64_t{kStages - 1} * kKT;
+    if (next < n_mine) issue(next, st == 0 ? kStages - 1 : st - 1);
+    cp_async_commit();
+    const __nv_bfloat16* ks = stages + st * kStage;
+    const __nv_bfloat16* vs = ks + kKT * kLd;
+
+    // Partial S over the warp's dims: the hi part in one accumulator, mid + lo in another.
+    float s_hi[kNb][4], s_lo[kNb][4];
+#pragma unroll
+    for (int nb = 0; nb < kNb; ++nb) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) s_hi[nb][i] = s_lo[nb][i] = 0.0f;
+    }
+#pragma unroll
+    for (int nb = 0; nb < kNb; nb += 2) {
+#pragma unroll
+      for (int kst = 0; kst < kKs; ++kst) {
+        // Matrices: keys nb*8.. dims +0 / +8, keys (nb+1)*8.. dims +0 / +8: b0, b1 of both key blocks.
+        uint32_t b[4];
+        ldsm_x4(ks + (nb * 8 + (lane & 7) + ((lane >> 4) << 3)) * kLd + warp * kDw + kst * 16 + (((lane >> 3) & 1) << 3),
+                b);
+        mma_rows8(s_hi[nb], qa[kst][0][0], qa[kst][1][0], b[0], b[1]);
+        mma_rows8(s_hi[nb + 1], qa[kst][0][0], qa[kst][1][0], b[2], b[3]);
+        mma_rows8(s_lo[nb], qa[kst][0][1], qa[kst][1][1], b[0], b[1]);
+        mma_rows8(s_lo[nb + 1], qa[kst][0][1], qa[kst][1][1], b[2], b[3]);
+        mma_rows8(s_lo[nb], qa[kst][0][2], qa[kst][1][2], b[0], b[1]);
+        mma_rows8(s_lo[nb + 1], qa[kst][0][2], qa[kst][1][2], b[2], b[3]);
+      }
+    }
+#pragma unroll
+    for (int nb = 0; nb < kNb; ++nb) {
+      *reinterpret_cast<float2*>(&Sp[warp][g][nb * 8 + tig * 2]) =
+          make_float2(s_hi[nb][0] + s_lo[nb][0], s_hi[nb][1] + s_lo[nb][1]);
+    }
+    __syncthreads();
+
+    // Scores of head g at keys nb*8 + tig*2 (+1), summed over the warps in order; online softmax.
+    float pr[kNb][2];
+    float tmax = -INFINITY;
+#pragma unroll
+    for (int nb = 0; nb < kNb; ++nb) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int j = nb * 8 + tig * 2 + e;
+        float v = Sp[0][g][j];
+#pragma unroll
+        for (int w = 1; w < kDecodeWarps; ++w) v += Sp[w][g][j];
+        v = j < tile_len ? cap_score(v * p.scale, p.softcap) : -INFINITY;
+        pr[nb][e] = v;
+        tmax = fmaxf(tmax, v);
+      }
+    }
+    tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
+    tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 2));
+    const float m_new = fmaxf(m_run, tmax);
+    const bool none = m_new == -INFINITY;
+    const float corr = none ? 1.0f : expf(m_run - m_new);
+    float psum = 0.0f;
+#pragma unroll
+    for (int nb = 0; nb < kNb; ++nb) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        pr[nb][e] = none ? 0.0f : expf(pr[nb][e] - m_new);
+        psum += pr[nb][e];
+      }
+    }
+    psum += __shfl_xor_sync(0xffffffffu, psum, 1);
+    psum += __shfl_xor_sync(0xffffffffu, psum, 2);
+    l_run = l_run * corr + psum;
+    m_run = m_new;
+#pragma unroll
+    for (int ob = 0; ob < kOb; ++ob) {
+      o[ob][0] *= corr;
+      o[ob][1] *= corr;
+    }
+
+    // O += P·V over the warp's dims: P (head g, keys kb*16 + tig*2 (+8)) as the A fragment.
+#pragma unroll
+    for (int kb = 0; kb < kNb / 2; ++kb) {
+      uint32_t pa[3], pb[3];
+      split_bf16x3(pr[2 * kb][0], pr[2 * kb][1], pa);
+      split_bf16x3(pr[2 * kb + 1][0], pr[2 * kb + 1][1], pb);
+#pragma unroll
+      for (int ob = 0; ob < kOb; ob += 2) {
+        // Transposed matrices: keys kb*16.. / +8 at dims ob*8.., then the same at (ob+1)*8..
+        uint32_t b[4];
+        ldsm_x4_trans(vs + (kb * 16 + (lane & 7) + (((lane >> 3) & 1) << 3)) * kLd + warp * kDw + ob * 8 +
+                          ((lane >> 4) << 3),
+                      b);
+#pragma unroll
+        for (int sp = 0; sp < 3; ++sp) {
+          mma_rows8(o[ob], pa[sp], pb[sp], b[0], b[1]);
+          mma_rows8(o[ob + 1], pa[sp], pb[sp], b[2], b[3]);
+        }
+      }
+    }
+  }
+  cp_async_wait_all();
+
+  // Head g's output at dims warp*kDw + ob*8 + tig*2 (+1): final, or the split's partial and (m, l).
+  if (g < G) {
+    const int64_t th = int64_t{t} * p.n_heads + int64_t{kvh} * G + g;
+    const int c0 = warp * kDw + tig * 2;
+    if (n_active == 1) {
+      const float inv = l_run > 0.0f ? 1.0f / l_run : 0.0f;
+#pragma unroll
+      for (int ob = 0; ob < kOb; ++ob)
+        *reinterpret_cast<float2*>(p.out + th * kD + c0 + ob * 8) = make_float2(o[ob][0] * inv, o[ob][1] * inv);
+    } else {
+      const int64_t ps = th * p.n_splits + split;
+#pragma unroll
+      for (int ob = 0; ob < kOb; ++ob)
+        *reinterpret_cast<float2*>(p.part_o + ps * kD + c0 + ob * 8) = make_float2(o[ob][0], o[ob][1]);
+      if (warp == 0 && tig == 0) {
+        p.part_ml[ps * 2] = m_run;
+        p.part_ml[ps * 2 + 1] = l_run;
+      }
+    }
+  }
+  if (n_active == 1 || p.split_count == nullptr) return;  // uniform over the CTA
+  decode_merge_last<kAttentionMaxGroup>(p, t, kvh, n_active);
+}
+
 // The separate merge of the active splits' partials (combine_head), grid (n_heads, n_tokens), when
 // the decode kernel does not merge them itself; a token whose keys fit one split was written already.
 static __global__ void attention_combine_kernel(AttnParams p) {
@@ -334,16 +555,71 @@ size_t decode_smem(int kg_bound, int G, int d, int dpt) {
   return std::max(scores, sums);
 }
 
-// Which decode kernel: the staged one (K/V tiles through shared memory) for one sequence's decode
-// step, the register one for batches of sequences (faster there at short contexts, measured on
-// H100: dev/cuda/batch_notes.md). GE_CUDA_ATTN_KERNEL=staged|registers forces one for measurements.
-bool decode_staged(int64_t n_tokens) {
+// Which decode kernel: the tensor-core one for one sequence's decode step when head_dim is 64..512 (a
+// power of two) and q / out are aligned, else the staged one (K/V tiles through shared memory); the
+// register one for batches of sequences (faster there at short contexts, measured on H100:
+// dev/cuda/batch_notes.md). GE_CUDA_ATTN_KERNEL=mma|staged|registers forces one for measurements (mma
+// where it applies).
+enum class DecodeKernel { kMma, kStaged, kRegisters };
+
+DecodeKernel decode_kernel(int64_t n_tokens, bool mma_ok) {
   static const int forced = [] {
     const char* e = std::getenv("GE_CUDA_ATTN_KERNEL");
     if (e == nullptr) return 0;
-    return std::strcmp(e, "staged") == 0 ? 1 : (std::strcmp(e, "registers") == 0 ? 2 : 0);
+    if (std::strcmp(e, "staged") == 0) return 1;
+    if (std::strcmp(e, "registers") == 0) return 2;
+    return std::strcmp(e, "mma") == 0 ? 3 : 0;
   }();
-  return forced != 0 ? forced == 1 : n_tokens == 1;
+  if (forced == 1) return DecodeKernel::kStaged;
+  if (forced == 2) return DecodeKernel::kRegisters;
+  if (forced == 3 && mma_ok) return DecodeKernel::kMma;
+  if (n_tokens != 1) return DecodeKernel::kRegisters;
+  return mma_ok ? DecodeKernel::kMma : DecodeKernel::kStaged;
+}
+
+bool decode_mma_supported(int d) { return d == 64 || d == 128 || d == 256 || d == 512; }
+
+// cp.async stages of the tensor-core kernel (GE_CUDA_ATTN_STAGES=2|3, for measurements): 3 keeps two
+// tiles in flight per CTA (100 KiB of shared memory, 2 CTAs per SM), 2 one (3 CTAs per SM).
+int decode_mma_stages() {
+  static const int v = [] {
+    const char* e = std::getenv("GE_CUDA_ATTN_STAGES");
+    return e != nullptr && std::strcmp(e, "2") == 0 ? 2 : 3;
+  }();
+  return v;
+}
+
+template <int kStages>
+cudaError_t launch_decode_mma_stages(const AttnParams& p, dim3 grid, const LaunchContext& ctx) {
+  switch (p.d) {
+    case 64:
+      return launch_pdl(attention_decode_mma_kernel<64, kStages>, grid, kDecodeThreads, MmaDecode<64, kStages>::kSmem,
+                        p, ctx);
+    case 128:
+      return launch_pdl(attention_decode_mma_kernel<128, kStages>, grid, kDecodeThreads,
+                        MmaDecode<128, kStages>::kSmem, p, ctx);
+    case 256:
+      return launch_pdl(attention_decode_mma_kernel<256, kStages>, grid, kDecodeThreads,
+                        MmaDecode<256, kStages>::kSmem, p, ctx);
+    case 512:
+      return launch_pdl(attention_decode_mma_kernel<512, kStages>, grid, kDecodeThreads,
+                        MmaDecode<512, kStages>::kSmem, p, ctx);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t launch_decode_mma(const AttnParams& p, dim3 grid, const LaunchContext& ctx) {
+  return decode_mma_stages() == 2 ? launch_decode_mma_stages<2>(p, grid, ctx) : launch_decode_mma_stages<3>(p, grid, ctx);
+}
+
+template <int kD>
+cudaError_t configure_decode_mma() {
+  cudaError_t e = cudaFuncSetAttribute(attention_decode_mma_kernel<kD, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(MmaDecode<kD, 2>::kSmem));
+  if (e != cudaSuccess) return e;
+  return cudaFuncSetAttribute(attention_decode_mma_kernel<kD, 3>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              static_cast<int>(MmaDecode<kD, 3>::kSmem));
 }
 
 constexpr size_t kStagedSmemLimit = size_t{64} << 10;
@@ -408,6 +684,10 @@ cudaError_t configure_attention_kernels() {
   if ((e = configure_decode_staged<2>()) != cudaSuccess) return e;
   if ((e = configure_decode_staged<4>()) != cudaSuccess) return e;
   if ((e = configure_decode_staged<8>()) != cudaSuccess) return e;
+  if ((e = configure_decode_mma<64>()) != cudaSuccess) return e;
+  if ((e = configure_decode_mma<128>()) != cudaSuccess) return e;
+  if ((e = configure_decode_mma<256>()) != cudaSuccess) return e;
+  if ((e = configure_decode_mma<512>()) != cudaSuccess) return e;
   return configure_prefill_attention_mma();
 }
 
@@ -494,8 +774,12 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
   }
   const dim3 grid(static_cast<unsigned>(p.n_kv), static_cast<unsigned>(p.n_splits), static_cast<unsigned>(n_tokens));
   cudaError_t e;
-  const bool staged = decode_staged(n_tokens);
-  if (p.group <= 2) {
+  const bool mma_ok = decode_mma_supported(p.d) && p.q_aligned && reinterpret_cast<uintptr_t>(out) % 8 == 0;
+  const DecodeKernel kernel = decode_kernel(n_tokens, mma_ok);
+  const bool staged = kernel == DecodeKernel::kStaged;
+  if (kernel == DecodeKernel::kMma) {
+    e = launch_decode_mma(p, grid, ctx);
+  } else if (p.group <= 2) {
     e = staged ? launch_decode_staged<2>(p, grid, cpl, ctx) : launch_decode<2>(p, grid, cpl, ctx);
   } else if (p.group <= 4) {
     e = staged ? launch_decode_staged<4>(p, grid, cpl, ctx) : launch_decode<4>(p, grid, cpl, ctx);

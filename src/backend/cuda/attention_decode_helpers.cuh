@@ -18,6 +18,11 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+// Returns once at most kPending of this thread's committed groups are still in flight.
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait_pending() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
 
 // ---- decode: grid (n_kv, n_splits, n_tokens) ----
 // The launch's split count comes from the ring capacity (one configuration serves every step, so a
@@ -233,63 +238,12 @@ __device__ __forceinline__ void combine_head(const AttnParams& p, int64_t th, in
   __syncthreads();  // w_s and inv_s are reused by the next head
 }
 
-// After the key loop: sums the key groups' P·V through `red` ([kg][G][d], free shared memory) and
-// writes the split's output: final (one active split) or the partial and its (m, l). With
-// p.split_count set, the last of the n_active split CTAs of (token, KV head) to arrive merges the
-// group's partials (the GEMV's last-arriver pattern), so no combine kernel runs.
-template <int kG, int kDpt>
-__device__ __forceinline__ void decode_finish(const AttnParams& p, float (&o)[kG][kDpt], float* red, const float* m_run,
-                                              const float* l_run, int t, int kvh, int split, int n_active) {
+// With p.split_count set, the last of the n_active split CTAs of (token, KV head) to arrive merges the
+// group's partials (the GEMV's last-arriver pattern), so no combine kernel runs. Called by every
+// thread of a split CTA after it wrote its partials (n_active > 1).
+template <int kG>
+__device__ __forceinline__ void decode_merge_last(const AttnParams& p, int t, int kvh, int n_active) {
   const int G = p.group, d = p.d, tid = threadIdx.x;
-  const int tpr = d / kDpt, kg_count = kDecodeThreads / tpr, kg = tid / tpr, c0 = (tid % tpr) * kDpt;
-  const bool pv_active = kg < kg_count;
-  if (kg_count > 1) {  // sum the key groups
-    if (pv_active) {
-#pragma unroll
-      for (int h = 0; h < kG; ++h) {
-        if (h < G) {
-#pragma unroll
-          for (int i = 0; i < kDpt; ++i) red[(kg * G + h) * d + c0 + i] = o[h][i];
-        }
-      }
-    }
-    __syncthreads();
-    if (kg == 0) {
-#pragma unroll
-      for (int h = 0; h < kG; ++h) {
-        if (h < G) {
-#pragma unroll
-          for (int i = 0; i < kDpt; ++i) {
-            float sum = 0.0f;
-            for (int k2 = 0; k2 < kg_count; ++k2) sum += red[(k2 * G + h) * d + c0 + i];
-            o[h][i] = sum;
-          }
-        }
-      }
-    }
-  }
-  if (kg == 0) {
-#pragma unroll
-    for (int h = 0; h < kG; ++h) {
-      if (h < G) {
-        const int64_t th = int64_t{t} * p.n_heads + kvh * G + h;
-        if (n_active == 1) {
-          const float inv = l_run[h] > 0.0f ? 1.0f / l_run[h] : 0.0f;
-#pragma unroll
-          for (int i = 0; i < kDpt; ++i) p.out[th * d + c0 + i] = o[h][i] * inv;
-        } else {
-          const int64_t ps = th * p.n_splits + split;
-#pragma unroll
-          for (int i = 0; i < kDpt; ++i) p.part_o[ps * d + c0 + i] = o[h][i];
-          if (c0 == 0) {
-            p.part_ml[ps * 2] = m_run[h];
-            p.part_ml[ps * 2 + 1] = l_run[h];
-          }
-        }
-      }
-    }
-  }
-  if (n_active == 1 || p.split_count == nullptr) return;  // uniform over the CTA
   __shared__ float w_s[kFusedCombineWeights];
   __shared__ float inv_s[kG];
   __shared__ bool last;
@@ -344,6 +298,105 @@ __device__ __forceinline__ void decode_finish(const AttnParams& p, float (&o)[kG
     out[1] = acc.y * inv;
     out[2] = acc.z * inv;
     out[3] = acc.w * inv;
+  }
+}
+
+// After the key loop: sums the key groups' P·V through `red` ([kg][G][d], free shared memory) and
+// writes the split's output: final (one active split) or the partial and its (m, l), then takes part
+// in decode_merge_last.
+template <int kG, int kDpt>
+__device__ __forceinline__ void decode_finish(const AttnParams& p, float (&o)[kG][kDpt], float* red, const float* m_run,
+                                              const float* l_run, int t, int kvh, int split, int n_active) {
+  const int G = p.group, d = p.d, tid = threadIdx.x;
+  const int tpr = d / kDpt, kg_count = kDecodeThreads / tpr, kg = tid / tpr, c0 = (tid % tpr) * kDpt;
+  const bool pv_active = kg < kg_count;
+  if (kg_count > 1) {  // sum the key groups
+    if (pv_active) {
+#pragma unroll
+      for (int h = 0; h < kG; ++h) {
+        if (h < G) {
+#pragma unroll
+          for (int i = 0; i < kDpt; ++i) red[(kg * G + h) * d + c0 + i] = o[h][i];
+        }
+      }
+    }
+    __syncthreads();
+    if (kg == 0) {
+#pragma unroll
+      for (int h = 0; h < kG; ++h) {
+        if (h < G) {
+#pragma unroll
+          for (int i = 0; i < kDpt; ++i) {
+            float sum = 0.0f;
+            for (int k2 = 0; k2 < kg_count; ++k2) sum += red[(k2 * G + h) * d + c0 + i];
+            o[h][i] = sum;
+          }
+        }
+      }
+    }
+  }
+  if (kg == 0) {
+#pragma unroll
+    for (int h = 0; h < kG; ++h) {
+      if (h < G) {
+        const int64_t th = int64_t{t} * p.n_heads + kvh * G + h;
+        if (n_active == 1) {
+          const float inv = l_run[h] > 0.0f ? 1.0f / l_run[h] : 0.0f;
+#pragma unroll
+          for (int i = 0; i < kDpt; ++i) p.out[th * d + c0 + i] = o[h][i] * inv;
+        } else {
+          const int64_t ps = th * p.n_splits + split;
+#pragma unroll
+          for (int i = 0; i < kDpt; ++i) p.part_o[ps * d + c0 + i] = o[h][i];
+          if (c0 == 0) {
+            p.part_ml[ps * 2] = m_run[h];
+            p.part_ml[ps * 2 + 1] = l_run[h];
+          }
+        }
+      }
+    }
+  }
+  if (n_active == 1 || p.split_count == nullptr) return;  // uniform over the CTA
+  decode_merge_last<kG>(p, t, kvh, n_active);
+}
+
+// ---- tensor-core decode (attention_decode_mma_kernel) ----
+
+// mma.sync m16n8k16, bf16 in, fp32 accumulate, with rows 8..15 of A zero (a1 = a3 = 0): the rows are
+// the GQA group's query heads, at most 8. a0 / a2: row lane / 4, columns (lane % 4) * 2 (+ 8).
+__device__ __forceinline__ void mma_rows8(float (&c)[4], uint32_t a0, uint32_t a2, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(0u), "r"(a2), "r"(0u), "r"(b0), "r"(b1));
+}
+
+// Four 8x8 bf16 matrices from shared memory; lanes 8i..8i+7 address the rows of matrix i.
+__device__ __forceinline__ void ldsm_x4(const void* smem, uint32_t (&r)[4]) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+__device__ __forceinline__ void ldsm_x4_trans(const void* smem, uint32_t (&r)[4]) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+
+// Two fp32 values as three bf16x2 words (hi, mid, lo; `x0` in the low halves): each part is the
+// rounding of what the previous parts left (x - hi and the next remainder are exact in fp32), so the
+// parts carry 24 significant bits, and their products with bf16 K or V summed in fp32 give the fp32
+// kernel's values up to rounding.
+__device__ __forceinline__ void split_bf16x3(float x0, float x1, uint32_t (&w)[3]) {
+#pragma unroll
+  for (int i = 0; i < 3; ++i) {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(x0, x1);
+    w[i] = *reinterpret_cast<const uint32_t*>(&h);
+    x0 -= __low2float(h);
+    x1 -= __high2float(h);
   }
 }
 
