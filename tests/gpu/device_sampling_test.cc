@@ -351,12 +351,19 @@ TEST_F(DeviceSampling, SameSeedSameTokens) {
   const std::vector<int32_t> e = sample(row, 40, p, 5, 10);
   EXPECT_EQ(e, std::vector<int32_t>(a.begin(), a.begin() + 40));
   EXPECT_NE(std::vector<int32_t>(a.begin(), a.begin() + 16), std::vector<int32_t>(a.begin() + 16, a.begin() + 32));
-  // The pooled path (default top-k 64, top-p 0.95) and the whole-row draw reproduce as well.
+  // The pooled path (default top-k 64, top-p 0.95) and the whole-row draw reproduce as well, and
+  // a one-row call (the decode step's launch) draws what row 0 of a larger call draws.
   SamplingParams q;
   q.temperature = 1.0f;
-  EXPECT_EQ(sample(row, 20, q, 8, 3), sample(row, 20, q, 8, 3));
-  q.top_k = 0, q.top_p = 1.0f;
-  EXPECT_EQ(sample(row, 20, q, 8, 3), sample(row, 20, q, 8, 3));
+  for (int mode = 0; mode < 2; ++mode) {
+    SCOPED_TRACE(mode == 0 ? "top-k 64, top-p 0.95" : "whole row");
+    if (mode == 1) q.top_k = 0, q.top_p = 1.0f;
+    const std::vector<int32_t> f = sample(row, 20, q, 8, 3);
+    EXPECT_EQ(f, sample(row, 20, q, 8, 3));
+    for (uint64_t step = 3; step < 7; ++step)
+      EXPECT_EQ(sample(row, 1, q, 8, step)[0], sample(row, 2, q, 8, step)[0]) << "step " << step;
+    EXPECT_EQ(sample(row, 1, q, 8, 3)[0], f[0]);
+  }
 }
 
 // The 31B's vocabulary with its default chain (top-k 64, top-p 0.95): draws follow the host
