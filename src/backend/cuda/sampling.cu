@@ -142,16 +142,19 @@ __device__ double chunk_mass(const float* L, int64_t c0, int64_t c1, int64_t seg
   return part;
 }
 
-// Arrival at a counter after this CTA's global writes; true in the last CTA of `expected`, which
-// then sees every other CTA's writes (read them with __ldcg: L1 is not coherent).
+// Arrival at a counter after this CTA's global writes (the barrier orders them before thread 0's
+// fence, which is cumulative); true in the last CTA of `expected`, which then sees every other CTA's
+// writes (read them with __ldcg: L1 is not coherent).
 __device__ bool arrive_last(unsigned int* counter, unsigned int expected, bool* flag_sh) {
-  __threadfence();
   __syncthreads();
-  if (threadIdx.x == 0) *flag_sh = atomicAdd(counter, 1u) == expected - 1;
+  if (threadIdx.x == 0) {
+    __threadfence();
+    const bool last = atomicAdd(counter, 1u) == expected - 1;
+    if (last) __threadfence();
+    *flag_sh = last;
+  }
   __syncthreads();
-  const bool last = *flag_sh;
-  if (last) __threadfence();
-  return last;
+  return *flag_sh;
 }
 
 // Shared scratch of block_stats.

@@ -120,23 +120,42 @@ __device__ inline int32_t block_max_i32(int32_t v, Scratch& s) {
   return t;
 }
 
-// Exclusive prefix sum over threads in thread order (thread t gets the sum of threads < t).
+// Exclusive prefix sum over threads in thread order (thread t gets the sum of threads < t): a
+// shuffle scan within each warp, then one over the 32 warp totals; the same additions in the same
+// order on every run. sh needs kWarps + 1 entries.
 template <typename T>
-__device__ inline T block_exclusive_scan(T v, T* total, T* sh /* [kThreads] */) {
-  __syncthreads();
-  sh[threadIdx.x] = v;
-  __syncthreads();
-  // Hillis-Steele over 1024 entries; sums of equal operands in the same order on every run.
-  for (int o = 1; o < kThreads; o <<= 1) {
-    const T add = threadIdx.x >= static_cast<unsigned>(o) ? sh[threadIdx.x - o] : T(0);
-    __syncthreads();
-    sh[threadIdx.x] += add;
-    __syncthreads();
+__device__ inline T block_exclusive_scan(T v, T* total, T* sh) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  T incl = v;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const T y = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += y;
   }
-  const T incl = sh[threadIdx.x];
-  *total = sh[kThreads - 1];
+  T excl = __shfl_up_sync(0xffffffffu, incl, 1);
+  if (lane == 0) excl = T(0);
+  __syncthreads();  // sh may still be read by the previous call
+  if (lane == 31) sh[warp] = incl;
   __syncthreads();
-  return incl - v;
+  if (warp == 0) {
+    const T w = sh[lane];
+    T wi = w;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const T y = __shfl_up_sync(0xffffffffu, wi, o);
+      if (lane >= o) wi += y;
+    }
+    T we = __shfl_up_sync(0xffffffffu, wi, 1);
+    if (lane == 0) we = T(0);
+    __syncwarp();
+    sh[lane] = we;
+    if (lane == 31) sh[kWarps] = wi;
+  }
+  __syncthreads();
+  const T ex = sh[warp] + excl;
+  *total = sh[kWarps];
+  __syncthreads();
+  return ex;
 }
 
 // The row being sampled and the cuts found so far. An entry i is a candidate when its logit is
