@@ -53,8 +53,9 @@ cudaError_t launch_gemv_slice_lab(std::span<const GemvTarget> outs, const float*
                                   const GemvScratch& scratch, const LaunchContext& ctx);
 
 // Products of one x by several tiled weights (q/k/v, gate/up) as one K-slice launch where the
-// schedule of launch_gemv_tiled for each of them would be the K-slice one (the same bits as separate
-// calls); cudaErrorNotSupported when they cannot share a launch (the caller runs them one by one).
+// schedule of launch_gemv_tiled for each of them would be the K-slice one (each output planned for its
+// share of the GPU: its K-slice sums may be ordered differently from a separate call's, within the
+// GEMV's bound); cudaErrorNotSupported when they cannot share a launch (the caller runs them one by one).
 cudaError_t launch_gemv_tiled_group(std::span<const GemvTarget> outs, const float* x, int m,
                                     const GemvScratch& scratch, const GemvTuning& tune, const LaunchContext& ctx);
 

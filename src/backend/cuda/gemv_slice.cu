@@ -1,9 +1,10 @@
 // K-slice schedule of the tensor-core GEMV for small M (and grouped products that share x): every CTA
 // owns one K-slice of one weight, stages x of that slice once in shared memory as B fragments (fp16
 // for 4-bit weights at M <= 8, gemv_slice_f16.cuh; bf16 hi/lo otherwise), and its warps stream whole
-// units of tiles over the slice; split units are added by the last slice to arrive. A grouped launch
-// runs exactly the CTAs of the separate launches, so results match.
+// units of tiles over the slice; split units are added by the last slice to arrive (the same bits on
+// every run). A grouped launch plans each output for its share of the GPU (see slice_dispatch).
 #include <algorithm>
+#include <iterator>
 
 #include "backend/cuda/gemv_slice.cuh"
 #include "backend/cuda/gemv_slice_f16.cuh"
@@ -353,6 +354,12 @@ struct SliceConfig {
   bool f16 = false;  // gemv_slice_f16_kernel: one fp16 B fragment (4-bit codes, M <= 8)
   bool f16_lo = false;  // ... plus the fp16 remainder of x (two mma per k-step, 22 bits of x)
   int ring = 0;         // ... with the weights through a shared-memory ring of this many slots per warp
+  // Grouped launch: each output plans its slices for its share of the resident CTAs (by units), so
+  // the group fills about one wave with fewer, longer K-slices; otherwise (kernel lab) every output
+  // plans for the whole GPU as a separate launch would.
+  bool share = true;
+  // Kernel lab: only the CTAs per slice follow the share (the slices stay those of a separate launch).
+  bool share_ctas = false;
 };
 
 // Shared memory of a slice of `len` chunks: fragments (64 bytes per k-step and token) and the
@@ -392,13 +399,16 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     }
     // Ring variants 10..: slots per warp and CTAs per SM (one CTA: 16 warps); the x fragments get
     // the shared memory the ring leaves.
-    static constexpr int kRingSlots[] = {3, 5, 4, 6};
-    static constexpr int kRingBlocks[] = {2, 2, 1, 1};
-    if (variant >= 10 && m <= 8) {
+    static constexpr int kRingSlots[] = {4, 3, 4, 6, 4, 3, 4};
+    static constexpr int kRingBlocks[] = {2, 2, 1, 1, 2, 2, 2};
+    static_assert(std::size(kRingSlots) == std::size(kRingBlocks));
+    if (variant >= 10 && variant < 10 + static_cast<int>(std::size(kRingSlots)) && m <= 8) {
       cfg.ring = kRingSlots[variant - 10];
       cfg.min_blocks = kRingBlocks[variant - 10];
       if (cfg.min_blocks == 1) cfg.warps = 16;
     }
+    cfg.share = variant == 14 || variant == 15;  // the production plan
+    cfg.share_ctas = variant == 16;
   }
   const bool four = w.layout == WeightLayout::kTiled4;
   if (variant < 0 && four && m <= kSliceF16MaxM && w.cols >= kSliceF16MinK) {
@@ -422,16 +432,22 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   int grid = 0;
   size_t smem = 0, part_floats = 0, counts = 0;
   int max_s = 1;
+  int64_t total_units = 0;
+  for (const GemvTarget& t : outs) total_units += (t.w->n_tiles + cfg.tiles - 1) / cfg.tiles;
   for (size_t i = 0; i < outs.size(); ++i) {
     if (!gemv_slice_compatible(w, *outs[i].w)) return cudaErrorInvalidValue;
     SliceOutput& o = p.out[i];
     o.w = *outs[i].w;
     o.y = outs[i].y;
     o.units = (o.w.n_tiles + cfg.tiles - 1) / cfg.tiles;
-    // Slices of this output, chosen from its own shape only (a grouped launch gives the same
-    // bits as separate ones): fragments of a slice must fit the shared-memory cap; among those,
-    // the fewest slices whose warps are >= 90% busy (units over R·W warps per slice), else the
-    // best filling.
+    // Slices of this output, chosen from its own shape and its share of the resident CTAs
+    // (proportional to its units): fragments of a slice must fit the shared-memory cap; among
+    // those, the fewest slices whose warps are >= 90% busy (units over R·W warps per slice), else
+    // the best filling. In a grouped launch a small output thus gets fewer, longer slices than it
+    // would alone (q|k|v of the 31B: 1.45 -> 1.04 ms per token, dev/cuda/NOTES.md), so its bits
+    // differ from a separate launch's by the order of the K-slice sums.
+    const int share = static_cast<int>(std::max<int64_t>(1, capacity * int64_t{o.units} / total_units));
+    const int cap = cfg.share ? share : capacity;
     int best_s = 0;
     double best_eff = -1.0;
     for (int s = 1; s <= std::min(n_gu, 64); ++s) {
@@ -440,7 +456,7 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
       if ((cfg.f16 ? slice_f16_smem(w, len, m, cfg.f16_lo, ring_bytes) : slice_smem(w, len, m)) > cfg.smem_cap) {
         continue;
       }
-      const int r = std::max(1, capacity / s);
+      const int r = std::max(1, cap / s);
       const int64_t nw = int64_t{r} * cfg.warps;
       const int64_t rounds = (o.units + nw - 1) / nw;
       const double eff = static_cast<double>(o.units) / static_cast<double>(rounds * nw);
@@ -453,7 +469,7 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     if (best_s == 0) return cudaErrorInvalidValue;  // x of one group unit does not fit: caller falls back
     o.slices = best_s;
     // CTAs per slice: enough warps for every pair, at most the resident capacity.
-    o.ctas_per_slice = std::max(1, std::min(capacity / best_s, (o.units + cfg.warps - 1) / cfg.warps));
+    o.ctas_per_slice = std::max(1, std::min((cfg.share_ctas ? share : cap) / best_s, (o.units + cfg.warps - 1) / cfg.warps));
     o.first_cta = grid;
     grid += o.slices * o.ctas_per_slice;
     const int len_max = (n_gu + best_s - 1) / best_s * cpg;
@@ -509,8 +525,11 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     case 9:
       return m <= 8 ? slice_f16_lab<2, 2, 2, true, true, true>(p, grid, smem, ctx)
                     : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
-    case 10: return m <= 8 ? slice_f16_ring_lab<3, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
-    case 11: return m <= 8 ? slice_f16_ring_lab<5, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 10:
+    case 14:
+    case 16: return m <= 8 ? slice_f16_ring_lab<4, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 11:
+    case 15: return m <= 8 ? slice_f16_ring_lab<3, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
     case 12: return m <= 8 ? slice_f16_ring16_lab<4>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
     case 13: return m <= 8 ? slice_f16_ring16_lab<6>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
     default: break;
@@ -538,7 +557,7 @@ cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, 
   return slice_dispatch(outs, x, m, scratch, force_slices, -1, ctx);
 }
 
-int gemv_slice_lab_variants() { return 14; }
+int gemv_slice_lab_variants() { return 17; }
 
 const char* gemv_slice_lab_variant_name(int v) {
   static const char* kNames[] = {"bf16 hi+lo B (production before the fp16 kernel)",
@@ -551,10 +570,13 @@ const char* gemv_slice_lab_variant_name(int v) {
                                  "f16 B, P2 to M = 8, M = 1 without token-1 sums, two chains",
                                  "f16 hi+lo B, P3 to M = 2, P2 to 8, M = 1 without token-1 sums, two chains",
                                  "f16 hi+lo B, P2 to M = 8, M = 1 without token-1 sums, two chains",
-                                 "f16 B, shared-memory ring of 3 slots per warp, 2 CTAs/SM",
-                                 "f16 B, ring of 5 slots, 2 CTAs/SM",
+                                 "f16 B, shared-memory ring of 4 slots per warp, 2 CTAs/SM, every output planned for the whole GPU",
+                                 "f16 B, ring of 3 slots, 2 CTAs/SM",
                                  "f16 B, ring of 4 slots, one CTA of 16 warps per SM",
-                                 "f16 B, ring of 6 slots, one CTA of 16 warps per SM"};
+                                 "f16 B, ring of 6 slots, one CTA of 16 warps per SM",
+                                 "f16 B, ring of 4, grouped outputs planned for their share of the CTAs (production)",
+                                 "f16 B, ring of 3, grouped outputs planned for their share of the CTAs",
+                                 "f16 B, ring of 4, grouped outputs: slices as separate, CTAs per slice from the share"};
   return v >= 0 && v < gemv_slice_lab_variants() ? kNames[v] : "unknown";
 }
 
