@@ -1,4 +1,4 @@
-// K-slice GEMV at small M (gemv_slice.cu; 4-bit weights at M <= 8 and K >= 4096 run the fp16
+// K-slice GEMV at small M (gemv_slice.cu; 4-bit weights at K >= 4096 run the fp16
 // B-fragment kernel of gemv_slice_f16.cuh): x of any magnitude (each slice's power-of-two scale keeps
 // fp16 in range), K cut into slices of very different magnitudes, odd K and rows off the 16-row tile,
 // M = 1..16, against the CPU reference. Bounds per output, A = Σ|w·x|: the fp16 kernel rounds every
@@ -34,7 +34,7 @@ const std::vector<Encoding>& four_bit() {
 class CudaGemvSlice : public GpuTest {
  protected:
   // Bound of the kernel production runs for this product (gemv_slice.cu: kSliceF16MaxM, kSliceF16MinK).
-  static double bound(int64_t cols, int64_t m) { return m <= 8 && cols >= 4096 ? 6e-4 : 5e-5; }
+  static double bound(int64_t cols, int64_t m) { return m <= 16 && cols >= 4096 ? 6e-4 : 5e-5; }
 
   // GPU vs CPU for one weight and one x [m, cols]; returns the worst |err| / Σ|w·x|.
   double check(const HostWeight& hw, const PackedWeight& gw, const PackedWeight& cw, const std::vector<float>& x,

@@ -7,7 +7,7 @@
 //   tiled layouts, tensor-core GEMV:   |gpu − cpu| ≤ 5e-5 · A   (x split into bf16 hi + lo keeps 16
 //                                      significant bits: 2^-17 ≈ 7.6e-6 per product, plus fp32 sums
 //                                      and the zero-point term (8 − z)·s·Σx of torchao int4. 4-bit
-//                                      weights at M <= 8 and K >= 4096 round x, scaled by a power of
+//                                      weights at K >= 4096 (M <= 16) round x, scaled by a power of
 //                                      two per K-slice, to fp16 (11 bits): those errors average out
 //                                      over K, typically 2^-11·sqrt(3/K)·A <= 5e-6·A, worst case
 //                                      2^-11·A (gemv_slice_test.cc checks that bound))

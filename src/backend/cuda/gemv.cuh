@@ -1,6 +1,6 @@
 // Matrix-vector products for decode (M = 1) and small batches (M <= 16): y[m, n] = x[m, :] · w[n, :].
 // Tiled weights (Q4_0, Q8_0, Int4Group, Int8Group) run on the tensor cores (mma with x split into
-// high + low parts, fp32 accumulate: fp16 parts of x scaled per K-slice for 4-bit weights at M <= 8,
+// high + low parts, fp32 accumulate: fp16 parts of x scaled per K-slice for 4-bit weights at K >= 4096,
 // bf16 parts otherwise) under the K-slice schedule (gemv_slice.cu; the item and stream-K schedules
 // stay for comparison); raw layouts run a decode-in-kernel fp32 GEMV (Q4_K with its own kernel).
 #pragma once

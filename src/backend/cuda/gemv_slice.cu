@@ -1,6 +1,6 @@
 // K-slice schedule of the tensor-core GEMV for small M (and grouped products that share x): every CTA
 // owns one K-slice of one weight, stages x of that slice once in shared memory as B fragments (fp16
-// for 4-bit weights at M <= 8, gemv_slice_f16.cuh; bf16 hi/lo otherwise), and its warps stream whole
+// for 4-bit weights at K >= 4096, gemv_slice_f16.cuh; bf16 hi/lo otherwise), and its warps stream whole
 // units of tiles over the slice; split units are added by the last slice to arrive (the same bits on
 // every run). A grouped launch plans each output for its share of the GPU (see slice_dispatch).
 #include <algorithm>
@@ -21,12 +21,12 @@ constexpr int kSlicePrefetch = 2;
 constexpr int kSliceShortPrefetch = 4;
 // Shared memory per CTA for the staged fragments: two CTAs per SM must fit in 227 KB.
 constexpr size_t kSliceSmemCap = 110 * 1024;
-// 4-bit weights up to this M and from this K on run gemv_slice_f16_kernel: x rounded to fp16 (11
-// significant bits, one mma per k-step; measured 16% faster than the bf16 hi/lo kernel for the Q4_0
-// token, dev/cuda/NOTES.md). The rounding errors of x average out over long rows: at K >= 4096 their
+// 4-bit weights up to this M (every M of the GEMV) and from this K on run gemv_slice_f16_kernel: x
+// rounded to fp16 (11 significant bits, one mma per k-step; measured 16% faster than the bf16 hi/lo
+// kernel for the Q4_0 token at M = 1, dev/cuda/NOTES.md). The rounding errors of x average out over long rows: at K >= 4096 their
 // typical sum is ~2^-11 · sqrt(3 / K) · Σ|w·x|, far inside the tiled GEMV's 5e-5 · Σ|w·x|; shorter
 // rows (small models, where the GEMV is launch-bound anyway) keep the 16-bit split of x.
-constexpr int kSliceF16MaxM = 8;
+constexpr int kSliceF16MaxM = 16;
 constexpr int64_t kSliceF16MinK = 4096;
 // The fp16 kernel streams its weights through a shared-memory ring of this many 1 KB slots per warp
 // (cp.async): 64 KB in flight per SM without registers. Measured against the 3-slot register
@@ -287,9 +287,9 @@ cudaError_t slice_lab(const SliceParams& p, int grid, size_t smem, const LaunchC
 }
 
 template <int kFmt, int kG, int kP, int kMinB, bool kLo, bool kOne = false, bool kSplit = false, int kRing = 0,
-          int kW = kSliceWarps>
+          int kW = kSliceWarps, int kNT = 1>
 cudaError_t slice_f16_launch(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
-  auto kernel = gemv_slice_f16_kernel<kFmt, kG, kP, kW, kMinB, kLo, kOne, kSplit, kRing>;
+  auto kernel = gemv_slice_f16_kernel<kFmt, kG, kP, kW, kMinB, kLo, kOne, kSplit, kRing, kNT>;
   static bool configured = false;
   if (!configured) {
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit);
@@ -325,8 +325,10 @@ cudaError_t slice_f16_ring16_lab(const SliceParams& p, int grid, size_t smem, co
 
 template <int kFmt, int kG>
 cudaError_t slice_f16_nt(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
+  // Two B n-tiles (tokens 8-15) above M = 8.
   if (p.m == 1) return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, true, false, kSliceRing>(p, grid, smem, ctx);
-  return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, false, false, kSliceRing>(p, grid, smem, ctx);
+  if (p.m <= 8) return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, false, false, kSliceRing>(p, grid, smem, ctx);
+  return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, false, false, kSliceRing, kSliceWarps, 2>(p, grid, smem, ctx);
 }
 
 template <int kFmt>
@@ -351,7 +353,7 @@ struct SliceConfig {
   // 0 < busy.
   double busy = 0.9;
   int tiles = 2;  // tiles per warp unit
-  bool f16 = false;  // gemv_slice_f16_kernel: one fp16 B fragment (4-bit codes, M <= 8)
+  bool f16 = false;  // gemv_slice_f16_kernel: one fp16 B fragment (4-bit codes)
   bool f16_lo = false;  // ... plus the fp16 remainder of x (two mma per k-step, 22 bits of x)
   int ring = 0;         // ... with the weights through a shared-memory ring of this many slots per warp
   // Grouped launch: each output plans its slices for its share of the resident CTAs (by units), so

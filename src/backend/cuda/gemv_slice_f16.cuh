@@ -1,6 +1,6 @@
 // K-slice GEMV of 4-bit tiled weights (Q4_0, int4 groups) with x as ONE fp16 B fragment per k-step
 // (half the mma of the bf16 hi/lo kernel), codes decoded in place to exact fp16 integers, and a
-// pointer cursor over the warp's chunks. Small M (<= 8). Internal to gemv_slice.cu.
+// pointer cursor over the warp's chunks. M <= 16. Internal to gemv_slice.cu.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -190,7 +190,9 @@ struct F16Slot {
 // the length (added at the flush).
 // kRing > 0: the weights stream through a ring of kRing slots per warp in shared memory (cp.async)
 // instead of kP register slots: bytes in flight per warp no longer cost registers (kP is unused).
-template <int kFmt, int kG, int kP, int kW, int kMinB, bool kLo, bool kOne, bool kSplit = false, int kRing = 0>
+// kNT: B n-tiles (tokens 0-7 and 8-15), 2 for M > 8.
+template <int kFmt, int kG, int kP, int kW, int kMinB, bool kLo, bool kOne, bool kSplit = false, int kRing = 0,
+          int kNT = 1>
 static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(const __grid_constant__ SliceParams p) {
   using F = FormatTraits<kFmt>;
   static_assert(F::kBits == 4, "4-bit codes only");
@@ -290,41 +292,51 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
   grid_dependency_release();
   const float inv_lo = exp2_int(-e), inv_hi = exp2_int(-e - 4);  // rows g, rows g + 8 (16x codes)
 
-  // B fragments of this lane (token g): one uint4 per pair of k-steps, 32 consecutive per warp.
-  const bool has_n = g < m;
+  // B fragments of this lane (token g, and g + 8 with kNT = 2): one uint4 per pair of k-steps, 32
+  // consecutive per warp and n-tile.
+  static_assert(!kOne || kNT == 1, "kOne is the M = 1 kernel");
+  const bool has_n[2] = {g < m, g + 8 < m};
   const uint4* xlane = xf_s + g * 4 + t;
   const int xstride = m * 4;  // uint4 per pair of k-steps
 
-  float acc[kT][1][4], d[kT][4], d2[kT][4];
+  float acc[kT][kNT][4], d[kT][kNT][4], d2[kT][kNT][4];
 #pragma unroll
   for (int tt = 0; tt < kT; ++tt) {
 #pragma unroll
-    for (int j = 0; j < 4; ++j) acc[tt][0][j] = d[tt][j] = d2[tt][j] = 0.0f;
+    for (int nt = 0; nt < kNT; ++nt) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[tt][nt][j] = d[tt][nt][j] = d2[tt][nt][j] = 0.0f;
+    }
   }
   int gp = lw, c = c_begin;
 
   // One chunk of the warp's sequence: both tiles' mma over the chunk's four k-steps, group flushes.
   auto compute = [&](const F16Slot& sl) {
     const uint4* xk = xlane + (c - c_begin) * 2 * xstride;
-    uint4 bx[2], bl[2];
-    bx[0] = has_n ? xk[0] : make_uint4(0u, 0u, 0u, 0u);
-    bx[1] = has_n ? xk[xstride] : make_uint4(0u, 0u, 0u, 0u);
-    if constexpr (kLo) {
-      bl[0] = has_n ? xk[items] : make_uint4(0u, 0u, 0u, 0u);
-      bl[1] = has_n ? xk[items + xstride] : make_uint4(0u, 0u, 0u, 0u);
+    uint4 bx[kNT][2], bl[kNT][2];
+#pragma unroll
+    for (int nt = 0; nt < kNT; ++nt) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        bx[nt][h] = has_n[nt] ? xk[h * xstride + nt * 32] : make_uint4(0u, 0u, 0u, 0u);
+        if constexpr (kLo) bl[nt][h] = has_n[nt] ? xk[items + h * xstride + nt * 32] : make_uint4(0u, 0u, 0u, 0u);
+      }
     }
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
-      const uint32_t b0 = (s & 1) ? bx[s >> 1].z : bx[s >> 1].x;
-      const uint32_t b1 = (s & 1) ? bx[s >> 1].w : bx[s >> 1].y;
 #pragma unroll
       for (int tt = 0; tt < kT; ++tt) {
         uint32_t a[4];
         decode_a4_f16(reinterpret_cast<const uint32_t*>(&sl.q[tt])[s], a);
-        float(&dd)[4] = kSplit && (s & 1) ? d2[tt] : d[tt];
-        mma_f16(dd, a, b0, b1);
-        if constexpr (kLo) {
-          mma_f16(dd, a, (s & 1) ? bl[s >> 1].z : bl[s >> 1].x, (s & 1) ? bl[s >> 1].w : bl[s >> 1].y);
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt) {
+          float(&dd)[4] = kSplit && (s & 1) ? d2[tt][nt] : d[tt][nt];
+          const uint4& bh = bx[nt][s >> 1];
+          mma_f16(dd, a, (s & 1) ? bh.z : bh.x, (s & 1) ? bh.w : bh.y);
+          if constexpr (kLo) {
+            const uint4& bo = bl[nt][s >> 1];
+            mma_f16(dd, a, (s & 1) ? bo.z : bo.x, (s & 1) ? bo.w : bo.y);
+          }
         }
       }
       bool flush;
@@ -341,34 +353,42 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
           const uint32_t sw = sl.s[tt][j];
           const float sl_ = F::kScaleF16 ? fp16_bits_to_f32(sw & 0xffffu) : bf16_bits_to_f32(sw & 0xffffu);
           const float sh_ = F::kScaleF16 ? fp16_bits_to_f32(sw >> 16) : bf16_bits_to_f32(sw >> 16);
-          if constexpr (kSplit) {
-#pragma unroll
-            for (int jj = 0; jj < 4; ++jj) {
-              if (!kOne || jj % 2 == 0) d[tt][jj] += d2[tt][jj];
-              d2[tt][jj] = 0.0f;
-            }
-          }
-          acc[tt][0][0] = fmaf(sl_, d[tt][0], acc[tt][0][0]);
-          acc[tt][0][2] = fmaf(sh_, d[tt][2], acc[tt][0][2]);
-          if constexpr (!kOne) {
-            acc[tt][0][1] = fmaf(sl_, d[tt][1], acc[tt][0][1]);
-            acc[tt][0][3] = fmaf(sh_, d[tt][3], acc[tt][0][3]);
-          }
+          float cl = 0.0f, ch = 0.0f;
           if constexpr (F::kZero == kZeroFloat) {
             // Rows g + 8 carry 16x: their zero term too.
             const uint32_t zw = sl.z[tt][j];
-            const float cl = (8.0f - bf16_bits_to_f32(zw & 0xffffu)) * sl_;
-            const float ch = (8.0f - bf16_bits_to_f32(zw >> 16)) * sh_ * 16.0f;
-            const float2 xv = *reinterpret_cast<const float2*>(xsum_s + grp * 16 + 2 * t);
-            acc[tt][0][0] = fmaf(cl, xv.x, acc[tt][0][0]);
-            acc[tt][0][2] = fmaf(ch, xv.x, acc[tt][0][2]);
-            if constexpr (!kOne) {
-              acc[tt][0][1] = fmaf(cl, xv.y, acc[tt][0][1]);
-              acc[tt][0][3] = fmaf(ch, xv.y, acc[tt][0][3]);
-            }
+            cl = (8.0f - bf16_bits_to_f32(zw & 0xffffu)) * sl_;
+            ch = (8.0f - bf16_bits_to_f32(zw >> 16)) * sh_ * 16.0f;
           }
 #pragma unroll
-          for (int jj = 0; jj < 4; ++jj) d[tt][jj] = 0.0f;
+          for (int nt = 0; nt < kNT; ++nt) {
+            float(&dn)[4] = d[tt][nt];
+            float(&an)[4] = acc[tt][nt];
+            if constexpr (kSplit) {
+#pragma unroll
+              for (int jj = 0; jj < 4; ++jj) {
+                if (!kOne || jj % 2 == 0) dn[jj] += d2[tt][nt][jj];
+                d2[tt][nt][jj] = 0.0f;
+              }
+            }
+            an[0] = fmaf(sl_, dn[0], an[0]);
+            an[2] = fmaf(sh_, dn[2], an[2]);
+            if constexpr (!kOne) {
+              an[1] = fmaf(sl_, dn[1], an[1]);
+              an[3] = fmaf(sh_, dn[3], an[3]);
+            }
+            if constexpr (F::kZero == kZeroFloat) {
+              const float2 xv = *reinterpret_cast<const float2*>(xsum_s + grp * 16 + 8 * nt + 2 * t);
+              an[0] = fmaf(cl, xv.x, an[0]);
+              an[2] = fmaf(ch, xv.x, an[2]);
+              if constexpr (!kOne) {
+                an[1] = fmaf(cl, xv.y, an[1]);
+                an[3] = fmaf(ch, xv.y, an[3]);
+              }
+            }
+#pragma unroll
+            for (int jj = 0; jj < 4; ++jj) dn[jj] = 0.0f;
+          }
         }
       }
     }
@@ -377,16 +397,22 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
     if (++c == c_end) {  // end of the pair's slice
 #pragma unroll
       for (int tt = 0; tt < kT; ++tt) {
-        acc[tt][0][0] *= inv_lo;
-        acc[tt][0][1] *= inv_lo;
-        acc[tt][0][2] *= inv_hi;
-        acc[tt][0][3] *= inv_hi;
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt) {
+          acc[tt][nt][0] *= inv_lo;
+          acc[tt][nt][1] *= inv_lo;
+          acc[tt][nt][2] *= inv_hi;
+          acc[tt][nt][3] *= inv_hi;
+        }
       }
-      slice_unit_store<kT, 1>(out, m, gp, slice, acc, lane, g, t);
+      slice_unit_store<kT, kNT>(out, m, gp, slice, acc, lane, g, t);
 #pragma unroll
       for (int tt = 0; tt < kT; ++tt) {
 #pragma unroll
-        for (int jj = 0; jj < 4; ++jj) acc[tt][0][jj] = 0.0f;
+        for (int nt = 0; nt < kNT; ++nt) {
+#pragma unroll
+          for (int jj = 0; jj < 4; ++jj) acc[tt][nt][jj] = 0.0f;
+        }
       }
       c = c_begin;
       gp += nw;
