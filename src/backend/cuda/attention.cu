@@ -738,10 +738,17 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
 
   // Split-K decode. The split count (fixed per layer, so a recorded graph serves every step) aims at
   // decode_waves() CTAs per SM when the ring is full; the kernel sizes the splits from the visible
-  // keys, so fewer, smaller splits run at short contexts.
+  // keys, so fewer, smaller splits run at short contexts. The tensor-core kernel (2 CTAs per SM at
+  // head_dim 256 / 512) rounds down, so a full ring is one wave (the sliding layers' 16 KV heads: 16
+  // splits, 256 CTAs, rather than 17 and a second wave of 8).
+  const bool mma_ok = decode_mma_supported(p.d) && reinterpret_cast<uintptr_t>(q) % 16 == 0 &&
+                      reinterpret_cast<uintptr_t>(out) % 8 == 0;
+  const DecodeKernel kernel = decode_kernel(n_tokens, mma_ok);
   const int64_t max_keys = p.window > 0 ? std::min<int64_t>(p.window, p.cap) : p.cap;
   const int64_t per_split_ctas = std::max<int64_t>(1, int64_t{p.n_kv} * n_tokens);
-  const int64_t want = (decode_waves() * std::max(ctx.num_sms, 1) + per_split_ctas - 1) / per_split_ctas;
+  const int64_t slots = decode_waves() * std::max(ctx.num_sms, 1);
+  const int64_t want = kernel == DecodeKernel::kMma ? slots / per_split_ctas
+                                                     : (slots + per_split_ctas - 1) / per_split_ctas;
   const int64_t by_keys = (max_keys + min_keys_per_split() - 1) / min_keys_per_split();
   p.n_splits = static_cast<int>(std::clamp<int64_t>(std::min(want, by_keys), 1, kMaxSplits));
   p.min_keys = static_cast<int>(min_keys_per_split());
@@ -774,8 +781,6 @@ cudaError_t launch_attention(const CudaKvCache::Layer& layer, const float* q, in
   }
   const dim3 grid(static_cast<unsigned>(p.n_kv), static_cast<unsigned>(p.n_splits), static_cast<unsigned>(n_tokens));
   cudaError_t e;
-  const bool mma_ok = decode_mma_supported(p.d) && p.q_aligned && reinterpret_cast<uintptr_t>(out) % 8 == 0;
-  const DecodeKernel kernel = decode_kernel(n_tokens, mma_ok);
   const bool staged = kernel == DecodeKernel::kStaged;
   if (kernel == DecodeKernel::kMma) {
     e = launch_decode_mma(p, grid, ctx);
