@@ -1,7 +1,8 @@
 // Attention over the bf16 KV ring. Decode (few queries): split-K flash-decoding, one CTA per
-// (KV head, key split, token) serving every query head of the GQA group (each K/V byte read once,
-// whole rows per warp), the splits sized on the device from the visible keys; the last split CTA of a
-// (token, KV head) to finish merges the partials.
+// (KV head, key split, token) serving every query head of the GQA group (each K/V byte read once),
+// the splits sized on the device from the visible keys; the last split CTA of a (token, KV head) to
+// finish merges the partials. One sequence's step at head_dim 64..512 (powers of two) runs on tensor
+// cores with Q and P split into three bf16 parts (fp32-equivalent sums); otherwise fp32 SIMT kernels.
 // Prefill: tensor-core flash attention (attention_prefill.cu: bf16 mma, fp32 softmax) for head_dim
 // 32..512 powers of two; otherwise, or on request, a SIMT fp32 kernel (16 queries x 32 keys per step).
 // Both only visit key blocks some query can see (causal and sliding-window masks).
