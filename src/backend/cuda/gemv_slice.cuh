@@ -148,5 +148,21 @@ __device__ __forceinline__ void slice_unit_store(const SliceOutput& out, int m, 
   }
 }
 
+// End of unit gp's slice for a warp that goes on to its next unit: store (as slice_unit_store), then
+// clear the accumulators.
+template <int kT, int kNT>
+__device__ __forceinline__ void slice_unit_finish(const SliceOutput& out, int m, int gp, int slice,
+                                                  float (&acc)[kT][kNT][4], int lane, int g, int t) {
+  slice_unit_store<kT, kNT>(out, m, gp, slice, acc, lane, g, t);
+#pragma unroll
+  for (int tt = 0; tt < kT; ++tt) {
+#pragma unroll
+    for (int nt = 0; nt < kNT; ++nt) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[tt][nt][j] = 0.0f;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ge::cuda

@@ -405,15 +405,7 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
           acc[tt][nt][3] *= inv_hi;
         }
       }
-      slice_unit_store<kT, kNT>(out, m, gp, slice, acc, lane, g, t);
-#pragma unroll
-      for (int tt = 0; tt < kT; ++tt) {
-#pragma unroll
-        for (int nt = 0; nt < kNT; ++nt) {
-#pragma unroll
-          for (int jj = 0; jj < 4; ++jj) acc[tt][nt][jj] = 0.0f;
-        }
-      }
+      slice_unit_finish<kT, kNT>(out, m, gp, slice, acc, lane, g, t);
       c = c_begin;
       gp += nw;
     }
