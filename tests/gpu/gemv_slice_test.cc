@@ -166,5 +166,39 @@ TEST_F(CudaGemvSlice, NonFiniteXGivesNonFiniteOutput) {
   }
 }
 
+TEST_F(CudaGemvSlice, GeluInputEqualsGeluThenMatmul) {
+  SCOPED_TRACE(trace());
+  // The decode down projection: gelu_tanh(gate) · up formed while x is staged (matmul_gelu_input) must
+  // give the bits of gelu_tanh_mul followed by matmul, for every 4-bit encoding (Σx of the zero-point
+  // term included), M = 1..16 (one and two B n-tiles), a long K split over many slices, and gate /
+  // up rows that are not 16-byte aligned (the scalar loads).
+  const int64_t rows = 200, cols = 21504;
+  for (const Encoding& e : four_bit()) {
+    SCOPED_TRACE(e.name());
+    Packed p = pack(e, rows, cols);
+    ASSERT_TRUE(p.gpu);
+    for (int64_t m : {1, 3, 9, 16}) {
+      for (const int64_t shift : {int64_t{0}, int64_t{1}}) {
+        SCOPED_TRACE("m " + std::to_string(m) + " shift " + std::to_string(shift));
+        const std::vector<float> gate = normal(m * cols + shift, 2.0f), up = normal(m * cols + shift);
+        DeviceBuffer g1 = to_gpu(gate), g2 = to_gpu(gate), u = to_gpu(up);
+        DeviceBuffer y_fused = poisoned(m * rows), y_sep = poisoned(m * rows);
+        gpu_->matmul_gelu_input(g1.f32() + shift, u.f32() + shift, m, *p.gpu, y_fused.f32());
+        gpu_->gelu_tanh_mul(g2.f32() + shift, u.f32() + shift, m * cols, g2.f32() + shift);
+        gpu_->matmul(g2.f32() + shift, m, *p.gpu, y_sep.f32());
+        ASSERT_TRUE(gpu_->synchronize().is_ok());
+        const std::vector<float> a = from_gpu(y_fused, m * rows), b = from_gpu(y_sep, m * rows);
+        int64_t differ = 0, finite = 0;
+        for (size_t i = 0; i < a.size(); ++i) {
+          differ += gputest::float_bits(a[i]) != gputest::float_bits(b[i]);
+          finite += std::isfinite(a[i]) && a[i] != 0.0f;
+        }
+        EXPECT_EQ(differ, 0) << "fused and separate products differ";
+        EXPECT_EQ(finite, static_cast<int64_t>(a.size()));  // written, not poison
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ge

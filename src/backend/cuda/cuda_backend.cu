@@ -317,8 +317,16 @@ class CudaBackendImpl final : public CudaBackend {
   }
 
   void matmul_gelu_input(float* gate, const float* up, int64_t m, const PackedWeight& w, float* y) override {
-    // Prefill: gelu(gate) * up becomes the GEMM's bf16 input directly; decode keeps gelu + GEMV.
-    if (m <= kGemvMaxM || !GemmRunner::gelu_input_enabled()) return Backend::matmul_gelu_input(gate, up, m, w, y);
+    // gelu(gate) * up is formed where the product reads its input: the GEMM's bf16 conversion (prefill)
+    // or the GEMV's x staging (decode, fp16 K-slice kernel); elsewhere gelu_tanh_mul + matmul.
+    if (!GemmRunner::gelu_input_enabled() || m <= 0) return Backend::matmul_gelu_input(gate, up, m, w, y);
+    if (m <= kGemvMaxM) {
+      const cudaError_t e = launch_gemv_tiled_gelu(view(w), gate, up, static_cast<int>(m), y, gemv_scratch(),
+                                                   gemv_tuning(), ctx());
+      if (e == cudaErrorNotSupported) return Backend::matmul_gelu_input(gate, up, m, w, y);
+      record(e, "matmul_gelu_input (tensor-core gemv)");
+      return;
+    }
     record_status(gemm_.run_gelu_input(view(w), gate, up, m, y, ctx()));
   }
 

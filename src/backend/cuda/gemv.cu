@@ -604,6 +604,12 @@ cudaError_t launch_gemv_tiled_group(std::span<const GemvTarget> outs, const floa
   return e == cudaErrorInvalidValue ? cudaErrorNotSupported : e;
 }
 
+cudaError_t launch_gemv_tiled_gelu(const WeightView& w, const float* gate, const float* up, int m, float* y,
+                                   const GemvScratch& scratch, const GemvTuning& tune, const LaunchContext& ctx) {
+  if (m < 1 || m > kGemvMaxM || !use_slice(w, m, schedule_of(tune))) return cudaErrorNotSupported;
+  return launch_gemv_slice_gelu(GemvTarget{&w, y}, gate, up, m, scratch, ctx);
+}
+
 void set_gemv_schedule_override(int schedule) { g_schedule_override = schedule; }
 int gemv_schedule_override() { return g_schedule_override; }
 

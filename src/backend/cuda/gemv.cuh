@@ -43,6 +43,12 @@ struct GemvTarget {
 // lab). Answers cudaErrorInvalidValue when the outputs do not fit it (the caller falls back).
 cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, int m, const GemvScratch& scratch,
                               int force_slices, const LaunchContext& ctx);
+// y [m, w.rows] = (gelu_tanh(gate) · up) · wᵀ (the MLP's down projection) with the product formed while
+// x is staged (gelu_tanh_times: the same fp32 values as gelu_tanh_mul, so the same bits as that kernel
+// followed by launch_gemv_slice); only where the fp16 kernel serves the weight (4-bit, K >= 4096),
+// else cudaErrorNotSupported (the caller runs the two ops).
+cudaError_t launch_gemv_slice_gelu(const GemvTarget& out, const float* gate, const float* up, int m,
+                                   const GemvScratch& scratch, const LaunchContext& ctx);
 // Same encoding, group size and K: the weights can share one slice launch.
 bool gemv_slice_compatible(const WeightView& a, const WeightView& b);
 // Kernel lab (Q4_0): configurations of the K-slice schedule; variant 0 is the bf16 hi/lo kernel
@@ -51,6 +57,11 @@ int gemv_slice_lab_variants();
 const char* gemv_slice_lab_variant_name(int variant);
 cudaError_t launch_gemv_slice_lab(std::span<const GemvTarget> outs, const float* x, int m, int variant,
                                   const GemvScratch& scratch, const LaunchContext& ctx);
+
+// launch_gemv_slice_gelu where the schedule of launch_gemv_tiled would be the K-slice one; else
+// cudaErrorNotSupported.
+cudaError_t launch_gemv_tiled_gelu(const WeightView& w, const float* gate, const float* up, int m, float* y,
+                                   const GemvScratch& scratch, const GemvTuning& tune, const LaunchContext& ctx);
 
 // Products of one x by several tiled weights (q/k/v, gate/up) as one K-slice launch where the
 // schedule of launch_gemv_tiled for each of them would be the K-slice one (each output planned for its

@@ -375,9 +375,10 @@ bool gemv_slice_compatible(const WeightView& a, const WeightView& b) {
 
 namespace {
 
-// variant < 0: production; otherwise a kernel-lab configuration (Q4_0 only).
+// variant < 0: production; otherwise a kernel-lab configuration (Q4_0 only). x_up: x stands for
+// gelu_tanh(x) · x_up (production fp16 kernel only; cudaErrorNotSupported where another kernel would run).
 cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int m, const GemvScratch& scratch,
-                           int force_slices, int variant, const LaunchContext& ctx) {
+                           int force_slices, int variant, const LaunchContext& ctx, const float* x_up = nullptr) {
   if (outs.empty() || outs.size() > static_cast<size_t>(kGemvMaxOutputs) || m < 1 || m > kGemvMaxM) {
     return cudaErrorInvalidValue;
   }
@@ -409,6 +410,7 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     cfg.f16 = true;
     cfg.ring = kSliceRing;
   }
+  if (x_up != nullptr && (variant >= 0 || !cfg.f16)) return cudaErrorNotSupported;
   size_t ring_bytes = 0;
   if (cfg.ring > 0) {
     ring_bytes = static_cast<size_t>(cfg.warps) * cfg.ring * slice_ring_slot_bytes(w.group_size, w.zeros != nullptr);
@@ -476,6 +478,7 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   }
   p.n_out = static_cast<int>(outs.size());
   p.x = x;
+  p.x_up = x_up;
   p.cols = w.cols;
   p.m = m;
   p.n_gu = n_gu;
@@ -549,6 +552,13 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
 cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, int m, const GemvScratch& scratch,
                               int force_slices, const LaunchContext& ctx) {
   return slice_dispatch(outs, x, m, scratch, force_slices, -1, ctx);
+}
+
+cudaError_t launch_gemv_slice_gelu(const GemvTarget& out, const float* gate, const float* up, int m,
+                                   const GemvScratch& scratch, const LaunchContext& ctx) {
+  if (gate == nullptr || up == nullptr) return cudaErrorInvalidValue;
+  const cudaError_t e = slice_dispatch(std::span<const GemvTarget>(&out, 1), gate, m, scratch, 0, -1, ctx, up);
+  return e == cudaErrorInvalidValue ? cudaErrorNotSupported : e;  // x of one group unit too large: two ops
 }
 
 int gemv_slice_lab_variants() { return 17; }

@@ -23,6 +23,7 @@ struct SliceParams {
   SliceOutput out[kGemvMaxOutputs];
   int n_out;
   const float* x;  // [m, cols]
+  const float* x_up;  // nullptr, or x is gelu_tanh(x) · x_up (fp16 kernel only)
   int64_t cols;
   int m;
   int n_gu;  // group units along K

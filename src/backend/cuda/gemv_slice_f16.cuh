@@ -5,6 +5,7 @@
 
 #include <cuda_fp16.h>
 
+#include "backend/cuda/elementwise.cuh"
 #include "backend/cuda/gemv_slice.cuh"
 
 namespace ge::cuda {
@@ -52,13 +53,15 @@ __device__ __forceinline__ float exp2_int(int e) { return __uint_as_float(static
 // (returned): item (kp, n, t) holds {b0, b1} of k-step 2kp and of 2kp + 1 for token n, lane t, at
 // index (kp·m + n)·4 + t. kLo: the fp16 rounding remainders (2^e·x − hi, rounded again: 22
 // significant bits in all) follow as a second array of the same items. With `sums`, also 2^e·Σx of
-// group kofs/G + grp at grp·16 + n.
+// group kofs/G + grp at grp·16 + n. With `up`, x stands for gelu_tanh(x) · up (gelu_tanh_times, the values
+// gelu_tanh_mul writes).
 // wmax: kW floats of shared memory. Ends with the CTA barrier.
 template <int kB, bool kLo>
 __device__ __forceinline__ int build_fragments_f16(const float* x, int64_t K, int64_t kofs, int m, int64_t kpairs,
                                                    int64_t n_groups, int G, bool sums, uint4* frag, float* xsum,
-                                                   float* wmax, int tid, int nthreads) {
-  const bool vec = (reinterpret_cast<uintptr_t>(x) & 15u) == 0;  // K and kofs are multiples of 16
+                                                   float* wmax, int tid, int nthreads, const float* up = nullptr) {
+  // K and kofs are multiples of 16: 16-byte aligned bases make every row and slice aligned.
+  const bool vec = ((reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(up)) & 15u) == 0;
   const int items = static_cast<int>(kpairs) * m * 4;
   // Elements of item i (k-steps are 16 elements: each is wholly inside x or padding).
   auto load_item = [&](int i, float2 (&v)[4]) {
@@ -70,10 +73,15 @@ __device__ __forceinline__ int build_fragments_f16(const float* x, int64_t K, in
       const int kp = rest / m, n = rest - kp * m;
       const int64_t k0 = kofs + kp * 32 + 2 * tt;
       const float* xr = x + n * K + k0;
+      const float* ur = up != nullptr ? up + n * K + k0 : nullptr;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {  // elements k0 + {0, 8, 16, 24} (+1)
         if (k0 + 16 * (j >> 1) < K) {
           v[j] = vec ? *reinterpret_cast<const float2*>(xr + 8 * j) : make_float2(xr[8 * j], xr[8 * j + 1]);
+          if (ur != nullptr) {
+            const float2 u = vec ? *reinterpret_cast<const float2*>(ur + 8 * j) : make_float2(ur[8 * j], ur[8 * j + 1]);
+            v[j] = make_float2(gelu_tanh_times(v[j].x, u.x), gelu_tanh_times(v[j].y, u.y));
+          }
         }
       }
     }
@@ -142,14 +150,21 @@ __device__ __forceinline__ int build_fragments_f16(const float* x, int64_t K, in
       float s = 0.0f;
       if (n < m && grp * G < K) {
         const float* xr = x + n * K + grp * G;
+        const float* ur = up != nullptr ? up + n * K + grp * G : nullptr;
+        // The same additions in the same order with or without `up`.
         if (vec) {
 #pragma unroll 8
           for (int k = 0; k < G / 4; ++k) {
-            const float4 v = reinterpret_cast<const float4*>(xr)[k];
+            float4 v = reinterpret_cast<const float4*>(xr)[k];
+            if (ur != nullptr) {
+              const float4 u = reinterpret_cast<const float4*>(ur)[k];
+              v = make_float4(gelu_tanh_times(v.x, u.x), gelu_tanh_times(v.y, u.y), gelu_tanh_times(v.z, u.z),
+                              gelu_tanh_times(v.w, u.w));
+            }
             s += (v.x + v.y) + (v.z + v.w);
           }
         } else {
-          for (int k = 0; k < G; ++k) s += xr[k];
+          for (int k = 0; k < G; ++k) s += ur != nullptr ? gelu_tanh_times(xr[k], ur[k]) : xr[k];
         }
       }
       xsum[i] = s * scale;
@@ -288,7 +303,7 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
   grid_dependency_wait();
   const int e = build_fragments_f16<4, kLo>(p.x, p.cols, int64_t{c_begin} * kChunkK, m, int64_t{len} * 2,
                                        int64_t{len} * kChunkK / kG, kG, F::kZero == kZeroFloat, xf_s, xsum_s, wmax_s,
-                                       threadIdx.x, blockDim.x);
+                                       threadIdx.x, blockDim.x, p.x_up);
   grid_dependency_release();
   const float inv_lo = exp2_int(-e), inv_hi = exp2_int(-e - 4);  // rows g, rows g + 8 (16x codes)
 
