@@ -157,8 +157,8 @@ TEST_F(DeviceSampling, GreedyMatchesHostArgmax) {
     row[static_cast<size_t>(V - 1)] = 100.0f;  // the very last id
     EXPECT_EQ(sample(row, 1, p, 3, 0)[0], V - 1) << "V " << V;
   }
-  // More rows than one launch group (16): every row its own argmax, ties across CTA chunks.
-  const int64_t V = 20000, n_rows = 37;
+  // More rows than one launch group (128): every row its own argmax, ties across CTA chunks.
+  const int64_t V = 20000, n_rows = 131;
   std::vector<float> all2;
   std::vector<int32_t> want;
   for (int64_t r = 0; r < n_rows; ++r) {
@@ -346,7 +346,7 @@ TEST_F(DeviceSampling, SameSeedSameTokens) {
   const std::vector<int32_t> c = sample(row, 64, p, 6, 10), d = sample(row, 64, p, 5, 11);
   EXPECT_NE(a, c) << "another seed draws other tokens";
   EXPECT_NE(a, d) << "another step draws other tokens";
-  // Rows are drawn with their index in the call (not in a launch group of 16): a shorter call
+  // Rows are drawn with their index in the call (not in a launch group): a shorter call
   // gives the same first rows, and rows 0-15 and 16-31 draw differently.
   const std::vector<int32_t> e = sample(row, 40, p, 5, 10);
   EXPECT_EQ(e, std::vector<int32_t>(a.begin(), a.begin() + 40));
@@ -364,6 +364,45 @@ TEST_F(DeviceSampling, SameSeedSameTokens) {
       EXPECT_EQ(sample(row, 1, q, 8, step)[0], sample(row, 2, q, 8, step)[0]) << "step " << step;
     EXPECT_EQ(sample(row, 1, q, 8, 3)[0], f[0]);
   }
+}
+
+// Rows of 6,000 logits (two CTAs, more candidates than the 4,096-entry pool) through every way the
+// sampler finishes a row: greedy, the top-k pool, the open pool with a top-p cut, min-p alone, the
+// whole-row draw and the exact chain (top-k above the pool). Every drawn token is in the host
+// chain's kept set and a second call draws the same tokens. Small enough for racecheck.
+TEST_F(DeviceSampling, EveryFinishingPathOnSmallRows) {
+  SCOPED_TRACE(trace());
+  const int64_t V = 6000;
+  const std::vector<float> row = random_row(V, 2.0f);
+  struct Mode {
+    const char* name;
+    float t;
+    int32_t k;
+    float top_p;
+    float min_p;
+  };
+  const Mode modes[] = {{"greedy", 0.0f, 0, 1.0f, 0.0f},          {"top-k pool", 1.0f, 10, 1.0f, 0.0f},
+                        {"open pool, top-p", 1.0f, 0, 0.5f, 0.0f}, {"min-p alone", 1.0f, 0, 1.0f, 0.1f},
+                        {"whole row", 1.0f, 0, 1.0f, 0.0f},        {"exact: top-k above the pool", 1.0f, 4500, 0.9f, 0.0f}};
+  for (const Mode& m : modes) {
+    SCOPED_TRACE(m.name);
+    SamplingParams p;
+    p.temperature = m.t, p.top_k = m.k, p.top_p = m.top_p, p.min_p = m.min_p;
+    const std::vector<int32_t> a = sample(row, 8, p, 11, 2);
+    EXPECT_EQ(a, sample(row, 8, p, 11, 2));
+    if (m.t == 0.0f) {
+      for (int32_t id : a) EXPECT_EQ(id, argmax(row));
+      continue;
+    }
+    const std::map<int32_t, double> want = host_chain(row, p);
+    for (int32_t id : a) EXPECT_TRUE(want.count(id)) << "token " << id << " outside the host's kept set";
+  }
+  // More rows than one launch group (128): rows keep their index in the call across groups.
+  SamplingParams w;
+  w.temperature = 1.0f, w.top_k = 0, w.top_p = 1.0f;
+  const std::vector<int32_t> f = sample(row, 200, w, 9, 1), g = sample(row, 130, w, 9, 1);
+  EXPECT_EQ(g, std::vector<int32_t>(f.begin(), f.begin() + 130));
+  EXPECT_NE(std::vector<int32_t>(f.begin(), f.begin() + 72), std::vector<int32_t>(f.begin() + 128, f.end()));
 }
 
 // The 31B's vocabulary with its default chain (top-k 64, top-p 0.95): draws follow the host

@@ -34,7 +34,7 @@ constexpr int kBins = 1 << (32 - kBinShift);
 constexpr int kPoolCap = 4096;                // entries the finishing CTA sorts in shared memory
 constexpr int kMinChunk = 4096;               // logits per CTA (4 per thread) unless the row needs more
 constexpr int kMaxCtas = 256;                 // CTAs per row
-constexpr int kGroupRows = 16;                // rows per launch pair (the scratch holds this many)
+constexpr int kGroupRows = 128;               // rows per launch pair (the scratch holds this many: ~7 MiB)
 
 // kPlanGreedy: token written and the step advanced by pass 1 (pass 2 returns at once).
 // kPlanDone: token written by pass 1 (+inf, or no candidate); pass 2 only counts the row.

@@ -10,7 +10,7 @@
 namespace ge::cuda {
 
 // Bytes of the sampler's device scratch (counters, per-CTA partials, key histograms and candidate
-// pools of 16 rows: under 1 MiB). Fixed, so a recorded graph never sees it move; it must be zeroed
+// pools of 128 rows: ~7 MiB). Fixed, so a recorded graph never sees it move; it must be zeroed
 // once when allocated, and every launch leaves it zeroed again.
 size_t sampler_scratch_bytes();
 
