@@ -365,16 +365,9 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
         const int grp = ((c - c_begin) * 4 + s) / kKsg;  // group within the slice
 #pragma unroll
         for (int tt = 0; tt < kT; ++tt) {
-          const uint32_t sw = sl.s[tt][j];
-          const float sl_ = F::kScaleF16 ? fp16_bits_to_f32(sw & 0xffffu) : bf16_bits_to_f32(sw & 0xffffu);
-          const float sh_ = F::kScaleF16 ? fp16_bits_to_f32(sw >> 16) : bf16_bits_to_f32(sw >> 16);
-          float cl = 0.0f, ch = 0.0f;
-          if constexpr (F::kZero == kZeroFloat) {
-            // Rows g + 8 carry 16x: their zero term too.
-            const uint32_t zw = sl.z[tt][j];
-            cl = (8.0f - bf16_bits_to_f32(zw & 0xffffu)) * sl_;
-            ch = (8.0f - bf16_bits_to_f32(zw >> 16)) * sh_ * 16.0f;
-          }
+          const GroupScale gs = group_scale<kFmt>(sl.s[tt][j], F::kZero == kZeroFloat ? sl.z[tt][j] : 0u);
+          const float sl_ = gs.lo, sh_ = gs.hi;
+          const float cl = gs.zlo, ch = gs.zhi * 16.0f;  // rows g + 8 carry 16x: their zero term too
 #pragma unroll
           for (int nt = 0; nt < kNT; ++nt) {
             float(&dn)[4] = d[tt][nt];

@@ -207,31 +207,8 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_stream_kernel(Stre
               const int grp = (c * kSteps + s) / kKsg - grp_base;
 #pragma unroll
               for (int tt = 0; tt < 2; ++tt) {
-                const uint32_t sw = sl.s[tt][j];
-                const float sl_ = F::kScaleF16 ? fp16_bits_to_f32(sw & 0xffffu) : bf16_bits_to_f32(sw & 0xffffu);
-                const float sh_ = F::kScaleF16 ? fp16_bits_to_f32(sw >> 16) : bf16_bits_to_f32(sw >> 16);
-                float cl = 0.0f, ch = 0.0f;
-                if constexpr (F::kZero == kZeroFloat) {
-                  const uint32_t zw = sl.z[tt][j];
-                  cl = (8.0f - bf16_bits_to_f32(zw & 0xffffu)) * sl_;
-                  ch = (8.0f - bf16_bits_to_f32(zw >> 16)) * sh_;
-                }
-#pragma unroll
-                for (int nt = 0; nt < kNT; ++nt) {
-                  acc[tt][nt][0] = fmaf(sl_, d[tt][nt][0], acc[tt][nt][0]);
-                  acc[tt][nt][1] = fmaf(sl_, d[tt][nt][1], acc[tt][nt][1]);
-                  acc[tt][nt][2] = fmaf(sh_, d[tt][nt][2], acc[tt][nt][2]);
-                  acc[tt][nt][3] = fmaf(sh_, d[tt][nt][3], acc[tt][nt][3]);
-                  if constexpr (F::kZero == kZeroFloat) {
-                    const float2 xv = *reinterpret_cast<const float2*>(xs + int64_t{grp} * 16 + 8 * nt + 2 * t);
-                    acc[tt][nt][0] = fmaf(cl, xv.x, acc[tt][nt][0]);
-                    acc[tt][nt][1] = fmaf(cl, xv.y, acc[tt][nt][1]);
-                    acc[tt][nt][2] = fmaf(ch, xv.x, acc[tt][nt][2]);
-                    acc[tt][nt][3] = fmaf(ch, xv.y, acc[tt][nt][3]);
-                  }
-#pragma unroll
-                  for (int jj = 0; jj < 4; ++jj) d[tt][nt][jj] = 0.0f;
-                }
+                const GroupScale gs = group_scale<kFmt>(sl.s[tt][j], F::kZero == kZeroFloat ? sl.z[tt][j] : 0u);
+                flush_group<kFmt, kNT>(gs, xs + int64_t{grp} * 16, t, acc[tt], d[tt]);
               }
             }
           }

@@ -76,6 +76,48 @@ struct FormatTraits {
   static constexpr int kZero = kFmt == kFmtI4Z ? kZeroFloat : (kFmt == kFmtI8Z ? kZeroInt : kZeroNone);
 };
 
+// A group's scales for rows g (lo) and g + 8 (hi) of a tile (the two halves of its scale word) and,
+// for float zero points, the factors (8 - z)·s of the term (8 - z)·s·Σx.
+struct GroupScale {
+  float lo, hi, zlo, zhi;
+};
+template <int kFmt>
+__device__ __forceinline__ GroupScale group_scale(uint32_t sw, uint32_t zw) {
+  using F = FormatTraits<kFmt>;
+  GroupScale r;
+  r.lo = F::kScaleF16 ? fp16_bits_to_f32(sw & 0xffffu) : bf16_bits_to_f32(sw & 0xffffu);
+  r.hi = F::kScaleF16 ? fp16_bits_to_f32(sw >> 16) : bf16_bits_to_f32(sw >> 16);
+  r.zlo = r.zhi = 0.0f;
+  if constexpr (F::kZero == kZeroFloat) {
+    r.zlo = (8.0f - bf16_bits_to_f32(zw & 0xffffu)) * r.lo;
+    r.zhi = (8.0f - bf16_bits_to_f32(zw >> 16)) * r.hi;
+  }
+  return r;
+}
+
+// End of a group in the bf16 kernels: a tile's mma sums d (per n-tile) go into acc with the group's
+// scales, plus the zero-point term from the group's Σx (xs_grp: 16 floats, token n at n); d is cleared.
+template <int kFmt, int kNT>
+__device__ __forceinline__ void flush_group(const GroupScale& gs, const float* xs_grp, int t, float (&acc)[kNT][4],
+                                            float (&d)[kNT][4]) {
+#pragma unroll
+  for (int nt = 0; nt < kNT; ++nt) {
+    acc[nt][0] = fmaf(gs.lo, d[nt][0], acc[nt][0]);
+    acc[nt][1] = fmaf(gs.lo, d[nt][1], acc[nt][1]);
+    acc[nt][2] = fmaf(gs.hi, d[nt][2], acc[nt][2]);
+    acc[nt][3] = fmaf(gs.hi, d[nt][3], acc[nt][3]);
+    if constexpr (FormatTraits<kFmt>::kZero == kZeroFloat) {
+      const float2 xv = *reinterpret_cast<const float2*>(xs_grp + 8 * nt + 2 * t);
+      acc[nt][0] = fmaf(gs.zlo, xv.x, acc[nt][0]);
+      acc[nt][1] = fmaf(gs.zlo, xv.y, acc[nt][1]);
+      acc[nt][2] = fmaf(gs.zhi, xv.x, acc[nt][2]);
+      acc[nt][3] = fmaf(gs.zhi, xv.y, acc[nt][3]);
+    }
+#pragma unroll
+    for (int jj = 0; jj < 4; ++jj) d[nt][jj] = 0.0f;
+  }
+}
+
 // x -> mma B fragments of `ksteps` k-steps from element kofs on: item (ks, n, t) holds bf16 hi/lo of
 // x[n][kofs + 16ks + 2t + {0,1,8,9}] as {hi01, hi89, lo01, lo89} at index (ks·m + n)·4 + t. With
 // `sums`, also Σx of group kofs/G + grp at index grp·16 + n (kZeroFloat).
