@@ -1,5 +1,5 @@
 #!/bin/bash
-# One device session: GPU facts, the gpu test suite, the decode benchmark, compute-sanitizer memcheck
+# One device run: GPU facts, the gpu test suite, the decode benchmark, compute-sanitizer memcheck
 # over the suite and the SASS of the GEMV kernels, logs under $OUT. Run from the repository root with
 # a GE_CUDA build in build-cuda (tests) and build-cuda/bench_decode (dev/cuda/build_bench.sh).
 #   dev/cuda/run_device.sh [tests] [bench] [memcheck] [sass]   (default: all four)
