@@ -28,21 +28,8 @@ struct TiledParams {
   int items;   // n_pairs * splits
 };
 
-// cp.async path: weights go straight from L2 into a per-warp shared-memory ring, so the bytes in
-// flight no longer cost registers (more CTAs per SM, deeper prefetch).
-__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
-  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async4(void* dst, const void* src) {
-  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(d), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int kN>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(kN) : "memory");
-}
+// cp.async path (async_copy, cuda_common.cuh): weights go straight from L2 into a per-warp shared-memory
+// ring, so the bytes in flight no longer cost registers (more CTAs per SM, deeper prefetch).
 
 // One ring stage: each lane's 16 bytes of both tiles, and the 8 scale (zero) words per tile and
 // group that lanes (g, t) share (copied once by lane t = 0).
@@ -60,8 +47,8 @@ __device__ __forceinline__ void issue_stage(const WeightView& w, int pair, int c
   constexpr int kGpc = kChunkK > kG ? kChunkK / kG : 1;
   const int64_t tile0 = 2 * int64_t{pair};
   const uint4* qa = w.codes + (tile0 * w.n_chunks + c) * 32 + lane;
-  cp_async16(&st.q[0][lane], qa);
-  cp_async16(&st.q[1][lane], qa + int64_t{w.n_chunks} * 32);
+  async_copy::copy16_stream(&st.q[0][lane], qa);
+  async_copy::copy16_stream(&st.q[1][lane], qa + int64_t{w.n_chunks} * 32);
   if (t == 0) {
     const int grp = c * kChunkK / kG;
     const int64_t mi = (tile0 * w.n_groups + grp) * 8 + g;
@@ -70,8 +57,8 @@ __device__ __forceinline__ void issue_stage(const WeightView& w, int pair, int c
     for (int tt = 0; tt < 2; ++tt) {
 #pragma unroll
       for (int j = 0; j < kGpc; ++j) {
-        cp_async4(&st.s[tt][j][g], w.scales + mi + tt * tile_stride + 8 * j);
-        if constexpr (F::kZero != kZeroNone) cp_async4(&st.z[tt][j][g], w.zeros + mi + tt * tile_stride + 8 * j);
+        async_copy::copy4(&st.s[tt][j][g], w.scales + mi + tt * tile_stride + 8 * j);
+        if constexpr (F::kZero != kZeroNone) async_copy::copy4(&st.z[tt][j][g], w.zeros + mi + tt * tile_stride + 8 * j);
       }
     }
   }
@@ -146,7 +133,7 @@ static __global__ void __launch_bounds__(kMaxWarps * 32, kMinB) gemv_tiled_kerne
         if (ld_item < p.items) warp_slice(n_gu, kCpg, S, ld_item % S, W, warp, &ld_c, &ld_hi);
       }
     }
-    if constexpr (kAsync) cp_async_commit();
+    if constexpr (kAsync) async_copy::commit();
   }
 
   grid_dependency_wait();
@@ -179,7 +166,7 @@ static __global__ void __launch_bounds__(kMaxWarps * 32, kMinB) gemv_tiled_kerne
     for (int i = 0; i < kP; ++i) {
       if (ub + i < total) {
         if constexpr (kAsync) {  // this slot's copies are the oldest group in flight
-          cp_async_wait<kP - 1>();
+          async_copy::wait<kP - 1>();
           __syncwarp();
           AsyncStage& st = ring[i];
 #pragma unroll
@@ -265,7 +252,7 @@ static __global__ void __launch_bounds__(kMaxWarps * 32, kMinB) gemv_tiled_kerne
             if (ld_item < p.items) warp_slice(n_gu, kCpg, S, ld_item % S, W, warp, &ld_c, &ld_hi);
           }
         }
-        if constexpr (kAsync) cp_async_commit();
+        if constexpr (kAsync) async_copy::commit();
         if (++c == c_hi) {  // end of this warp's slice of the item
           const int ps = iter & 1;
 #pragma unroll
