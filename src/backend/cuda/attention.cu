@@ -177,12 +177,12 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_staged
       const int j = i / n_chunks, c8 = (i - j * n_chunks) * 8;
       const int slot = decode_slot(p, lo, layout, split, tb + j);
       const int64_t off = (int64_t{slot} * p.n_kv + kvh) * d + c8;
-      cp_async16(ks + j * d + c8, kc + off);
-      cp_async16(vs + j * d + c8, vc + off);
+      async_copy::copy16(ks + j * d + c8, kc + off);
+      async_copy::copy16(vs + j * d + c8, vc + off);
     }
   };
   if (n_mine > 0) issue(0, 0);
-  cp_async_commit();
+  async_copy::commit();
 
   float qr[kG][kCpl * 8];
   decode_load_q<kG, kCpl>(p, qr, t, kvh, li);
@@ -206,8 +206,8 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_staged
     const int tile_len = static_cast<int>(min(int64_t{kKT}, n_mine - tb));
     // The other stage was last read before the previous iteration's final barrier.
     if (tb + kKT < n_mine) issue(tb + kKT, st ^ 1);
-    cp_async_commit();
-    cp_async_wait_all_but_one();  // this tile has landed (the next one may be in flight)
+    async_copy::commit();
+    async_copy::wait<1>();  // this tile has landed (the next one may be in flight)
     __syncthreads();
     const __nv_bfloat16* ks = stages + st * stage_elems;
     const __nv_bfloat16* vs = ks + kKT * d;
@@ -253,7 +253,7 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_staged
     }
     __syncthreads();
   }
-  cp_async_wait_all();
+  async_copy::wait<0>();
   __syncthreads();
   decode_finish<kG, kDpt>(p, o, red, m_run, l_run, t, kvh, split, n_active);
 }
@@ -317,8 +317,8 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_mma_ke
       if (j < len) {
         const int slot = decode_slot(p, lo, layout, split, tb + j);
         const int64_t off = (int64_t{slot} * p.n_kv + kvh) * kD + c8;
-        cp_async16(ks + j * kLd + c8, kc + off);
-        cp_async16(vs + j * kLd + c8, vc + off);
+        async_copy::copy16(ks + j * kLd + c8, kc + off);
+        async_copy::copy16(vs + j * kLd + c8, vc + off);
       } else {
         *reinterpret_cast<uint4*>(ks + j * kLd + c8) = make_uint4(0, 0, 0, 0);
         *reinterpret_cast<uint4*>(vs + j * kLd + c8) = make_uint4(0, 0, 0, 0);
@@ -328,7 +328,7 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_mma_ke
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
     if (int64_t{s} * kKT < n_mine) issue(int64_t{s} * kKT, s);
-    cp_async_commit();
+    async_copy::commit();
   }
 
   // A fragments of Q for the warp's dims: head g (zero past the group), dims tig*2 (+8) of each k-step.
@@ -353,12 +353,12 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_mma_ke
   int st = 0;
   for (int64_t tb = 0; tb < n_mine; tb += kKT, st = st + 1 == kStages ? 0 : st + 1) {
     const int tile_len = static_cast<int>(min(int64_t{kKT}, n_mine - tb));
-    cp_async_wait_pending<kStages - 2>();  // this tile's group is done (later ones may be in flight)
+    async_copy::wait<kStages - 2>();  // this tile's group is done (later ones may be in flight)
     __syncthreads();  // the tile landed for every thread; every warp is past the previous tile
     // The previous tile's stage is free: it takes the tile kStages - 1 ahead.
     const int64_t next = tb + int64_t{kStages - 1} * kKT;
     if (next < n_mine) issue(next, st == 0 ? kStages - 1 : st - 1);
-    cp_async_commit();
+    async_copy::commit();
     const __nv_bfloat16* ks = stages + st * kStage;
     const __nv_bfloat16* vs = ks + kKT * kLd;
 
@@ -453,7 +453,7 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_mma_ke
       }
     }
   }
-  cp_async_wait_all();
+  async_copy::wait<0>();
 
   // Head g's output at dims warp*kDw + ob*8 + tig*2 (+1): final, or the split's partial and (m, l).
   if (g < G) {

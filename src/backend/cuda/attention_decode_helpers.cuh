@@ -1,6 +1,6 @@
-// Device helpers of the split-K decode attention kernels (attention.cu): cp.async wrappers, split layout and
-// ring slots, q loads and scores, the online-softmax step, and the merge of split partials (by the last
-// split CTA to finish or by the combine kernel). Internal to the CUDA backend; included by attention.cu only.
+// Device helpers of the split-K decode attention kernels (attention.cu): split layout and ring slots, q
+// loads and scores, the online-softmax step, and the merge of split partials (by the last split CTA to
+// finish or by the combine kernel). Internal to the CUDA backend; included by attention.cu only.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -10,19 +10,6 @@
 #include "backend/cuda/attention_kernels.cuh"
 
 namespace ge::cuda::attention_detail {
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-// Returns once at most kPending of this thread's committed groups are still in flight.
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait_pending() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
 
 // ---- decode: grid (n_kv, n_splits, n_tokens) ----
 // The launch's split count comes from the ring capacity (one configuration serves every step, so a
