@@ -22,12 +22,6 @@ __device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, uint32_t b
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-
 // Four 8x8 bf16 matrices: a 16x16 A fragment of Q, or the B fragments of two 8-key blocks of K.
 __device__ __forceinline__ void ldmatrix_x4(const void* smem, uint32_t* r) {
   const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
@@ -52,8 +46,6 @@ __device__ __forceinline__ float quad_sum(float v) {
   v += __shfl_xor_sync(0xffffffffu, v, 1);
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
-
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
 
 // 2^x on the SFU (ex2.approx(-inf) = +0): the softmax runs in the log2 domain, log2(e) folded into the scale.
 __device__ __forceinline__ float exp2_approx(float x) {
@@ -204,8 +196,8 @@ __global__ void __launch_bounds__(FlashConfig<kD, kDo, kRowWarps, kKeys>::kThrea
           int slot = base + jj;
           if (slot >= p.cap) slot -= p.cap;
           const int64_t src = (int64_t{slot} * p.n_kv + kvh) * kD + lc;
-          cp_async16(ks + off, p.k + src);
-          cp_async16(vs + off, p.v + src);
+          async_copy::copy16(ks + off, p.k + src);
+          async_copy::copy16(vs + off, p.v + src);
         } else {
           *reinterpret_cast<uint4*>(ks + off) = make_uint4(0, 0, 0, 0);
           *reinterpret_cast<uint4*>(vs + off) = make_uint4(0, 0, 0, 0);
@@ -213,7 +205,7 @@ __global__ void __launch_bounds__(FlashConfig<kD, kDo, kRowWarps, kKeys>::kThrea
       }
     };
     load_tiles(0, kmin);
-    cp_async_commit();
+    async_copy::commit();
     // ldmatrix row addresses. Q: lanes 0-15 rows 0-15 of the warp's 16 at column 0, lanes 16-31 the same
     // rows at column 8 (a[0..3] as mma expects). K: lanes 0-7 / 8-15 keys 0-7 at columns 0 / 8, lanes
     // 16-23 / 24-31 keys 8-15 at columns 0 / 8 (the b0, b1 of two 8-key blocks). V (transposed): lanes
@@ -223,10 +215,10 @@ __global__ void __launch_bounds__(FlashConfig<kD, kDo, kRowWarps, kKeys>::kThrea
     const int vfrag = (lane & 15) * kLd + c0 + (lane >> 4) * 8;
     for (int64_t j = 0; j < n_tiles; ++j) {
       const int64_t kb = kmin + j * kKeys;
-      cp_async_wait_all();  // tile j has landed (this thread's copies)
+      async_copy::wait<0>();  // tile j has landed (this thread's copies)
       __syncthreads();      // ... and every thread's; every warp is done with tile j - 1
       if (j + 1 < n_tiles) load_tiles(static_cast<int>((j + 1) & 1), kb + kKeys);  // overlaps tile j's math
-      cp_async_commit();
+      async_copy::commit();
       const __nv_bfloat16* ks = KVs + static_cast<int>(j & 1) * (2 * kKeys * kLd);
       const __nv_bfloat16* vs = ks + kKeys * kLd;
       const bool active = whi >= 0 && kb <= whi && kb + kKeys - 1 >= wlo;  // warp-uniform
