@@ -36,19 +36,14 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel
   float* S = sm;    // [kG][tile]: scores, then softmax weights
   float* red = sm;  // [kg][G][d]: key-group sums after the key loop (aliases S)
 
-  int64_t lo = 0;
-  const int64_t n_vis = decode_visible(p, t, &lo, tid == 0 && split == 0 && kvh == 0);
-  const SplitLayout layout = decode_layout(p, n_vis);
+  int64_t lo = 0, n_vis = 0;
+  const SplitLayout layout = decode_split_layout(p, t, kvh, split, &lo, &n_vis);
   const int n_active = layout.active;
   if (split >= n_active) return;
   const int64_t n_mine = decode_split_keys(p, n_vis, layout, split);
-
-  const __nv_bfloat16* kc = p.k;
-  const __nv_bfloat16* vc = p.v;
-  if (p.batch.bases != nullptr) {
-    kc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.k_offset);
-    vc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.v_offset);
-  }
+  const __nv_bfloat16* kc;
+  const __nv_bfloat16* vc;
+  decode_kv_caches(p, t, &kc, &vc);
 
   const int lpk = p.lpk, kpw = 32 / lpk, sub = lane / lpk, li = lane % lpk, n_chunks = d / 8;
   float qr[kG][kCpl * 8];
@@ -152,19 +147,14 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_staged
   __nv_bfloat16* stages = reinterpret_cast<__nv_bfloat16*>(sm);  // [2][K, V][kKT][d]
   float* red = sm;  // [kg][G][d]: key-group sums after the key loop (aliases the stages)
 
-  int64_t lo = 0;
-  const int64_t n_vis = decode_visible(p, t, &lo, tid == 0 && split == 0 && kvh == 0);
-  const SplitLayout layout = decode_layout(p, n_vis);
+  int64_t lo = 0, n_vis = 0;
+  const SplitLayout layout = decode_split_layout(p, t, kvh, split, &lo, &n_vis);
   const int n_active = layout.active;
   if (split >= n_active) return;
   const int64_t n_mine = decode_split_keys(p, n_vis, layout, split);
-
-  const __nv_bfloat16* kc = p.k;
-  const __nv_bfloat16* vc = p.v;
-  if (p.batch.bases != nullptr) {
-    kc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.k_offset);
-    vc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.v_offset);
-  }
+  const __nv_bfloat16* kc;
+  const __nv_bfloat16* vc;
+  decode_kv_caches(p, t, &kc, &vc);
   const int lpk = p.lpk, kpw = 32 / lpk, sub = lane / lpk, li = lane % lpk, n_chunks = d / 8;
   const int64_t stage_elems = int64_t{2} * kKT * d;
 
@@ -293,19 +283,14 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_mma_ke
   const int kvh = blockIdx.x, split = blockIdx.y, t = blockIdx.z;
   const int G = p.group, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tig = lane & 3;
 
-  int64_t lo = 0;
-  const int64_t n_vis = decode_visible(p, t, &lo, tid == 0 && split == 0 && kvh == 0);
-  const SplitLayout layout = decode_layout(p, n_vis);
+  int64_t lo = 0, n_vis = 0;
+  const SplitLayout layout = decode_split_layout(p, t, kvh, split, &lo, &n_vis);
   const int n_active = layout.active;
   if (split >= n_active) return;
   const int64_t n_mine = decode_split_keys(p, n_vis, layout, split);
-
-  const __nv_bfloat16* kc = p.k;
-  const __nv_bfloat16* vc = p.v;
-  if (p.batch.bases != nullptr) {
-    kc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.k_offset);
-    vc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.v_offset);
-  }
+  const __nv_bfloat16* kc;
+  const __nv_bfloat16* vc;
+  decode_kv_caches(p, t, &kc, &vc);
   // Copies the split's keys [tb, tb + kKT) into stage `st`; rows past the split's keys are zeroed, so
   // their zero weights never meet stale (possibly NaN) bits in the P·V mma.
   auto issue = [&](int64_t tb, int st) {

@@ -73,6 +73,26 @@ __device__ __forceinline__ int64_t decode_visible(const AttnParams& p, int t, in
   return n_vis;
 }
 
+// Token t's visible keys (*n_vis, from logical position *lo) and how they split over the decode CTAs
+// (split, kvh) of its grid slice; only CTA (0, 0) reports a bad position. Splits at or past the
+// layout's `active` take no keys and exit.
+__device__ __forceinline__ SplitLayout decode_split_layout(const AttnParams& p, int t, int kvh, int split, int64_t* lo,
+                                                           int64_t* n_vis) {
+  *n_vis = decode_visible(p, t, lo, threadIdx.x == 0 && split == 0 && kvh == 0);
+  return decode_layout(p, *n_vis);
+}
+
+// The K/V caches token t reads: its own under a batch view, else the layer's.
+__device__ __forceinline__ void decode_kv_caches(const AttnParams& p, int t, const __nv_bfloat16** kc,
+                                                 const __nv_bfloat16** vc) {
+  *kc = p.k;
+  *vc = p.v;
+  if (p.batch.bases != nullptr) {
+    *kc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.k_offset);
+    *vc = reinterpret_cast<const __nv_bfloat16*>(p.batch.bases[t] + p.batch.v_offset);
+  }
+}
+
 // A lane's slice of the group's query rows: 16-byte chunks li + c * lpk of each row (zero past G / d).
 template <int kG, int kCpl>
 __device__ __forceinline__ void decode_load_q(const AttnParams& p, float (&qr)[kG][kCpl * 8], int t, int kvh, int li) {
