@@ -157,6 +157,17 @@ __device__ bool arrive_last(unsigned int* counter, unsigned int expected, bool* 
   return *flag_sh;
 }
 
+// Thread 0 of a row's last CTA, once the row is done: counts the row; the group's last row advances
+// the RNG step when the group is the launch's last (every CTA of every row has read the state by now).
+__device__ __forceinline__ void finish_group_row(const SampleArgs& a, uint64_t step) {
+  if (a.group_rows == 1) {
+    if (a.bump_step) a.state->step = step + 1;
+  } else if (atomicAdd(&a.scratch->rows_done, 1u) == static_cast<unsigned>(a.group_rows) - 1) {
+    a.scratch->rows_done = 0;
+    if (a.bump_step) a.state->step = step + 1;
+  }
+}
+
 // Shared scratch of block_stats.
 struct StatsShared {
   float v[kWarps];
@@ -336,16 +347,8 @@ __global__ void __launch_bounds__(kThreads) sample_stats_kernel(SampleArgs a) {
     R.plan = Plan{mode, edge, best.v, best.i, inf_id, 0, n_cand};
     if (mode == kPlanGreedy || mode == kPlanDone) a.out[row] = result;
     R.arrived_stats = 0;
-    if (greedy) {
-      // Greedy is the same for every row (one state): the last row done advances the step here
-      // (every CTA of every row has read the state by now) and pass 2 has nothing to do.
-      if (a.group_rows == 1) {
-        if (a.bump_step) a.state->step = P.step + 1;
-      } else if (atomicAdd(&a.scratch->rows_done, 1u) == static_cast<unsigned>(a.group_rows) - 1) {
-        a.scratch->rows_done = 0;
-        if (a.bump_step) a.state->step = P.step + 1;
-      }
-    }
+    // Greedy is the same for every row (one state): the row is done here and pass 2 has nothing to do.
+    if (greedy) finish_group_row(a, P.step);
   }
 }
 
@@ -542,14 +545,7 @@ __global__ void __launch_bounds__(kThreads) sample_finish_kernel(SampleArgs a) {
     if (mode != kPlanDone) a.out[row] = result;
     R.pool_n = 0;
     R.arrived_finish = 0;
-    // Rows of the group that are done; the last one advances the RNG step (every CTA of every
-    // row has read the state by now).
-    if (a.group_rows == 1) {
-      if (a.bump_step) a.state->step = P.step + 1;
-    } else if (atomicAdd(&a.scratch->rows_done, 1u) == static_cast<unsigned>(a.group_rows) - 1) {
-      a.scratch->rows_done = 0;
-      if (a.bump_step) a.state->step = P.step + 1;
-    }
+    finish_group_row(a, P.step);
   }
 }
 
