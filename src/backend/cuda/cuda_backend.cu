@@ -87,7 +87,9 @@ class CudaBackendImpl final : public CudaBackend {
     num_sms_ = prop.multiProcessorCount;
     GE_RETURN_IF_ERROR(cuda_status(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "create stream"));
     GE_RETURN_IF_ERROR(error_mem_.allocate(sizeof(uint32_t), "device error word"));
-    GE_RETURN_IF_ERROR(cuda_status(cudaMemset(error_mem_.get(), 0, sizeof(uint32_t)), "clear error word"));
+    // On stream_ (non-blocking: it does not wait for the legacy stream a plain cudaMemset runs on).
+    GE_RETURN_IF_ERROR(
+        cuda_status(cudaMemsetAsync(error_mem_.get(), 0, sizeof(uint32_t), stream_), "clear error word"));
     GE_RETURN_IF_ERROR(cuda_status(configure_gemv_kernels(), "configure gemv kernels"));
     GE_RETURN_IF_ERROR(cuda_status(configure_attention_kernels(), "configure attention kernels"));
     return gemm_.init();
@@ -125,7 +127,7 @@ class CudaBackendImpl final : public CudaBackend {
     record(err, "read device error word");
     if (err == cudaSuccess && bits != 0) {
       record_status(invalid_argument("cuda: " + describe_device_errors(bits)));
-      record(cudaMemset(error_mem_.get(), 0, sizeof(uint32_t)), "clear device error word");
+      record(cudaMemsetAsync(error_mem_.get(), 0, sizeof(uint32_t), stream_), "clear device error word");
     }
     Status out = first_error_;
     (void)(first_error_ = Status::ok());

@@ -313,10 +313,15 @@ void set_raw_view(CudaPackedWeight* out, const RawWeightDevice& src, WeightLayou
   v.g_zero = out->c_.get();
 }
 
-Status upload(DeviceMemory* dst, const void* src, uint64_t bytes, const std::string& what) {
+// Copies on ctx.stream, the stream the repack kernels and every later op run on. A plain cudaMemcpy
+// would not do: it runs on the legacy default stream, which the backend's non-blocking stream does
+// not wait for, and from pageable memory it returns once the bytes are staged, before the DMA has
+// landed; the repack kernels then read the tail of the upload (the last rows) stale.
+Status upload(DeviceMemory* dst, const void* src, uint64_t bytes, const std::string& what,
+              const LaunchContext& ctx) {
   GE_RETURN_IF_ERROR(dst->allocate(bytes, what));
   if (bytes == 0) return Status::ok();
-  return cuda_status(cudaMemcpy(dst->get(), src, bytes, cudaMemcpyHostToDevice), "upload " + what);
+  return cuda_status(cudaMemcpyAsync(dst->get(), src, bytes, cudaMemcpyHostToDevice, ctx.stream), "upload " + what);
 }
 
 }  // namespace
@@ -338,9 +343,11 @@ Result<std::unique_ptr<CudaPackedWeight>> pack_quant_weight(const QuantWeight& w
   }
   const bool with_zero = w.zero != nullptr;
   DeviceMemory data, scale, zero;
-  GE_RETURN_IF_ERROR(upload(&data, w.data, sizes.data, "weight data"));
-  if (w.scale != nullptr && sizes.scale > 0) GE_RETURN_IF_ERROR(upload(&scale, w.scale, sizes.scale, "weight scales"));
-  if (with_zero && sizes.zero > 0) GE_RETURN_IF_ERROR(upload(&zero, w.zero, sizes.zero, "weight zeros"));
+  GE_RETURN_IF_ERROR(upload(&data, w.data, sizes.data, "weight data", ctx));
+  if (w.scale != nullptr && sizes.scale > 0) {
+    GE_RETURN_IF_ERROR(upload(&scale, w.scale, sizes.scale, "weight scales", ctx));
+  }
+  if (with_zero && sizes.zero > 0) GE_RETURN_IF_ERROR(upload(&zero, w.zero, sizes.zero, "weight zeros", ctx));
   src.data = data.as<const uint8_t>();
   src.scale = scale.as<const uint16_t>();
   src.zero = zero.get();
@@ -349,6 +356,9 @@ Result<std::unique_ptr<CudaPackedWeight>> pack_quant_weight(const QuantWeight& w
     GE_RETURN_IF_ERROR(repack_tiled(src, geo, out.get(), with_zero, ctx));
     return std::move(out);
   }
+  // Raw layouts keep the uploaded arrays: the weight is complete (and the host arrays no longer
+  // needed) when this returns, as after a repack.
+  GE_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(ctx.stream), "upload weight"));
   out->a_ = std::move(data);
   out->b_ = std::move(scale);
   out->c_ = std::move(zero);
