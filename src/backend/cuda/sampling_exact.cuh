@@ -72,52 +72,36 @@ struct Scratch {
   int32_t i[kWarps];
 };
 
-__device__ inline double block_sum(double v, Scratch& s) {
+// Reduction over the CTA by op in a fixed order (an xor-shuffle tree in each warp, then the warp
+// results in warp order, starting from init), so every run gives the same bits; every thread gets the
+// result. sh: kWarps entries of Scratch.
+template <typename T, typename Op>
+__device__ __forceinline__ T block_reduce(T v, T init, T* sh, Op op) {
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   __syncthreads();
-  if (lane == 0) s.d[warp] = v;
+  if (lane == 0) sh[warp] = v;
   __syncthreads();
-  double t = 0.0;
-  for (int w = 0; w < kWarps; ++w) t += s.d[w];  // fixed order: deterministic
+  T t = init;
+  for (int w = 0; w < kWarps; ++w) t = op(t, sh[w]);
   return t;
+}
+
+__device__ inline double block_sum(double v, Scratch& s) {
+  return block_reduce(v, 0.0, s.d, [](double x, double y) { return x + y; });
 }
 
 __device__ inline unsigned long long block_sum_u64(unsigned long long v, Scratch& s) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  __syncthreads();
-  if (lane == 0) s.u[warp] = v;
-  __syncthreads();
-  unsigned long long t = 0;
-  for (int w = 0; w < kWarps; ++w) t += s.u[w];
-  return t;
+  return block_reduce(v, 0ull, s.u, [](unsigned long long x, unsigned long long y) { return x + y; });
 }
 
 __device__ inline int32_t block_min_i32(int32_t v, Scratch& s) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = min(v, __shfl_xor_sync(0xffffffffu, v, o));
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  __syncthreads();
-  if (lane == 0) s.i[warp] = v;
-  __syncthreads();
-  int32_t t = INT_MAX;
-  for (int w = 0; w < kWarps; ++w) t = min(t, s.i[w]);
-  return t;
+  return block_reduce(v, INT_MAX, s.i, [](int32_t x, int32_t y) { return min(x, y); });
 }
 
 __device__ inline int32_t block_max_i32(int32_t v, Scratch& s) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  __syncthreads();
-  if (lane == 0) s.i[warp] = v;
-  __syncthreads();
-  int32_t t = INT_MIN;
-  for (int w = 0; w < kWarps; ++w) t = max(t, s.i[w]);
-  return t;
+  return block_reduce(v, INT_MIN, s.i, [](int32_t x, int32_t y) { return max(x, y); });
 }
 
 // Exclusive prefix sum over threads in thread order (thread t gets the sum of threads < t): a
