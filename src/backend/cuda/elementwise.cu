@@ -72,6 +72,20 @@ struct EmbedParams {
   uint32_t* error_word;
 };
 
+// Piece idx of the raw-table paths (32 consecutive output elements of one token): the first element's
+// column k0, the token id and where the piece goes.
+struct EmbedPiece {
+  int64_t k0;
+  int32_t token;
+  float* dst;
+};
+
+__device__ __forceinline__ EmbedPiece embed_piece(const EmbedParams& p, int64_t idx, int64_t per_token) {
+  const int64_t t = idx / per_token;
+  const int64_t k0 = (idx % per_token) * 32;
+  return EmbedPiece{k0, p.tokens[t], p.out + t * p.table.cols + k0};
+}
+
 // Tiled tables (Q4_0, Q8_0, Int4Group / Int8Group): one thread per output element, so one decode
 // token's row (e.g. 5,376 values) spreads over ~20 CTAs instead of one thread per 32 values in a
 // single CTA; tiled_element is the exact decoder, so the values are the same bits.
@@ -99,10 +113,7 @@ static __global__ void embed_raw_kernel(EmbedParams p) {
   const bool vec = cols % 4 == 0 && reinterpret_cast<uintptr_t>(p.out) % 16 == 0;
   for (int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; idx < p.n_tokens * per_token;
        idx += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t t = idx / per_token;
-    const int64_t k0 = (idx % per_token) * 32;
-    const int32_t token = p.tokens[t];
-    float* dst = p.out + t * cols + k0;
+    const auto [k0, token, dst] = embed_piece(p, idx, per_token);
     float v[32];
     if (token < 0 || token >= p.table.rows) {
       if (k0 == 0) raise_device_error(p.error_word, kErrTokenRange);
@@ -134,10 +145,7 @@ static __global__ void embed_thread32_kernel(EmbedParams p) {
   const bool tiled = p.table.layout == WeightLayout::kTiled4 || p.table.layout == WeightLayout::kTiled8;
   for (int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; idx < p.n_tokens * per_token;
        idx += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t t = idx / per_token;
-    const int64_t k0 = (idx % per_token) * 32;
-    const int32_t token = p.tokens[t];
-    float* dst = p.out + t * cols + k0;
+    const auto [k0, token, dst] = embed_piece(p, idx, per_token);
     if (token < 0 || token >= p.table.rows) {
       if (k0 == 0) raise_device_error(p.error_word, kErrTokenRange);
       for (int i = 0; i < 32 && k0 + i < cols; ++i) dst[i] = 0.0f;
