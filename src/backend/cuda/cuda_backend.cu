@@ -154,6 +154,9 @@ class CudaBackendImpl final : public CudaBackend {
       return out_of_memory(c.status().message() + " (device has " + std::to_string(free_b) + " bytes free of " +
                            std::to_string(total_b) + ")");
     }
+    // The cache is cleared by a cudaMemset, i.e. on the legacy stream, which stream_ (non-blocking)
+    // does not wait for: the first kv_store could otherwise land before the clear.
+    GE_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(cudaStreamLegacy), "clear KV cache"));
     return std::unique_ptr<KvCache>(std::move(c).value());
   }
   Status dequantize(const PackedWeight& w, float* out) override {
