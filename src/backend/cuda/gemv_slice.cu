@@ -33,6 +33,11 @@ constexpr int64_t kSliceF16MinK = 4096;
 // prefetch on an H200: Q4_0 token of linear layers 6.45 -> 6.10 ms at M = 1, 8.18 -> 7.61 at M = 8;
 // deeper rings leave less shared memory for x (more slices) and measured slower (dev/cuda/NOTES.md).
 constexpr int kSliceRing = 4;
+// Codes decoded with their offset and Σx times the offset taken off by one more mma per k-step
+// (gemv_slice_f16_kernel's kBias: 32 fp16 subtractions per 1 KB chunk fewer, 4 mma more) measured
+// slower on an H200 (Q4_0 token of linear layers 5.71 -> 5.96 ms at M = 1; the kernel's time follows
+// the mma count and the SM clock, not its instruction count: dev/cuda/NOTES.md): off.
+constexpr bool kSliceBias = false;
 
 // One prefetch slot of a warp's unit of kT tiles: chunk c of every tile with its group metadata.
 template <int kT>
@@ -256,9 +261,9 @@ cudaError_t slice_lab(const SliceParams& p, int grid, size_t smem, const LaunchC
 }
 
 template <int kFmt, int kG, int kP, int kMinB, bool kLo, bool kOne = false, bool kSplit = false, int kRing = 0,
-          int kW = kSliceWarps, int kNT = 1>
+          int kW = kSliceWarps, int kNT = 1, bool kBias = false>
 cudaError_t slice_f16_launch(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
-  auto kernel = gemv_slice_f16_kernel<kFmt, kG, kP, kW, kMinB, kLo, kOne, kSplit, kRing, kNT>;
+  auto kernel = gemv_slice_f16_kernel<kFmt, kG, kP, kW, kMinB, kLo, kOne, kSplit, kRing, kNT, kBias>;
   static bool configured = false;
   if (!configured) {
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit);
@@ -281,10 +286,12 @@ cudaError_t slice_f16_lab(const SliceParams& p, int grid, size_t smem, const Lau
 
 // Kernel-lab configurations of the fp16 kernel with the weights streamed through a shared-memory
 // ring of kRing slots per warp (Q4_0, M <= 8; token-1 sums left out at M = 1).
-template <int kRing, int kMinB>
+template <int kRing, int kMinB, bool kBias = false>
 cudaError_t slice_f16_ring_lab(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
-  if (p.m == 1) return slice_f16_launch<kFmtQ4_0, 32, 1, kMinB, false, true, false, kRing>(p, grid, smem, ctx);
-  return slice_f16_launch<kFmtQ4_0, 32, 1, kMinB, false, false, false, kRing>(p, grid, smem, ctx);
+  constexpr int kW = kSliceWarps;
+  if (p.m == 1) return slice_f16_launch<kFmtQ4_0, 32, 1, kMinB, false, true, false, kRing, kW, 1, kBias>(p, grid, smem, ctx);
+  if (p.m <= 8) return slice_f16_launch<kFmtQ4_0, 32, 1, kMinB, false, false, false, kRing, kW, 1, kBias>(p, grid, smem, ctx);
+  return slice_f16_launch<kFmtQ4_0, 32, 1, kMinB, false, false, false, kRing, kW, 2, kBias>(p, grid, smem, ctx);
 }
 template <int kRing>
 cudaError_t slice_f16_ring16_lab(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
@@ -295,9 +302,11 @@ cudaError_t slice_f16_ring16_lab(const SliceParams& p, int grid, size_t smem, co
 template <int kFmt, int kG>
 cudaError_t slice_f16_nt(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
   // Two B n-tiles (tokens 8-15) above M = 8.
-  if (p.m == 1) return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, true, false, kSliceRing>(p, grid, smem, ctx);
-  if (p.m <= 8) return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, false, false, kSliceRing>(p, grid, smem, ctx);
-  return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, false, false, kSliceRing, kSliceWarps, 2>(p, grid, smem, ctx);
+  constexpr int kR = kSliceRing, kW = kSliceWarps;
+  constexpr bool kB = kSliceBias;
+  if (p.m == 1) return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, true, false, kR, kW, 1, kB>(p, grid, smem, ctx);
+  if (p.m <= 8) return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, false, false, kR, kW, 1, kB>(p, grid, smem, ctx);
+  return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, false, false, kR, kW, 2, kB>(p, grid, smem, ctx);
 }
 
 template <int kFmt>
@@ -365,21 +374,23 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   if (variant > 0) {  // variant 0 (the bf16 kernel) runs every format
     if (w.layout != WeightLayout::kTiled4 || !w.scale_fp16) return cudaErrorInvalidValue;
     // fp16 lab variants 4.. at M <= 8 (above: the bf16 kernel).
-    if (variant >= 4 && m <= 8) {
+    // Variants 14 and 17 (production plans) run the fp16 kernel at every M, as production does.
+    const bool every_m = variant == 14 || variant == 17;
+    if (variant >= 4 && (m <= 8 || every_m)) {
       cfg.f16 = true;
       cfg.f16_lo = variant == 8 || variant == 9;
     }
     // Ring variants 10..: slots per warp and CTAs per SM (one CTA: 16 warps); the x fragments get
     // the shared memory the ring leaves.
-    static constexpr int kRingSlots[] = {4, 3, 4, 6, 4, 3, 4};
-    static constexpr int kRingBlocks[] = {2, 2, 1, 1, 2, 2, 2};
+    static constexpr int kRingSlots[] = {4, 3, 4, 6, 4, 3, 4, 4};
+    static constexpr int kRingBlocks[] = {2, 2, 1, 1, 2, 2, 2, 2};
     static_assert(std::size(kRingSlots) == std::size(kRingBlocks));
-    if (variant >= 10 && variant < 10 + static_cast<int>(std::size(kRingSlots)) && m <= 8) {
+    if (variant >= 10 && variant < 10 + static_cast<int>(std::size(kRingSlots)) && (m <= 8 || every_m)) {
       cfg.ring = kRingSlots[variant - 10];
       cfg.min_blocks = kRingBlocks[variant - 10];
       if (cfg.min_blocks == 1) cfg.warps = 16;
     }
-    cfg.share = variant == 14 || variant == 15;  // the production plan
+    cfg.share = variant == 14 || variant == 15 || variant == 17;  // the production plan
     cfg.share_ctas = variant == 16;
   }
   const bool four = w.layout == WeightLayout::kTiled4;
@@ -499,8 +510,9 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     case 9:
       return m <= 8 ? slice_f16_lab<2, 2, 2, true, true, true>(p, grid, smem, ctx)
                     : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
+    case 14: return slice_f16_ring_lab<4, 2>(p, grid, smem, ctx);
+    case 17: return slice_f16_ring_lab<4, 2, true>(p, grid, smem, ctx);
     case 10:
-    case 14:
     case 16: return m <= 8 ? slice_f16_ring_lab<4, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
     case 11:
     case 15: return m <= 8 ? slice_f16_ring_lab<3, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
@@ -538,7 +550,7 @@ cudaError_t launch_gemv_slice_gelu(const GemvTarget& out, const float* gate, con
   return e == cudaErrorInvalidValue ? cudaErrorNotSupported : e;  // x of one group unit too large: two ops
 }
 
-int gemv_slice_lab_variants() { return 17; }
+int gemv_slice_lab_variants() { return 18; }
 
 const char* gemv_slice_lab_variant_name(int v) {
   static const char* kNames[] = {"bf16 hi+lo B (production before the fp16 kernel)",
@@ -557,7 +569,8 @@ const char* gemv_slice_lab_variant_name(int v) {
                                  "f16 B, ring of 6 slots, one CTA of 16 warps per SM",
                                  "f16 B, ring of 4, grouped outputs planned for their share of the CTAs (production)",
                                  "f16 B, ring of 3, grouped outputs planned for their share of the CTAs",
-                                 "f16 B, ring of 4, grouped outputs: slices as separate, CTAs per slice from the share"};
+                                 "f16 B, ring of 4, grouped outputs: slices as separate, CTAs per slice from the share",
+                                 "f16 B, ring of 4, share plan, codes with their offset, offset x Σx by an mma"};
   return v >= 0 && v < gemv_slice_lab_variants() ? kNames[v] : "unknown";
 }
 

@@ -40,6 +40,20 @@ __device__ __forceinline__ void decode_a4_f16(uint32_t word, uint32_t (&a)[4]) {
   a[3] = h2_sub(lop_and_or(w8, 0x00F000F0u, kH2Magic), kH2_1152);
 }
 
+// The same fragments without the offset: rows g hold 1024 + q, rows g + 8 1024 + 16·q (one lop3 per
+// half2). The offsets (1032, and 1152 = 1024 + 16·8 for rows g + 8) times Σx come back through one more
+// mma per k-step with the constant A of kBiasA, shared by both tiles of a pair: 32 fp16 subtractions
+// per chunk become 4 mma.
+__device__ __forceinline__ void decode_a4_f16_biased(uint32_t word, uint32_t (&a)[4]) {
+  const uint32_t w8 = word >> 8;
+  a[0] = lop_and_or(word, 0x000F000Fu, kH2Magic);
+  a[1] = lop_and_or(word, 0x00F000F0u, kH2Magic);
+  a[2] = lop_and_or(w8, 0x000F000Fu, kH2Magic);
+  a[3] = lop_and_or(w8, 0x00F000F0u, kH2Magic);
+}
+constexpr uint32_t kH2Neg1032 = 0xE408E408u;  // -(1024 + 8)
+constexpr uint32_t kH2Neg1152 = 0xE480E480u;  // -(1024 + 16·8)
+
 // Power of two 2^e that maps max|x| of a slice into [2^14, 2^15): fp16 then keeps 11 bits of every
 // element without overflow (65504); 1 when the maximum is zero, subnormal or not finite.
 __device__ __forceinline__ int slice_exponent(float mx) {
@@ -206,8 +220,11 @@ struct F16Slot {
 // kRing > 0: the weights stream through a ring of kRing slots per warp in shared memory (cp.async)
 // instead of kP register slots: bytes in flight per warp no longer cost registers (kP is unused).
 // kNT: B n-tiles (tokens 0-7 and 8-15), 2 for M > 8.
+// kBias: codes decoded with their offset (decode_a4_f16_biased); per group, zb[nt] = −1032·Σx (rows g)
+// and −1152·Σx (rows g + 8) from an mma of the constant A, added to each tile's sums at the flush. The
+// fp32 sums then carry ~1032·|Σx| before the cancellation: ~2^-24 of that, far inside the 2^-11 of x.
 template <int kFmt, int kG, int kP, int kW, int kMinB, bool kLo, bool kOne, bool kSplit = false, int kRing = 0,
-          int kNT = 1>
+          int kNT = 1, bool kBias = false>
 static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(const __grid_constant__ SliceParams p) {
   using F = FormatTraits<kFmt>;
   static_assert(F::kBits == 4, "4-bit codes only");
@@ -314,7 +331,13 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
   const uint4* xlane = xf_s + g * 4 + t;
   const int xstride = m * 4;  // uint4 per pair of k-steps
 
-  float acc[kT][kNT][4], d[kT][kNT][4], d2[kT][kNT][4];
+  float acc[kT][kNT][4], d[kT][kNT][4], d2[kT][kNT][4], zb[kNT][4];
+#pragma unroll
+  for (int nt = 0; nt < kNT; ++nt) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) zb[nt][j] = 0.0f;
+  }
+  constexpr uint32_t kBiasA[4] = {kH2Neg1032, kH2Neg1152, kH2Neg1032, kH2Neg1152};  // rows g, g + 8, g, g + 8
 #pragma unroll
   for (int tt = 0; tt < kT; ++tt) {
 #pragma unroll
@@ -339,10 +362,25 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
     }
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
+      if constexpr (kBias) {
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt) {
+          const uint4& bh = bx[nt][s >> 1];
+          mma_f16(zb[nt], kBiasA, (s & 1) ? bh.z : bh.x, (s & 1) ? bh.w : bh.y);
+          if constexpr (kLo) {
+            const uint4& bo = bl[nt][s >> 1];
+            mma_f16(zb[nt], kBiasA, (s & 1) ? bo.z : bo.x, (s & 1) ? bo.w : bo.y);
+          }
+        }
+      }
 #pragma unroll
       for (int tt = 0; tt < kT; ++tt) {
         uint32_t a[4];
-        decode_a4_f16(reinterpret_cast<const uint32_t*>(&sl.q[tt])[s], a);
+        if constexpr (kBias) {
+          decode_a4_f16_biased(reinterpret_cast<const uint32_t*>(&sl.q[tt])[s], a);
+        } else {
+          decode_a4_f16(reinterpret_cast<const uint32_t*>(&sl.q[tt])[s], a);
+        }
 #pragma unroll
         for (int nt = 0; nt < kNT; ++nt) {
           float(&dd)[4] = kSplit && (s & 1) ? d2[tt][nt] : d[tt][nt];
@@ -379,6 +417,12 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
                 d2[tt][nt][jj] = 0.0f;
               }
             }
+            if constexpr (kBias) {
+#pragma unroll
+              for (int jj = 0; jj < 4; ++jj) {
+                if (!kOne || jj % 2 == 0) dn[jj] += zb[nt][jj];
+              }
+            }
             an[0] = fmaf(sl_, dn[0], an[0]);
             an[2] = fmaf(sh_, dn[2], an[2]);
             if constexpr (!kOne) {
@@ -396,6 +440,13 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
             }
 #pragma unroll
             for (int jj = 0; jj < 4; ++jj) dn[jj] = 0.0f;
+          }
+        }
+        if constexpr (kBias) {
+#pragma unroll
+          for (int nt = 0; nt < kNT; ++nt) {
+#pragma unroll
+            for (int jj = 0; jj < 4; ++jj) zb[nt][jj] = 0.0f;
           }
         }
       }
