@@ -360,7 +360,7 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_mma_ke
       for (int kst = 0; kst < kKs; ++kst) {
         // Matrices: keys nb*8.. dims +0 / +8, keys (nb+1)*8.. dims +0 / +8: b0, b1 of both key blocks.
         uint32_t b[4];
-        ldsm_x4(ks + (nb * 8 + (lane & 7) + ((lane >> 4) << 3)) * kLd + warp * kDw + kst * 16 + (((lane >> 3) & 1) << 3),
+        ldmatrix_x4(ks + (nb * 8 + (lane & 7) + ((lane >> 4) << 3)) * kLd + warp * kDw + kst * 16 + (((lane >> 3) & 1) << 3),
                 b);
         mma_rows8(s_hi[nb], qa[kst][0][0], qa[kst][1][0], b[0], b[1]);
         mma_rows8(s_hi[nb + 1], qa[kst][0][0], qa[kst][1][0], b[2], b[3]);
@@ -427,7 +427,7 @@ static __global__ void __launch_bounds__(kDecodeThreads) attention_decode_mma_ke
       for (int ob = 0; ob < kOb; ob += 2) {
         // Transposed matrices: keys kb*16.. / +8 at dims ob*8.., then the same at (ob+1)*8..
         uint32_t b[4];
-        ldsm_x4_trans(vs + (kb * 16 + (lane & 7) + (((lane >> 3) & 1) << 3)) * kLd + warp * kDw + ob * 8 +
+        ldmatrix_x4_trans(vs + (kb * 16 + (lane & 7) + (((lane >> 3) & 1) << 3)) * kLd + warp * kDw + ob * 8 +
                           ((lane >> 4) << 3),
                       b);
 #pragma unroll

@@ -379,20 +379,6 @@ __device__ __forceinline__ void mma_rows8(float (&c)[4], uint32_t a0, uint32_t a
       : "r"(a0), "r"(0u), "r"(a2), "r"(0u), "r"(b0), "r"(b1));
 }
 
-// Four 8x8 bf16 matrices from shared memory; lanes 8i..8i+7 address the rows of matrix i.
-__device__ __forceinline__ void ldsm_x4(const void* smem, uint32_t (&r)[4]) {
-  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-}
-__device__ __forceinline__ void ldsm_x4_trans(const void* smem, uint32_t (&r)[4]) {
-  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-}
-
 // Two fp32 values as three bf16x2 words (hi, mid, lo; `x0` in the low halves): each part is the
 // rounding of what the previous parts left (x - hi and the next remainder are exact in fp32), so the
 // parts carry 24 significant bits, and their products with bf16 K or V summed in fp32 give the fp32

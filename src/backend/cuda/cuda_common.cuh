@@ -1,6 +1,6 @@
 // Shared pieces of the CUDA backend: the launch context every host launcher takes, the device-side
-// error word (bad token ids, negative positions, windows larger than the KV ring), warp reductions
-// and the bf16/fp16 bit helpers the kernels use.
+// error word (bad token ids, negative positions, windows larger than the KV ring), warp reductions,
+// the bf16/fp16 bit helpers, and the cp.async and ldmatrix wrappers the kernels use.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -176,6 +176,21 @@ __device__ __forceinline__ void wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 }  // namespace async_copy
+
+// ldmatrix (sm_75+): four 8x8 b16 matrices from shared memory into the warp's mma fragments, r[i] from
+// matrix i, whose rows lanes 8i..8i+7 address; _trans gives each matrix transposed.
+__device__ __forceinline__ void ldmatrix_x4(const void* smem, uint32_t* r) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(const void* smem, uint32_t* r) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
 
 // Programmatic dependent launch (sm_90): a kernel launched with the programmatic-serialization
 // attribute may start while the previous kernel drains; it must wait before touching that kernel's
