@@ -172,7 +172,10 @@ class CudaBackendImpl final : public CudaBackend {
     }
     return "unknown";
   }
-  void set_matmul_tuning(const CudaMatmulTuning& tuning) override { tuning_ = tuning; }
+  void set_matmul_tuning(const CudaMatmulTuning& tuning) override {
+    tuning_ = tuning;
+    set_gemv_int8_x(tuning.gemv_int8_x);
+  }
 
   // ---- device-resident decode ----
   bool supports_device_decode() const override { return true; }

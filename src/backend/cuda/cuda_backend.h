@@ -17,6 +17,9 @@ struct CudaMatmulTuning {
   int gemv_ctas_per_sm = 0;          // persistent CTAs per SM in the tensor-core GEMV (0 = all that fit)
   bool programmatic_launch = true;   // GEMVs start their weight loads while the previous kernel drains
   int gemv_schedule = 0;             // 0 the measured choice; 1 items, 2 stream-K, 3 K-slice (tests)
+  // M = 1 GEMV of 4-bit weights without zero points with x as int8 per 32-block (IMMA) instead of fp16:
+  // 1 on, 0 off, -1 as GE_CUDA_GEMV_INT8X (=1 on; unset: off). Applies to every CUDA backend of the process.
+  int gemv_int8_x = -1;
 };
 
 class CudaBackend : public Backend {

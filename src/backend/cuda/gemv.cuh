@@ -49,6 +49,10 @@ cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, 
 // else cudaErrorNotSupported (the caller runs the two ops).
 cudaError_t launch_gemv_slice_gelu(const GemvTarget& out, const float* gate, const float* up, int m,
                                    const GemvScratch& scratch, const LaunchContext& ctx);
+// M = 1 products of 4-bit weights without zero points with x as int8 codes per 32-block (IMMA;
+// |error of an element of x| <= max|x of its block| / 254) instead of fp16 (tests, measurements; the
+// default is off): mode 1 on, 0 off, -1 as GE_CUDA_GEMV_INT8X (=1 on). Process-wide.
+void set_gemv_int8_x(int mode);
 // Same encoding, group size and K: the weights can share one slice launch.
 bool gemv_slice_compatible(const WeightView& a, const WeightView& b);
 // Kernel lab (Q4_0): configurations of the K-slice schedule; variant 0 is the bf16 hi/lo kernel

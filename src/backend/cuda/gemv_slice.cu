@@ -4,6 +4,8 @@
 // units of tiles over the slice; split units are added by the last slice to arrive (the same bits on
 // every run). A grouped launch plans each output for its share of the GPU (see slice_dispatch).
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <iterator>
 
 #include "backend/cuda/gemv_slice.cuh"
@@ -38,6 +40,18 @@ constexpr int kSliceRing = 4;
 // slower on an H200 (Q4_0 token of linear layers 5.71 -> 5.96 ms at M = 1; the kernel's time follows
 // the mma count and the SM clock, not its instruction count: dev/cuda/NOTES.md): off.
 constexpr bool kSliceBias = false;
+
+// M = 1 products of 4-bit weights without zero points take x as int8 codes per 32-block
+// (gemv_slice_i8.cuh; 8 bits of x instead of the fp16 kernel's 11) when set_gemv_int8_x(1), or with
+// GE_CUDA_GEMV_INT8X=1 unless set_gemv_int8_x(0). Off by default.
+int g_int8_x = -1;  // -1: from the environment
+bool slice_int8_x() {
+  static const bool env = [] {
+    const char* e = std::getenv("GE_CUDA_GEMV_INT8X");
+    return e != nullptr && std::strcmp(e, "1") == 0;
+  }();
+  return g_int8_x < 0 ? env : g_int8_x != 0;
+}
 
 // One prefetch slot of a warp's unit of kT tiles: chunk c of every tile with its group metadata.
 template <int kT>
@@ -261,9 +275,9 @@ cudaError_t slice_lab(const SliceParams& p, int grid, size_t smem, const LaunchC
 }
 
 template <int kFmt, int kG, int kP, int kMinB, bool kLo, bool kOne = false, bool kSplit = false, int kRing = 0,
-          int kW = kSliceWarps, int kNT = 1, bool kBias = false>
+          int kW = kSliceWarps, int kNT = 1, bool kBias = false, bool kI8 = false>
 cudaError_t slice_f16_launch(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
-  auto kernel = gemv_slice_f16_kernel<kFmt, kG, kP, kW, kMinB, kLo, kOne, kSplit, kRing, kNT, kBias>;
+  auto kernel = gemv_slice_f16_kernel<kFmt, kG, kP, kW, kMinB, kLo, kOne, kSplit, kRing, kNT, kBias, kI8>;
   static bool configured = false;
   if (!configured) {
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit);
@@ -286,9 +300,12 @@ cudaError_t slice_f16_lab(const SliceParams& p, int grid, size_t smem, const Lau
 
 // Kernel-lab configurations of the fp16 kernel with the weights streamed through a shared-memory
 // ring of kRing slots per warp (Q4_0, M <= 8; token-1 sums left out at M = 1).
-template <int kRing, int kMinB, bool kBias = false>
+template <int kRing, int kMinB, bool kBias = false, bool kI8 = false>
 cudaError_t slice_f16_ring_lab(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
   constexpr int kW = kSliceWarps;
+  if constexpr (kI8) {
+    if (p.m == 1) return slice_f16_launch<kFmtQ4_0, 32, 1, kMinB, false, true, false, kRing, kW, 1, false, true>(p, grid, smem, ctx);
+  }
   if (p.m == 1) return slice_f16_launch<kFmtQ4_0, 32, 1, kMinB, false, true, false, kRing, kW, 1, kBias>(p, grid, smem, ctx);
   if (p.m <= 8) return slice_f16_launch<kFmtQ4_0, 32, 1, kMinB, false, false, false, kRing, kW, 1, kBias>(p, grid, smem, ctx);
   return slice_f16_launch<kFmtQ4_0, 32, 1, kMinB, false, false, false, kRing, kW, 2, kBias>(p, grid, smem, ctx);
@@ -300,24 +317,30 @@ cudaError_t slice_f16_ring16_lab(const SliceParams& p, int grid, size_t smem, co
 }
 
 template <int kFmt, int kG>
-cudaError_t slice_f16_nt(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
+cudaError_t slice_f16_nt(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx, bool i8) {
   // Two B n-tiles (tokens 8-15) above M = 8.
   constexpr int kR = kSliceRing, kW = kSliceWarps;
   constexpr bool kB = kSliceBias;
+  if constexpr (FormatTraits<kFmt>::kZero == kZeroNone) {
+    if (i8 && p.m == 1) {
+      return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, true, false, kR, kW, 1, false, true>(p, grid, smem, ctx);
+    }
+  }
   if (p.m == 1) return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, true, false, kR, kW, 1, kB>(p, grid, smem, ctx);
   if (p.m <= 8) return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, false, false, kR, kW, 1, kB>(p, grid, smem, ctx);
   return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, false, false, kR, kW, 2, kB>(p, grid, smem, ctx);
 }
 
 template <int kFmt>
-cudaError_t slice_f16_group(const SliceParams& p, int group, int grid, size_t smem, const LaunchContext& ctx) {
+cudaError_t slice_f16_group(const SliceParams& p, int group, int grid, size_t smem, const LaunchContext& ctx,
+                            bool i8) {
   if constexpr (kFmt == kFmtQ4_0) {
-    return slice_f16_nt<kFmt, 32>(p, grid, smem, ctx);
+    return slice_f16_nt<kFmt, 32>(p, grid, smem, ctx, i8);
   } else {
     switch (group) {
-      case 32: return slice_f16_nt<kFmt, 32>(p, grid, smem, ctx);
-      case 64: return slice_f16_nt<kFmt, 64>(p, grid, smem, ctx);
-      case 128: return slice_f16_nt<kFmt, 128>(p, grid, smem, ctx);
+      case 32: return slice_f16_nt<kFmt, 32>(p, grid, smem, ctx, i8);
+      case 64: return slice_f16_nt<kFmt, 64>(p, grid, smem, ctx, i8);
+      case 128: return slice_f16_nt<kFmt, 128>(p, grid, smem, ctx, i8);
       default: return cudaErrorInvalidValue;
     }
   }
@@ -334,6 +357,7 @@ struct SliceConfig {
   bool f16 = false;  // gemv_slice_f16_kernel: one fp16 B fragment (4-bit codes)
   bool f16_lo = false;  // ... plus the fp16 remainder of x (two mma per k-step, 22 bits of x)
   int ring = 0;         // ... with the weights through a shared-memory ring of this many slots per warp
+  bool i8 = false;      // ... with x as int8 codes per 32-block (M = 1, no zero points)
   // Grouped launch: each output plans its slices for its share of the resident CTAs (by units), so
   // the group fills about one wave with fewer, longer K-slices; otherwise (kernel lab) every output
   // plans for the whole GPU as a separate launch would.
@@ -375,28 +399,30 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     if (w.layout != WeightLayout::kTiled4 || !w.scale_fp16) return cudaErrorInvalidValue;
     // fp16 lab variants 4.. at M <= 8 (above: the bf16 kernel).
     // Variants 14 and 17 (production plans) run the fp16 kernel at every M, as production does.
-    const bool every_m = variant == 14 || variant == 17;
+    const bool every_m = variant == 14 || variant == 17 || variant == 18;
     if (variant >= 4 && (m <= 8 || every_m)) {
       cfg.f16 = true;
       cfg.f16_lo = variant == 8 || variant == 9;
     }
     // Ring variants 10..: slots per warp and CTAs per SM (one CTA: 16 warps); the x fragments get
     // the shared memory the ring leaves.
-    static constexpr int kRingSlots[] = {4, 3, 4, 6, 4, 3, 4, 4};
-    static constexpr int kRingBlocks[] = {2, 2, 1, 1, 2, 2, 2, 2};
+    static constexpr int kRingSlots[] = {4, 3, 4, 6, 4, 3, 4, 4, 4};
+    static constexpr int kRingBlocks[] = {2, 2, 1, 1, 2, 2, 2, 2, 2};
     static_assert(std::size(kRingSlots) == std::size(kRingBlocks));
     if (variant >= 10 && variant < 10 + static_cast<int>(std::size(kRingSlots)) && (m <= 8 || every_m)) {
       cfg.ring = kRingSlots[variant - 10];
       cfg.min_blocks = kRingBlocks[variant - 10];
       if (cfg.min_blocks == 1) cfg.warps = 16;
     }
-    cfg.share = variant == 14 || variant == 15 || variant == 17;  // the production plan
+    cfg.share = variant == 14 || variant == 15 || variant == 17 || variant == 18;  // the production plan
+    cfg.i8 = variant == 18 && m == 1;
     cfg.share_ctas = variant == 16;
   }
   const bool four = w.layout == WeightLayout::kTiled4;
   if (variant < 0 && four && m <= kSliceF16MaxM && w.cols >= kSliceF16MinK) {
     cfg.f16 = true;
     cfg.ring = kSliceRing;
+    cfg.i8 = m == 1 && w.zeros == nullptr && slice_int8_x();
   }
   if (x_up != nullptr && (variant >= 0 || !cfg.f16)) return cudaErrorNotSupported;
   size_t ring_bytes = 0;
@@ -437,7 +463,8 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     for (int s = 1; s <= std::min(n_gu, 64); ++s) {
       if (force_slices > 0 && s != force_slices) continue;
       const int len = (n_gu + s - 1) / s * cpg;
-      if ((cfg.f16 ? slice_f16_smem(w, len, m, cfg.f16_lo, ring_bytes) : slice_smem(w, len, m)) > cfg.smem_cap) {
+      if ((cfg.f16 ? slice_f16_smem(w, len, m, cfg.f16_lo, ring_bytes, cfg.i8) : slice_smem(w, len, m)) >
+          cfg.smem_cap) {
         continue;
       }
       const int r = std::max(1, cap / s);
@@ -457,7 +484,8 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     o.first_cta = grid;
     grid += o.slices * o.ctas_per_slice;
     const int len_max = (n_gu + best_s - 1) / best_s * cpg;
-    smem = std::max(smem, cfg.f16 ? slice_f16_smem(w, len_max, m, cfg.f16_lo, ring_bytes) : slice_smem(w, len_max, m));
+    smem = std::max(smem, cfg.f16 ? slice_f16_smem(w, len_max, m, cfg.f16_lo, ring_bytes, cfg.i8)
+                                  : slice_smem(w, len_max, m));
     if (best_s > 1) {
       part_floats += static_cast<size_t>(o.units) * best_s * m * 16 * cfg.tiles;
       counts += static_cast<size_t>(o.units);
@@ -512,6 +540,7 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
                     : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
     case 14: return slice_f16_ring_lab<4, 2>(p, grid, smem, ctx);
     case 17: return slice_f16_ring_lab<4, 2, true>(p, grid, smem, ctx);
+    case 18: return slice_f16_ring_lab<4, 2, false, true>(p, grid, smem, ctx);
     case 10:
     case 16: return m <= 8 ? slice_f16_ring_lab<4, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
     case 11:
@@ -522,9 +551,9 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   }
   const int group = w.group_size;
   if (cfg.f16 && variant < 0) {
-    if (w.scale_fp16) return slice_f16_group<kFmtQ4_0>(p, group, grid, smem, ctx);
-    return w.zeros != nullptr ? slice_f16_group<kFmtI4Z>(p, group, grid, smem, ctx)
-                              : slice_f16_group<kFmtI4>(p, group, grid, smem, ctx);
+    if (w.scale_fp16) return slice_f16_group<kFmtQ4_0>(p, group, grid, smem, ctx, cfg.i8);
+    return w.zeros != nullptr ? slice_f16_group<kFmtI4Z>(p, group, grid, smem, ctx, false)
+                              : slice_f16_group<kFmtI4>(p, group, grid, smem, ctx, cfg.i8);
   }
   if (four) {
     if (w.scale_fp16) return slice_group<kFmtQ4_0>(p, group, grid, smem, ctx);
@@ -550,7 +579,9 @@ cudaError_t launch_gemv_slice_gelu(const GemvTarget& out, const float* gate, con
   return e == cudaErrorInvalidValue ? cudaErrorNotSupported : e;  // x of one group unit too large: two ops
 }
 
-int gemv_slice_lab_variants() { return 18; }
+void set_gemv_int8_x(int mode) { g_int8_x = mode < 0 ? -1 : (mode != 0 ? 1 : 0); }
+
+int gemv_slice_lab_variants() { return 19; }
 
 const char* gemv_slice_lab_variant_name(int v) {
   static const char* kNames[] = {"bf16 hi+lo B (production before the fp16 kernel)",
@@ -570,7 +601,8 @@ const char* gemv_slice_lab_variant_name(int v) {
                                  "f16 B, ring of 4, grouped outputs planned for their share of the CTAs (production)",
                                  "f16 B, ring of 3, grouped outputs planned for their share of the CTAs",
                                  "f16 B, ring of 4, grouped outputs: slices as separate, CTAs per slice from the share",
-                                 "f16 B, ring of 4, share plan, codes with their offset, offset x Σx by an mma"};
+                                 "f16 B, ring of 4, share plan, codes with their offset, offset x Σx by an mma",
+                                 "ring of 4, share plan, M = 1: x as int8 per 32-block, one IMMA m16n8k32 per block and tile"};
   return v >= 0 && v < gemv_slice_lab_variants() ? kNames[v] : "unknown";
 }
 

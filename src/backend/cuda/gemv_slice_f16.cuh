@@ -7,6 +7,7 @@
 
 #include "backend/cuda/elementwise.cuh"
 #include "backend/cuda/gemv_slice.cuh"
+#include "backend/cuda/gemv_slice_i8.cuh"
 
 namespace ge::cuda {
 namespace {
@@ -197,8 +198,8 @@ __host__ __device__ constexpr int slice_ring_slot_bytes(int group, bool zeros) {
 
 // Shared memory of a slice of `len` chunks: the warps' weight rings (ring_bytes), fragments (32 bytes
 // per k-step and token), the per-group x sums of float zero points, and the warps' maxima.
-inline size_t slice_f16_smem(const WeightView& w, int len, int m, bool lo, size_t ring_bytes = 0) {
-  const size_t frag = static_cast<size_t>(len) * 4 * m * 32 * (lo ? 2 : 1);
+inline size_t slice_f16_smem(const WeightView& w, int len, int m, bool lo, size_t ring_bytes = 0, bool i8 = false) {
+  const size_t frag = i8 ? slice_i8_x_bytes(len, m) : static_cast<size_t>(len) * 4 * m * 32 * (lo ? 2 : 1);
   const size_t groups = static_cast<size_t>(len) * 64 / w.group_size;
   return ring_bytes + frag + (w.zeros != nullptr ? groups * 16 * 4 : 0) + 32 * 4;
 }
@@ -223,8 +224,10 @@ struct F16Slot {
 // kBias: codes decoded with their offset (decode_a4_f16_biased); per group, zb[nt] = −1032·Σx (rows g)
 // and −1152·Σx (rows g + 8) from an mma of the constant A, added to each tile's sums at the flush. The
 // fp32 sums then carry ~1032·|Σx| before the cancellation: ~2^-24 of that, far inside the 2^-11 of x.
+// kI8 (M = 1, no zero points): x as int8 codes per 32-block and one IMMA per block and tile
+// (gemv_slice_i8.cuh) instead of the fp16 fragments.
 template <int kFmt, int kG, int kP, int kW, int kMinB, bool kLo, bool kOne, bool kSplit = false, int kRing = 0,
-          int kNT = 1, bool kBias = false>
+          int kNT = 1, bool kBias = false, bool kI8 = false>
 static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(const __grid_constant__ SliceParams p) {
   using F = FormatTraits<kFmt>;
   static_assert(F::kBits == 4, "4-bit codes only");
@@ -233,6 +236,8 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
   constexpr int kKsg = kG / 16;  // k-steps per group
   constexpr int kGpc = kChunkK > kG ? kChunkK / kG : 1;
   constexpr int kCpg = kG > kChunkK ? kG / kChunkK : 1;
+  static_assert(!kI8 || (kOne && kNT == 1 && !kLo && !kBias && !kSplit && F::kZero == kZeroNone),
+                "the int8 path serves M = 1 without zero points");
   extern __shared__ __align__(16) unsigned char smem[];
   const SliceOutput& out = p.out[output_of(p, static_cast<int>(blockIdx.x))];
   const WeightView& w = out.w;
@@ -317,10 +322,20 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
     }
   }
 
+  // kI8: the int8 fragments, then the blocks' scales and code sums, where the fp16 fragments would be.
+  uint2* xq_s = reinterpret_cast<uint2*>(xf_s);
+  float* dx_s = reinterpret_cast<float*>(xq_s + len * 2 * m * 4);
+  int* sx_s = reinterpret_cast<int*>(dx_s + len * 2 * 16);
   grid_dependency_wait();
-  const int e = build_fragments_f16<4, kLo>(p.x, p.cols, int64_t{c_begin} * kChunkK, m, int64_t{len} * 2,
-                                       int64_t{len} * kChunkK / kG, kG, F::kZero == kZeroFloat, xf_s, xsum_s, wmax_s,
-                                       threadIdx.x, blockDim.x, p.x_up);
+  int e = 0;
+  if constexpr (kI8) {
+    build_fragments_i8(p.x, p.cols, int64_t{c_begin} * kChunkK, m, len * 2, xq_s, dx_s, sx_s, threadIdx.x, blockDim.x,
+                       p.x_up);
+  } else {
+    e = build_fragments_f16<4, kLo>(p.x, p.cols, int64_t{c_begin} * kChunkK, m, int64_t{len} * 2,
+                                    int64_t{len} * kChunkK / kG, kG, F::kZero == kZeroFloat, xf_s, xsum_s, wmax_s,
+                                    threadIdx.x, blockDim.x, p.x_up);
+  }
   grid_dependency_release();
   const float inv_lo = exp2_int(-e), inv_hi = exp2_int(-e - 4);  // rows g, rows g + 8 (16x codes)
 
@@ -452,10 +467,34 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
       }
     }
   };
+  // kI8: both 32-blocks of the chunk; block b of the slice: x fragments of lane (g, t), and the
+  // scale and code sum of tokens 2t, 2t + 1. A tile's IMMA sum of codes 0..15 times x codes, minus 8·Σq,
+  // times the group's weight scale and the block's x scale goes straight into the accumulators.
+  auto compute_i8 = [&](const F16Slot& sl) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int b = (c - c_begin) * 2 + h;
+      const uint2 bq = has_n[0] ? xq_s[(b * m + g) * 4 + t] : make_uint2(0u, 0u);
+      const float d0 = dx_s[b * 16 + 2 * t];
+      const int s0 = sx_s[b * 16 + 2 * t];
+      const int j = kGpc == 2 ? h : 0;
+#pragma unroll
+      for (int tt = 0; tt < kT; ++tt) {
+        const uint32_t* wq = reinterpret_cast<const uint32_t*>(&sl.q[tt]);
+        uint32_t a[4];
+        decode_a4_u8(wq[2 * h], wq[2 * h + 1], a);
+        int di[4];
+        imma_u8s8(di, a, bq.x, bq.y);
+        const GroupScale gs = group_scale<kFmt>(sl.s[tt][j], 0u);
+        acc[tt][0][0] = fmaf(gs.lo * d0, static_cast<float>(di[0] - 8 * s0), acc[tt][0][0]);
+        acc[tt][0][2] = fmaf(gs.hi * d0, static_cast<float>(di[2] - 8 * s0), acc[tt][0][2]);
+      }
+    }
+  };
   auto end_of_chunk = [&] {
     if (++c == c_end) {  // end of the pair's slice
 #pragma unroll
-      for (int tt = 0; tt < kT; ++tt) {
+      for (int tt = 0; tt < kT && !kI8; ++tt) {
 #pragma unroll
         for (int nt = 0; nt < kNT; ++nt) {
           acc[tt][nt][0] *= inv_lo;
@@ -492,7 +531,11 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
       if (u + kRing < total) issue(si);
       async_copy::commit();
       si = si + 1 == kRing ? 0 : si + 1;
-      compute(sl);
+      if constexpr (kI8) {
+        compute_i8(sl);
+      } else {
+        compute(sl);
+      }
       end_of_chunk();
     }
   } else {
@@ -500,7 +543,11 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
 #pragma unroll
       for (int i = 0; i < kP; ++i) {
         if (ub + i < total) {
-          compute(slot[i]);
+          if constexpr (kI8) {
+            compute_i8(slot[i]);
+          } else {
+            compute(slot[i]);
+          }
           if (ub + i + kP < total) load(slot[i]);
           end_of_chunk();
         }
