@@ -74,6 +74,52 @@ __global__ void fill_kernel(uint4* p, int64_t n) {
   }
 }
 
+// Access-pattern experiment (--pattern): the K-slice GEMV's weight stream without its math. Warps of
+// 8-warp CTAs (2 per SM) own pairs of 16-row tiles over a K-slice of `len` 64-element chunks and pull
+// each chunk (2 x 512 B of codes) through a ring of kRing cp.async slots, as gemv_slice_f16_kernel
+// does. Layout "separate": each tile's chunks are contiguous (tile-major, the packer's tiled4 layout),
+// so a warp reads two 512 B runs one tile stride apart; "interleaved": the pair's two tiles of a chunk
+// are adjacent (one 1 KB run per chunk).
+template <int kRing, bool kInterleaved>
+__global__ void __launch_bounds__(256, 2) pattern_kernel(const uint4* base, int n_pairs, int n_chunks, int slices,
+                                                         uint32_t* sink) {
+  extern __shared__ uint4 ring_s[];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int slice = blockIdx.x % slices, r = blockIdx.x / slices;
+  const int per_slice = gridDim.x / slices;
+  const int c0 = slice * n_chunks / slices, c1 = (slice + 1) * n_chunks / slices, len = c1 - c0;
+  const int nw = per_slice * 8, lw = r * 8 + warp;
+  const int units = lw < n_pairs ? (n_pairs - 1 - lw) / nw + 1 : 0;
+  const int total = units * len;
+  uint4* ring = ring_s + warp * kRing * 64;
+  auto src = [&](int u, int tt) {
+    const int64_t gp = lw + int64_t{u / len} * nw, c = c0 + u % len;
+    return kInterleaved ? base + ((gp * n_chunks + c) * 2 + tt) * 32 + lane
+                        : base + ((2 * gp + tt) * n_chunks + c) * 32 + lane;
+  };
+  auto issue = [&](int u, int slot) {
+    for (int tt = 0; tt < 2; ++tt) {
+      const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(ring + slot * 64 + tt * 32 + lane));
+      asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src(u, tt)) : "memory");
+    }
+  };
+  for (int i = 0; i < kRing; ++i) {
+    if (i < total) issue(i, i);
+    asm volatile("cp.async.commit_group;" ::: "memory");
+  }
+  uint32_t acc = 0;
+  for (int u = 0; u < total; ++u) {
+    asm volatile("cp.async.wait_group %0;" ::"n"(kRing - 1) : "memory");
+    const int slot = u % kRing;
+    const uint4 a = ring[slot * 64 + lane], b = ring[slot * 64 + 32 + lane];
+    acc ^= a.x ^ b.y;
+    __syncwarp();
+    if (u + kRing < total) issue(u + kRing, slot);
+    asm volatile("cp.async.commit_group;" ::: "memory");
+  }
+  if (acc == 0x9e3779b9u) *sink = acc;
+}
+
 template <typename F>
 float median_ms(cudaStream_t s, int warmup, int reps, F&& fn) {
   cudaEvent_t a, b;
@@ -166,7 +212,7 @@ cudaGraphExec_t capture(cudaStream_t s, F&& fn) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, focus = false, all_formats = false, lab = false;
+  bool quick = false, focus = false, all_formats = false, lab = false, pattern = false;
   int profile = -1;
   int profile_m = 1;
   for (int i = 1; i < argc; ++i) {
@@ -180,11 +226,14 @@ int main(int argc, char** argv) {
     // production and grouped whole tokens, then every K-slice lab variant (checked against the
     // production kernel, then timed); no forced schedules, no per-shape rows.
     if (!std::strcmp(argv[i], "--lab")) lab = focus = true;
+    // --pattern: the weight access pattern of the K-slice GEMV without math, two layouts (see
+    // pattern_kernel), then exit.
     // --profile V: Q4_0, K-slice lab variant V at M = 1 on the grouped q|k|v, o, gate|up and down of
     // layer 0, twice, outside any graph (for ncu: --launch-skip 4 --launch-count 4).
     if (!std::strcmp(argv[i], "--profile") && i + 1 < argc) profile = std::atoi(argv[++i]);
     if (!std::strcmp(argv[i], "--profile-m") && i + 1 < argc) profile_m = std::atoi(argv[++i]);  // M of --profile
     if (!std::strcmp(argv[i], "--out") && i + 1 < argc) g_out = std::fopen(argv[++i], "w");
+    if (!std::strcmp(argv[i], "--pattern")) pattern = true;  // the access-pattern experiment, then exit
   }
   auto created = ge::create_cuda_backend();
   if (!created.is_ok()) {
@@ -222,6 +271,54 @@ int main(int argc, char** argv) {
     CHECK_CUDA(cudaFree(sink));
   }
   report("streaming-read ceiling used below: %.0f GB/s (reference H100 figure: 3090 GB/s)\n\n", ceiling_gbs);
+  if (pattern) {
+    // gate|up of one layer (2 x 21504 rows x 5376: 1344 pairs of tiles, 84 chunks) and o (5376 x 8192:
+    // 168 pairs, 128 chunks), over 60 copies (a token's worth, past the L2), each layout, ring depth
+    // and slice count; GB/s of code bytes.
+    int sms = 0;
+    CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    uint32_t* sink = nullptr;
+    CHECK_CUDA(cudaMalloc(&sink, 4));
+    struct PShape { const char* name; int pairs, chunks; };
+    for (const PShape& sh : {PShape{"gate|up", 1344, 84}, PShape{"o", 168, 128}}) {
+      const int64_t per = int64_t{sh.pairs} * sh.chunks * 64;  // uint4 per copy
+      const int copies = 60;
+      uint4* buf = nullptr;
+      CHECK_CUDA(cudaMalloc(&buf, per * copies * 16));
+      fill_kernel<<<4096, 256, 0, s>>>(buf, per * copies);
+      for (int slices : {1, 3, 8}) {
+        for (int variant = 0; variant < 4; ++variant) {
+          const bool inter = variant & 1;
+          const int ring = variant & 2 ? 8 : 4;
+          const int grid = 2 * sms / slices * slices;
+          const size_t smem = static_cast<size_t>(8) * ring * 64 * 16;
+          auto launch = [&](int i) {
+            const uint4* b = buf + per * i;
+            if (ring == 4) {
+              if (inter) pattern_kernel<4, true><<<grid, 256, smem, s>>>(b, sh.pairs, sh.chunks, slices, sink);
+              else pattern_kernel<4, false><<<grid, 256, smem, s>>>(b, sh.pairs, sh.chunks, slices, sink);
+            } else {
+              if (inter) {
+                CHECK_CUDA(cudaFuncSetAttribute(pattern_kernel<8, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, 100000));
+                pattern_kernel<8, true><<<grid, 256, smem, s>>>(b, sh.pairs, sh.chunks, slices, sink);
+              } else {
+                CHECK_CUDA(cudaFuncSetAttribute(pattern_kernel<8, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, 100000));
+                pattern_kernel<8, false><<<grid, 256, smem, s>>>(b, sh.pairs, sh.chunks, slices, sink);
+              }
+            }
+          };
+          const float ms = median_ms(s, 1, 5, [&] { for (int i = 0; i < copies; ++i) launch(i); });
+          CHECK_CUDA(cudaGetLastError());
+          const double gbs = per * copies * 16.0 / (ms * 1e-3) / 1e9;
+          report("pattern %-7s %-11s ring %d, %d slices, %d CTAs: %.3f ms per %d launches, %.0f GB/s (%.0f%% of the ceiling)\n",
+                 sh.name, inter ? "interleaved" : "separate", ring, slices, grid, ms, copies, gbs, 100.0 * gbs / ceiling_gbs);
+        }
+      }
+      CHECK_CUDA(cudaFree(buf));
+    }
+    CHECK_CUDA(cudaFree(sink));
+    return 0;
+  }
 
   const std::vector<Shape> shapes = gemma4_31b_shapes();
   if (!quick && !lab) {
