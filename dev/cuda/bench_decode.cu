@@ -79,10 +79,12 @@ __global__ void fill_kernel(uint4* p, int64_t n) {
 // each chunk (2 x 512 B of codes) through a ring of kRing cp.async slots, as gemv_slice_f16_kernel
 // does. Layout "separate": each tile's chunks are contiguous (tile-major, the packer's tiled4 layout),
 // so a warp reads two 512 B runs one tile stride apart; "interleaved": the pair's two tiles of a chunk
-// are adjacent (one 1 KB run per chunk).
-template <int kRing, bool kInterleaved>
+// are adjacent (one 1 KB run per chunk). kScales: 0 codes only; 1 also the pair's scale words of the
+// chunk (2 x 64 B, Q4_0's 2 groups x 8 words per tile) from a separate tile-major array, as the packer
+// lays them out; 2 the same 128 B stored right after the chunk's codes (one 1,152 B run per chunk).
+template <int kRing, bool kInterleaved, int kScales = 0>
 __global__ void __launch_bounds__(256, 2) pattern_kernel(const uint4* base, int n_pairs, int n_chunks, int slices,
-                                                         uint32_t* sink) {
+                                                         uint32_t* sink, const uint32_t* scales = nullptr) {
   extern __shared__ uint4 ring_s[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int slice = blockIdx.x % slices, r = blockIdx.x / slices;
@@ -91,16 +93,25 @@ __global__ void __launch_bounds__(256, 2) pattern_kernel(const uint4* base, int 
   const int nw = per_slice * 8, lw = r * 8 + warp;
   const int units = lw < n_pairs ? (n_pairs - 1 - lw) / nw + 1 : 0;
   const int total = units * len;
-  uint4* ring = ring_s + warp * kRing * 64;
+  constexpr int kSlot = 72;  // uint4 per slot: 64 of codes, 8 of scale words
+  uint4* ring = ring_s + warp * kRing * kSlot;
   auto src = [&](int u, int tt) {
     const int64_t gp = lw + int64_t{u / len} * nw, c = c0 + u % len;
+    if (kScales == 2) return base + (gp * n_chunks + c) * 72 + tt * 32 + lane;  // codes, then 128 B of scales
     return kInterleaved ? base + ((gp * n_chunks + c) * 2 + tt) * 32 + lane
                         : base + ((2 * gp + tt) * n_chunks + c) * 32 + lane;
   };
   auto issue = [&](int u, int slot) {
     for (int tt = 0; tt < 2; ++tt) {
-      const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(ring + slot * 64 + tt * 32 + lane));
+      const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(ring + slot * kSlot + tt * 32 + lane));
       asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src(u, tt)) : "memory");
+    }
+    if (kScales != 0) {  // lane L: scale word L of the pair's 32 ([tile][group][row])
+      const int64_t gp = lw + int64_t{u / len} * nw, c = c0 + u % len;
+      const uint32_t* w = kScales == 2 ? reinterpret_cast<const uint32_t*>(base + (gp * n_chunks + c) * 72 + 64) + lane
+                                       : scales + ((2 * gp + lane / 16) * n_chunks + c) * 16 + lane % 16;
+      const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(reinterpret_cast<uint32_t*>(ring + slot * kSlot + 64) + lane));
+      asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(d), "l"(w) : "memory");
     }
   };
   for (int i = 0; i < kRing; ++i) {
@@ -111,8 +122,9 @@ __global__ void __launch_bounds__(256, 2) pattern_kernel(const uint4* base, int 
   for (int u = 0; u < total; ++u) {
     asm volatile("cp.async.wait_group %0;" ::"n"(kRing - 1) : "memory");
     const int slot = u % kRing;
-    const uint4 a = ring[slot * 64 + lane], b = ring[slot * 64 + 32 + lane];
+    const uint4 a = ring[slot * kSlot + lane], b = ring[slot * kSlot + 32 + lane];
     acc ^= a.x ^ b.y;
+    if (kScales != 0) acc ^= reinterpret_cast<const uint32_t*>(ring + slot * kSlot + 64)[lane];
     __syncwarp();
     if (u + kRing < total) issue(u + kRing, slot);
     asm volatile("cp.async.commit_group;" ::: "memory");
@@ -281,40 +293,43 @@ int main(int argc, char** argv) {
     CHECK_CUDA(cudaMalloc(&sink, 4));
     struct PShape { const char* name; int pairs, chunks; };
     for (const PShape& sh : {PShape{"gate|up", 1344, 84}, PShape{"o", 168, 128}}) {
-      const int64_t per = int64_t{sh.pairs} * sh.chunks * 64;  // uint4 per copy
+      const int64_t per = int64_t{sh.pairs} * sh.chunks * 72;  // uint4 per copy (codes + room for scales)
+      const int64_t per_s = int64_t{sh.pairs} * 2 * sh.chunks * 16;  // scale words per copy (separate)
       const int copies = 60;
       uint4* buf = nullptr;
+      uint32_t* sc = nullptr;
       CHECK_CUDA(cudaMalloc(&buf, per * copies * 16));
+      CHECK_CUDA(cudaMalloc(&sc, per_s * copies * 4));
       fill_kernel<<<4096, 256, 0, s>>>(buf, per * copies);
+      CHECK_CUDA(cudaMemsetAsync(sc, 1, per_s * copies * 4, s));
+      const int64_t code_bytes = int64_t{sh.pairs} * sh.chunks * 1024;
       for (int slices : {1, 3, 8}) {
+        // 0 separate codes, 1 interleaved codes, 2 separate + separate scales, 3 codes and scales in one run
         for (int variant = 0; variant < 4; ++variant) {
-          const bool inter = variant & 1;
-          const int ring = variant & 2 ? 8 : 4;
           const int grid = 2 * sms / slices * slices;
-          const size_t smem = static_cast<size_t>(8) * ring * 64 * 16;
+          const size_t smem = static_cast<size_t>(8) * 4 * 72 * 16;
           auto launch = [&](int i) {
             const uint4* b = buf + per * i;
-            if (ring == 4) {
-              if (inter) pattern_kernel<4, true><<<grid, 256, smem, s>>>(b, sh.pairs, sh.chunks, slices, sink);
-              else pattern_kernel<4, false><<<grid, 256, smem, s>>>(b, sh.pairs, sh.chunks, slices, sink);
-            } else {
-              if (inter) {
-                CHECK_CUDA(cudaFuncSetAttribute(pattern_kernel<8, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, 100000));
-                pattern_kernel<8, true><<<grid, 256, smem, s>>>(b, sh.pairs, sh.chunks, slices, sink);
-              } else {
-                CHECK_CUDA(cudaFuncSetAttribute(pattern_kernel<8, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, 100000));
-                pattern_kernel<8, false><<<grid, 256, smem, s>>>(b, sh.pairs, sh.chunks, slices, sink);
-              }
+            const uint32_t* sb = sc + per_s * i;
+            switch (variant) {
+              case 0: pattern_kernel<4, false><<<grid, 256, smem, s>>>(b, sh.pairs, sh.chunks, slices, sink); break;
+              case 1: pattern_kernel<4, true><<<grid, 256, smem, s>>>(b, sh.pairs, sh.chunks, slices, sink); break;
+              case 2: pattern_kernel<4, false, 1><<<grid, 256, smem, s>>>(b, sh.pairs, sh.chunks, slices, sink, sb); break;
+              default: pattern_kernel<4, false, 2><<<grid, 256, smem, s>>>(b, sh.pairs, sh.chunks, slices, sink); break;
             }
           };
           const float ms = median_ms(s, 1, 5, [&] { for (int i = 0; i < copies; ++i) launch(i); });
           CHECK_CUDA(cudaGetLastError());
-          const double gbs = per * copies * 16.0 / (ms * 1e-3) / 1e9;
-          report("pattern %-7s %-11s ring %d, %d slices, %d CTAs: %.3f ms per %d launches, %.0f GB/s (%.0f%% of the ceiling)\n",
-                 sh.name, inter ? "interleaved" : "separate", ring, slices, grid, ms, copies, gbs, 100.0 * gbs / ceiling_gbs);
+          const int64_t bytes = code_bytes * (variant >= 2 ? 9 : 8) / 8;  // + 128 B of scales per KB of codes
+          const double gbs = bytes * copies / (ms * 1e-3) / 1e9;
+          static const char* kNames[] = {"codes, tile-major", "codes, pair-interleaved", "codes + separate scales",
+                                         "codes + scales in one run"};
+          report("pattern %-7s %-26s %d slices, %d CTAs: %.3f ms per %d launches, %.0f GB/s (%.0f%% of the ceiling)\n",
+                 sh.name, kNames[variant], slices, grid, ms, copies, gbs, 100.0 * gbs / ceiling_gbs);
         }
       }
       CHECK_CUDA(cudaFree(buf));
+      CHECK_CUDA(cudaFree(sc));
     }
     CHECK_CUDA(cudaFree(sink));
     return 0;

@@ -275,9 +275,9 @@ cudaError_t slice_lab(const SliceParams& p, int grid, size_t smem, const LaunchC
 }
 
 template <int kFmt, int kG, int kP, int kMinB, bool kLo, bool kOne = false, bool kSplit = false, int kRing = 0,
-          int kW = kSliceWarps, int kNT = 1, bool kBias = false, bool kI8 = false>
+          int kW = kSliceWarps, int kNT = 1, bool kBias = false, bool kI8 = false, bool kNoMath = false>
 cudaError_t slice_f16_launch(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
-  auto kernel = gemv_slice_f16_kernel<kFmt, kG, kP, kW, kMinB, kLo, kOne, kSplit, kRing, kNT, kBias, kI8>;
+  auto kernel = gemv_slice_f16_kernel<kFmt, kG, kP, kW, kMinB, kLo, kOne, kSplit, kRing, kNT, kBias, kI8, kNoMath>;
   static bool configured = false;
   if (!configured) {
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemLimit);
@@ -399,22 +399,22 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     if (w.layout != WeightLayout::kTiled4 || !w.scale_fp16) return cudaErrorInvalidValue;
     // fp16 lab variants 4.. at M <= 8 (above: the bf16 kernel).
     // Variants 14 and 17 (production plans) run the fp16 kernel at every M, as production does.
-    const bool every_m = variant == 14 || variant == 17 || variant == 18;
+    const bool every_m = variant == 14 || variant == 17 || variant == 18 || variant == 19;
     if (variant >= 4 && (m <= 8 || every_m)) {
       cfg.f16 = true;
       cfg.f16_lo = variant == 8 || variant == 9;
     }
     // Ring variants 10..: slots per warp and CTAs per SM (one CTA: 16 warps); the x fragments get
     // the shared memory the ring leaves.
-    static constexpr int kRingSlots[] = {4, 3, 4, 6, 4, 3, 4, 4, 4};
-    static constexpr int kRingBlocks[] = {2, 2, 1, 1, 2, 2, 2, 2, 2};
+    static constexpr int kRingSlots[] = {4, 3, 4, 6, 4, 3, 4, 4, 4, 4};
+    static constexpr int kRingBlocks[] = {2, 2, 1, 1, 2, 2, 2, 2, 2, 2};
     static_assert(std::size(kRingSlots) == std::size(kRingBlocks));
     if (variant >= 10 && variant < 10 + static_cast<int>(std::size(kRingSlots)) && (m <= 8 || every_m)) {
       cfg.ring = kRingSlots[variant - 10];
       cfg.min_blocks = kRingBlocks[variant - 10];
       if (cfg.min_blocks == 1) cfg.warps = 16;
     }
-    cfg.share = variant == 14 || variant == 15 || variant == 17 || variant == 18;  // the production plan
+    cfg.share = variant == 14 || variant == 15 || variant == 17 || variant == 18 || variant == 19;  // the production plan
     cfg.i8 = variant == 18 && m == 1;
     cfg.share_ctas = variant == 16;
   }
@@ -541,6 +541,12 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
     case 14: return slice_f16_ring_lab<4, 2>(p, grid, smem, ctx);
     case 17: return slice_f16_ring_lab<4, 2, true>(p, grid, smem, ctx);
     case 18: return slice_f16_ring_lab<4, 2, false, true>(p, grid, smem, ctx);
+    case 19:
+      if (m == 1) {
+        return slice_f16_launch<kFmtQ4_0, 32, 1, 2, false, true, false, 4, kSliceWarps, 1, false, false, true>(p, grid, smem,
+                                                                                                         ctx);
+      }
+      return slice_f16_ring_lab<4, 2>(p, grid, smem, ctx);
     case 10:
     case 16: return m <= 8 ? slice_f16_ring_lab<4, 2>(p, grid, smem, ctx) : slice_nt<kFmtQ4_0, 32>(p, grid, smem, ctx);
     case 11:
@@ -581,7 +587,7 @@ cudaError_t launch_gemv_slice_gelu(const GemvTarget& out, const float* gate, con
 
 void set_gemv_int8_x(int mode) { g_int8_x = mode < 0 ? -1 : (mode != 0 ? 1 : 0); }
 
-int gemv_slice_lab_variants() { return 19; }
+int gemv_slice_lab_variants() { return 20; }
 
 const char* gemv_slice_lab_variant_name(int v) {
   static const char* kNames[] = {"bf16 hi+lo B (production before the fp16 kernel)",
@@ -602,7 +608,8 @@ const char* gemv_slice_lab_variant_name(int v) {
                                  "f16 B, ring of 3, grouped outputs planned for their share of the CTAs",
                                  "f16 B, ring of 4, grouped outputs: slices as separate, CTAs per slice from the share",
                                  "f16 B, ring of 4, share plan, codes with their offset, offset x Σx by an mma",
-                                 "ring of 4, share plan, M = 1: x as int8 per 32-block, one IMMA m16n8k32 per block and tile"};
+                                 "ring of 4, share plan, M = 1: x as int8 per 32-block, one IMMA m16n8k32 per block and tile",
+                                 "production at M = 1 without the decode and mma (skeleton: loads, staging, epilogue; wrong results)"};
   return v >= 0 && v < gemv_slice_lab_variants() ? kNames[v] : "unknown";
 }
 

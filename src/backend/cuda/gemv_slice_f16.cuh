@@ -225,9 +225,10 @@ struct F16Slot {
 // and −1152·Σx (rows g + 8) from an mma of the constant A, added to each tile's sums at the flush. The
 // fp32 sums then carry ~1032·|Σx| before the cancellation: ~2^-24 of that, far inside the 2^-11 of x.
 // kI8 (M = 1, no zero points): x as int8 codes per 32-block and one IMMA per block and tile
-// (gemv_slice_i8.cuh) instead of the fp16 fragments.
+// (gemv_slice_i8.cuh) instead of the fp16 fragments. kNoMath (kernel lab, wrong results): the same
+// kernel without the chunks' decode and mma (loads, x staging and the split epilogue only).
 template <int kFmt, int kG, int kP, int kW, int kMinB, bool kLo, bool kOne, bool kSplit = false, int kRing = 0,
-          int kNT = 1, bool kBias = false, bool kI8 = false>
+          int kNT = 1, bool kBias = false, bool kI8 = false, bool kNoMath = false>
 static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(const __grid_constant__ SliceParams p) {
   using F = FormatTraits<kFmt>;
   static_assert(F::kBits == 4, "4-bit codes only");
@@ -531,7 +532,9 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
       if (u + kRing < total) issue(si);
       async_copy::commit();
       si = si + 1 == kRing ? 0 : si + 1;
-      if constexpr (kI8) {
+      if constexpr (kNoMath) {
+        acc[0][0][0] += static_cast<float>(sl.q[0].x & 1u);  // keeps the slot's loads
+      } else if constexpr (kI8) {
         compute_i8(sl);
       } else {
         compute(sl);
