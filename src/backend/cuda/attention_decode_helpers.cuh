@@ -199,25 +199,34 @@ __device__ __forceinline__ void decode_softmax_step(float* S, int tile_len, int 
   }
 }
 
+// The split weights of query head row th's partials, by one warp: w_s[h * n_active + s] = e^(m_s - M) (0
+// for a split without keys, l_s = 0) for s < n_active, M the largest m_s (w_s holds a row of weights per
+// head, h this row's head); returns L = Σ w_s l_s in every lane. The (m, l) pairs are read through L2
+// (__ldcg: other CTAs wrote them).
+__device__ __forceinline__ float split_weights(const AttnParams& p, int64_t th, int n_active, int lane, float* w_s,
+                                              int h) {
+  const float* ml = p.part_ml + th * p.n_splits * 2;
+  float M = -INFINITY;
+  for (int s = lane; s < n_active; s += 32) M = fmaxf(M, __ldcg(ml + 2 * s));
+  M = warp_max(M);
+  float L = 0.0f;
+  for (int s = lane; s < n_active; s += 32) {
+    const float l = __ldcg(ml + 2 * s + 1);
+    const float w = l > 0.0f ? expf(__ldcg(ml + 2 * s) - M) : 0.0f;
+    w_s[h * n_active + s] = w;
+    L += w * l;
+  }
+  return warp_sum(L);
+}
+
 // Merges the active splits' partials of query head row th: out = Σ e^(m_s - M) o_s / Σ e^(m_s - M) l_s,
 // in split order (deterministic). Shared by the combine kernel and the last split CTA to finish, so
 // both give the same bits. Partials are read through L2 (__ldcg): other CTAs wrote them.
 __device__ __forceinline__ void combine_head(const AttnParams& p, int64_t th, int n_active, float* w_s,
                                              float* inv_s) {
-  const float* ml = p.part_ml + th * p.n_splits * 2;
   if (threadIdx.x < 32) {
     const int lane = threadIdx.x;
-    float M = -INFINITY;
-    for (int s = lane; s < n_active; s += 32) M = fmaxf(M, __ldcg(ml + 2 * s));
-    M = warp_max(M);
-    float L = 0.0f;
-    for (int s = lane; s < n_active; s += 32) {
-      const float l = __ldcg(ml + 2 * s + 1);
-      const float w = l > 0.0f ? expf(__ldcg(ml + 2 * s) - M) : 0.0f;
-      w_s[s] = w;
-      L += w * l;
-    }
-    L = warp_sum(L);
+    const float L = split_weights(p, th, n_active, lane, w_s, 0);
     if (lane == 0) *inv_s = L > 0.0f ? 1.0f / L : 0.0f;
   }
   __syncthreads();
@@ -270,18 +279,7 @@ __device__ __forceinline__ void decode_merge_last(const AttnParams& p, int t, in
   const int64_t th0 = int64_t{t} * p.n_heads + int64_t{kvh} * G;
   const int warp = tid >> 5, lane = tid & 31;
   for (int h = warp; h < G; h += kDecodeWarps) {
-    const float* ml = p.part_ml + (th0 + h) * p.n_splits * 2;
-    float M = -INFINITY;
-    for (int s = lane; s < n_active; s += 32) M = fmaxf(M, __ldcg(ml + 2 * s));
-    M = warp_max(M);
-    float L = 0.0f;
-    for (int s = lane; s < n_active; s += 32) {
-      const float l = __ldcg(ml + 2 * s + 1);
-      const float w = l > 0.0f ? expf(__ldcg(ml + 2 * s) - M) : 0.0f;
-      w_s[h * n_active + s] = w;
-      L += w * l;
-    }
-    L = warp_sum(L);
+    const float L = split_weights(p, th0 + h, n_active, lane, w_s, h);
     if (lane == 0) inv_s[h] = L > 0.0f ? 1.0f / L : 0.0f;
   }
   __syncthreads();
