@@ -33,18 +33,9 @@ class CudaGemvInt8X : public GpuTest {
     if (cuda_ != nullptr) cuda_->set_matmul_tuning(CudaMatmulTuning{});
   }
 
-  struct Packed {
-    HostWeight host;
-    std::unique_ptr<PackedWeight> gpu, cpu;
-  };
+  using Packed = gputest::PackedPair;
   Packed pack(const Encoding& e, int64_t rows, int64_t cols) {
-    Packed p{gputest::random_weight(e.type, rows, cols, rng_, e.group, e.zero_kind), nullptr, nullptr};
-    Result<std::unique_ptr<PackedWeight>> g = gpu_->pack_weight(p.host.view);
-    Result<std::unique_ptr<PackedWeight>> c = cpu_->pack_weight(p.host.view);
-    EXPECT_TRUE(g.is_ok() && c.is_ok());
-    if (g.is_ok()) p.gpu = std::move(g).value();
-    if (c.is_ok()) p.cpu = std::move(c).value();
-    return p;
+    return gputest::pack_pair(*gpu_, *cpu_, gputest::random_weight(e.type, rows, cols, rng_, e.group, e.zero_kind));
   }
 
   // GPU (int8 x) vs CPU for x [1, cols]; returns the worst |err| / bound.

@@ -217,4 +217,21 @@ inline HostWeight random_weight(QuantType type, int64_t rows, int64_t cols, std:
   return w;
 }
 
+// A host weight with its packings for the GPU and the CPU backends (null where packing failed, which
+// is also reported as a test failure).
+struct PackedPair {
+  HostWeight host;
+  std::unique_ptr<PackedWeight> gpu, cpu;
+};
+inline PackedPair pack_pair(Backend& gpu, Backend& cpu, HostWeight host) {
+  PackedPair p{std::move(host), nullptr, nullptr};
+  Result<std::unique_ptr<PackedWeight>> g = gpu.pack_weight(p.host.view);
+  Result<std::unique_ptr<PackedWeight>> c = cpu.pack_weight(p.host.view);
+  EXPECT_TRUE(g.is_ok()) << g.status().to_string();
+  EXPECT_TRUE(c.is_ok()) << c.status().to_string();
+  if (g.is_ok()) p.gpu = std::move(g).value();
+  if (c.is_ok()) p.cpu = std::move(c).value();
+  return p;
+}
+
 }  // namespace ge::gputest
