@@ -25,6 +25,7 @@ class CudaGemvInt8X : public GpuTest {
  protected:
   void SetUp() override {
     GpuTest::SetUp();
+    if (HasFatalFailure()) return;  // no CUDA device: cuda_ is null
     CudaMatmulTuning t;
     t.gemv_int8_x = 1;
     cuda_->set_matmul_tuning(t);
