@@ -146,7 +146,9 @@ class CudaBackendImpl final : public CudaBackend {
     return std::unique_ptr<PackedWeight>(std::move(p));
   }
   Result<std::unique_ptr<KvCache>> create_kv_cache(const std::vector<KvLayerSpec>& layers) override {
-    Result<std::unique_ptr<CudaKvCache>> c = create_cuda_kv_cache(layers);
+    // Cleared on stream_ (non-blocking: a plain cudaMemset on the legacy stream would not be ordered
+    // before this stream's first kv_store).
+    Result<std::unique_ptr<CudaKvCache>> c = create_cuda_kv_cache(layers, stream_);
     if (!c.is_ok()) {
       if (c.status().code() != StatusCode::kOutOfMemory) return c.status();
       size_t free_b = 0, total_b = 0;
@@ -154,9 +156,6 @@ class CudaBackendImpl final : public CudaBackend {
       return out_of_memory(c.status().message() + " (device has " + std::to_string(free_b) + " bytes free of " +
                            std::to_string(total_b) + ")");
     }
-    // The cache is cleared by a cudaMemset, i.e. on the legacy stream, which stream_ (non-blocking)
-    // does not wait for: the first kv_store could otherwise land before the clear.
-    GE_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(cudaStreamLegacy), "clear KV cache"));
     return std::unique_ptr<KvCache>(std::move(c).value());
   }
   Status dequantize(const PackedWeight& w, float* out) override {

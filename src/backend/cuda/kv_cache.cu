@@ -43,7 +43,7 @@ static __global__ void kv_store_kernel(KvStoreParams p) {
 
 }  // namespace
 
-Result<std::unique_ptr<CudaKvCache>> create_cuda_kv_cache(const std::vector<KvLayerSpec>& specs) {
+Result<std::unique_ptr<CudaKvCache>> create_cuda_kv_cache(const std::vector<KvLayerSpec>& specs, cudaStream_t stream) {
   auto cache = std::make_unique<CudaKvCache>();
   uint64_t total = 0;
   std::vector<uint64_t> offsets;
@@ -66,7 +66,11 @@ Result<std::unique_ptr<CudaKvCache>> create_cuda_kv_cache(const std::vector<KvLa
     return out_of_memory("cuda: KV cache needs " + std::to_string(total >> 20) +
                          " MiB of device memory; lower the context length (--ctx)");
   }
-  if (total > 0) GE_RETURN_IF_ERROR(cuda_status(cudaMemset(cache->memory_.get(), 0, total), "clear KV cache"));
+  if (total > 0) {
+    const cudaError_t e = stream != nullptr ? cudaMemsetAsync(cache->memory_.get(), 0, total, stream)
+                                            : cudaMemset(cache->memory_.get(), 0, total);
+    GE_RETURN_IF_ERROR(cuda_status(e, "clear KV cache"));
+  }
   for (size_t i = 0; i < specs.size(); ++i) {
     CudaKvCache::Layer layer;
     layer.spec = specs[i];

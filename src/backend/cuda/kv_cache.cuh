@@ -34,8 +34,10 @@ struct KvBatchView {
   int64_t k_offset = 0, v_offset = 0;
 };
 
-// Checks every geometry, allocates one block for all layers and zero-fills it.
-Result<std::unique_ptr<CudaKvCache>> create_cuda_kv_cache(const std::vector<KvLayerSpec>& specs);
+// Checks every geometry, allocates one block for all layers and zero-fills it: on `stream` (queued, so
+// work later queued on that stream sees the zeros), or with a blocking cudaMemset when stream is null.
+Result<std::unique_ptr<CudaKvCache>> create_cuda_kv_cache(const std::vector<KvLayerSpec>& specs,
+                                                          cudaStream_t stream = nullptr);
 
 cudaError_t launch_kv_store(const CudaKvCache::Layer& layer, const float* k, const float* v, int64_t n_tokens,
                             const int32_t* positions, const LaunchContext& ctx);
