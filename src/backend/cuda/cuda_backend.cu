@@ -171,10 +171,7 @@ class CudaBackendImpl final : public CudaBackend {
     }
     return "unknown";
   }
-  void set_matmul_tuning(const CudaMatmulTuning& tuning) override {
-    tuning_ = tuning;
-    set_gemv_int8_x(tuning.gemv_int8_x);
-  }
+  void set_matmul_tuning(const CudaMatmulTuning& tuning) override { tuning_ = tuning; }
 
   // ---- device-resident decode ----
   bool supports_device_decode() const override { return true; }
@@ -298,6 +295,7 @@ class CudaBackendImpl final : public CudaBackend {
     GemvTuning tune;
     tune.ctas_per_sm = tuning_.gemv_ctas_per_sm;
     tune.schedule = tuning_.gemv_schedule;
+    tune.int8_x = tuning_.gemv_int8_x < 0 ? int8_x_env_ : tuning_.gemv_int8_x != 0;
     return tune;
   }
 
@@ -600,6 +598,11 @@ class CudaBackendImpl final : public CudaBackend {
   // Lab switch: GE_CUDA_UNFUSED=1 runs the separate kernels instead of the fused decode ones
   // (same results; for measuring what the fusion saves).
   bool fused_decode_ = std::getenv("GE_CUDA_UNFUSED") == nullptr;
+  // GE_CUDA_GEMV_INT8X=1: the int8-x GEMV where CudaMatmulTuning::gemv_int8_x is left at -1.
+  bool int8_x_env_ = [] {
+    const char* e = std::getenv("GE_CUDA_GEMV_INT8X");
+    return e != nullptr && std::strcmp(e, "1") == 0;
+  }();
   void* capture_pinned_ = nullptr;
   std::vector<const void*> capture_scratch_;
 };

@@ -18,7 +18,7 @@ struct CudaMatmulTuning {
   bool programmatic_launch = true;   // GEMVs start their weight loads while the previous kernel drains
   int gemv_schedule = 0;             // 0 the measured choice; 1 items, 2 stream-K, 3 K-slice (tests)
   // M = 1 GEMV of 4-bit weights without zero points with x as int8 per 32-block (IMMA) instead of fp16:
-  // 1 on, 0 off, -1 as GE_CUDA_GEMV_INT8X (=1 on; unset: off). Applies to every CUDA backend of the process.
+  // 1 on, 0 off, -1 as GE_CUDA_GEMV_INT8X (=1 on; unset: off).
   int gemv_int8_x = -1;
 };
 

@@ -546,7 +546,8 @@ cudaError_t launch_gemv_tiled(const WeightView& w, const float* x, int m, float*
   const int sched = schedule_of(tune);
   if (use_slice(w, m, sched)) {
     const GemvTarget target{&w, y};
-    const cudaError_t e = launch_gemv_slice(std::span<const GemvTarget>(&target, 1), x, m, scratch, 0, ctx);
+    const cudaError_t e =
+        launch_gemv_slice(std::span<const GemvTarget>(&target, 1), x, m, scratch, 0, ctx, tune.int8_x);
     if (e != cudaErrorInvalidValue) return e;  // otherwise x of one group unit is too large: items
   }
   if (use_stream(w, m, sched)) return launch_gemv_stream(w, x, m, y, scratch, tune.ctas_per_sm, ctx);
@@ -564,14 +565,14 @@ cudaError_t launch_gemv_tiled_group(std::span<const GemvTarget> outs, const floa
     if (w.layout != WeightLayout::kTiled4 && w.layout != WeightLayout::kTiled8) return cudaErrorNotSupported;
     if (!gemv_slice_compatible(*outs[0].w, w) || !use_slice(w, m, sched)) return cudaErrorNotSupported;
   }
-  const cudaError_t e = launch_gemv_slice(outs, x, m, scratch, 0, ctx);
+  const cudaError_t e = launch_gemv_slice(outs, x, m, scratch, 0, ctx, tune.int8_x);
   return e == cudaErrorInvalidValue ? cudaErrorNotSupported : e;
 }
 
 cudaError_t launch_gemv_tiled_gelu(const WeightView& w, const float* gate, const float* up, int m, float* y,
                                    const GemvScratch& scratch, const GemvTuning& tune, const LaunchContext& ctx) {
   if (m < 1 || m > kGemvMaxM || !use_slice(w, m, schedule_of(tune))) return cudaErrorNotSupported;
-  return launch_gemv_slice_gelu(GemvTarget{&w, y}, gate, up, m, scratch, ctx);
+  return launch_gemv_slice_gelu(GemvTarget{&w, y}, gate, up, m, scratch, ctx, tune.int8_x);
 }
 
 void set_gemv_schedule_override(int schedule) { g_schedule_override = schedule; }

@@ -18,6 +18,9 @@ constexpr int kGemvMaxOutputs = 4;  // weights one grouped launch covers (q/k/v,
 struct GemvTuning {
   int ctas_per_sm = 0;  // persistent CTAs per SM; 0 = as many as fit (occupancy calculator)
   int schedule = 0;     // 0 the measured choice, 1 items, 2 stream-K, 3 K-slice (tests, benchmarks)
+  // M = 1 products of 4-bit weights without zero points take x as int8 codes per 32-block (IMMA;
+  // |error of an element of x| <= max|x of its block| / 254) instead of fp16 (gemv_slice_i8.cuh).
+  bool int8_x = false;
 };
 
 // Backend-owned scratch: x fragments too large for shared memory, and the K-split partial sums
@@ -41,18 +44,15 @@ struct GemvTarget {
 // K-slice schedule (gemv_slice.cu): 1..kGemvMaxOutputs tiled weights that share x and
 // gemv_slice_compatible layouts, in one launch. force_slices > 0 fixes the K-slice count (kernel
 // lab). Answers cudaErrorInvalidValue when the outputs do not fit it (the caller falls back).
+// int8_x: as GemvTuning::int8_x.
 cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, int m, const GemvScratch& scratch,
-                              int force_slices, const LaunchContext& ctx);
+                              int force_slices, const LaunchContext& ctx, bool int8_x = false);
 // y [m, w.rows] = (gelu_tanh(gate) · up) · wᵀ (the MLP's down projection) with the product formed while
 // x is staged (gelu_tanh_times: the same fp32 values as gelu_tanh_mul, so the same bits as that kernel
 // followed by launch_gemv_slice); only where the fp16 kernel serves the weight (4-bit, K >= 4096),
 // else cudaErrorNotSupported (the caller runs the two ops).
 cudaError_t launch_gemv_slice_gelu(const GemvTarget& out, const float* gate, const float* up, int m,
-                                   const GemvScratch& scratch, const LaunchContext& ctx);
-// M = 1 products of 4-bit weights without zero points with x as int8 codes per 32-block (IMMA;
-// |error of an element of x| <= max|x of its block| / 254) instead of fp16 (tests, measurements; the
-// default is off): mode 1 on, 0 off, -1 as GE_CUDA_GEMV_INT8X (=1 on). Process-wide.
-void set_gemv_int8_x(int mode);
+                                   const GemvScratch& scratch, const LaunchContext& ctx, bool int8_x = false);
 // Same encoding, group size and K: the weights can share one slice launch.
 bool gemv_slice_compatible(const WeightView& a, const WeightView& b);
 // Kernel lab (Q4_0): configurations of the K-slice schedule; variant 0 is the bf16 hi/lo kernel

@@ -4,8 +4,6 @@
 // units of tiles over the slice; split units are added by the last slice to arrive (the same bits on
 // every run). A grouped launch plans each output for its share of the GPU (see slice_dispatch).
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <iterator>
 
 #include "backend/cuda/gemv_slice.cuh"
@@ -35,23 +33,6 @@ constexpr int64_t kSliceF16MinK = 4096;
 // prefetch on an H200: Q4_0 token of linear layers 6.45 -> 6.10 ms at M = 1, 8.18 -> 7.61 at M = 8;
 // deeper rings leave less shared memory for x (more slices) and measured slower (dev/cuda/NOTES.md).
 constexpr int kSliceRing = 4;
-// Codes decoded with their offset and Σx times the offset taken off by one more mma per k-step
-// (gemv_slice_f16_kernel's kBias: 32 fp16 subtractions per 1 KB chunk fewer, 4 mma more) measured
-// slower on an H200 (Q4_0 token of linear layers 5.71 -> 5.96 ms at M = 1; the kernel's time follows
-// the mma count and the SM clock, not its instruction count: dev/cuda/NOTES.md): off.
-constexpr bool kSliceBias = false;
-
-// M = 1 products of 4-bit weights without zero points take x as int8 codes per 32-block
-// (gemv_slice_i8.cuh; 8 bits of x instead of the fp16 kernel's 11) when set_gemv_int8_x(1), or with
-// GE_CUDA_GEMV_INT8X=1 unless set_gemv_int8_x(0). Off by default.
-int g_int8_x = -1;  // -1: from the environment
-bool slice_int8_x() {
-  static const bool env = [] {
-    const char* e = std::getenv("GE_CUDA_GEMV_INT8X");
-    return e != nullptr && std::strcmp(e, "1") == 0;
-  }();
-  return g_int8_x < 0 ? env : g_int8_x != 0;
-}
 
 // One prefetch slot of a warp's unit of kT tiles: chunk c of every tile with its group metadata.
 template <int kT>
@@ -300,6 +281,9 @@ cudaError_t slice_f16_lab(const SliceParams& p, int grid, size_t smem, const Lau
 
 // Kernel-lab configurations of the fp16 kernel with the weights streamed through a shared-memory
 // ring of kRing slots per warp (Q4_0, M <= 8; token-1 sums left out at M = 1).
+// kBias (variant 17): codes decoded with their offset, Σx times the offset taken off by one more mma
+// per k-step (32 fp16 subtractions per 1 KB chunk fewer, 4 mma more): measured slower on an H200 (Q4_0
+// token of linear layers 5.71 -> 5.96 ms at M = 1; dev/cuda/NOTES.md), so production does not use it.
 template <int kRing, int kMinB, bool kBias = false, bool kI8 = false>
 cudaError_t slice_f16_ring_lab(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx) {
   constexpr int kW = kSliceWarps;
@@ -320,15 +304,14 @@ template <int kFmt, int kG>
 cudaError_t slice_f16_nt(const SliceParams& p, int grid, size_t smem, const LaunchContext& ctx, bool i8) {
   // Two B n-tiles (tokens 8-15) above M = 8.
   constexpr int kR = kSliceRing, kW = kSliceWarps;
-  constexpr bool kB = kSliceBias;
   if constexpr (FormatTraits<kFmt>::kZero == kZeroNone) {
     if (i8 && p.m == 1) {
       return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, true, false, kR, kW, 1, false, true>(p, grid, smem, ctx);
     }
   }
-  if (p.m == 1) return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, true, false, kR, kW, 1, kB>(p, grid, smem, ctx);
-  if (p.m <= 8) return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, false, false, kR, kW, 1, kB>(p, grid, smem, ctx);
-  return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, false, false, kR, kW, 2, kB>(p, grid, smem, ctx);
+  if (p.m == 1) return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, true, false, kR>(p, grid, smem, ctx);
+  if (p.m <= 8) return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, false, false, kR>(p, grid, smem, ctx);
+  return slice_f16_launch<kFmt, kG, 1, kSliceMinB, false, false, false, kR, kW, 2>(p, grid, smem, ctx);
 }
 
 template <int kFmt>
@@ -387,8 +370,10 @@ namespace {
 
 // variant < 0: production; otherwise a kernel-lab configuration (Q4_0 only). x_up: x stands for
 // gelu_tanh(x) · x_up (production fp16 kernel only; cudaErrorNotSupported where another kernel would run).
+// int8_x: production at M = 1 takes x as int8 where the weight has no zero points (gemv_slice_i8.cuh).
 cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int m, const GemvScratch& scratch,
-                           int force_slices, int variant, const LaunchContext& ctx, const float* x_up = nullptr) {
+                           int force_slices, int variant, const LaunchContext& ctx, const float* x_up = nullptr,
+                           bool int8_x = false) {
   if (outs.empty() || outs.size() > static_cast<size_t>(kGemvMaxOutputs) || m < 1 || m > kGemvMaxM) {
     return cudaErrorInvalidValue;
   }
@@ -398,7 +383,7 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   if (variant > 0) {  // variant 0 (the bf16 kernel) runs every format
     if (w.layout != WeightLayout::kTiled4 || !w.scale_fp16) return cudaErrorInvalidValue;
     // fp16 lab variants 4.. at M <= 8 (above: the bf16 kernel).
-    // Variants 14 and 17 (production plans) run the fp16 kernel at every M, as production does.
+    // Variants 14 and 17-19 (the production plan) run the fp16 kernel at every M, as production does.
     const bool every_m = variant == 14 || variant == 17 || variant == 18 || variant == 19;
     if (variant >= 4 && (m <= 8 || every_m)) {
       cfg.f16 = true;
@@ -422,7 +407,7 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   if (variant < 0 && four && m <= kSliceF16MaxM && w.cols >= kSliceF16MinK) {
     cfg.f16 = true;
     cfg.ring = kSliceRing;
-    cfg.i8 = m == 1 && w.zeros == nullptr && slice_int8_x();
+    cfg.i8 = int8_x && m == 1 && w.zeros == nullptr;
   }
   if (x_up != nullptr && (variant >= 0 || !cfg.f16)) return cudaErrorNotSupported;
   size_t ring_bytes = 0;
@@ -558,7 +543,7 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
   const int group = w.group_size;
   if (cfg.f16 && variant < 0) {
     if (w.scale_fp16) return slice_f16_group<kFmtQ4_0>(p, group, grid, smem, ctx, cfg.i8);
-    return w.zeros != nullptr ? slice_f16_group<kFmtI4Z>(p, group, grid, smem, ctx, false)
+    return w.zeros != nullptr ? slice_f16_group<kFmtI4Z>(p, group, grid, smem, ctx, cfg.i8)
                               : slice_f16_group<kFmtI4>(p, group, grid, smem, ctx, cfg.i8);
   }
   if (four) {
@@ -574,18 +559,17 @@ cudaError_t slice_dispatch(std::span<const GemvTarget> outs, const float* x, int
 }  // namespace
 
 cudaError_t launch_gemv_slice(std::span<const GemvTarget> outs, const float* x, int m, const GemvScratch& scratch,
-                              int force_slices, const LaunchContext& ctx) {
-  return slice_dispatch(outs, x, m, scratch, force_slices, -1, ctx);
+                              int force_slices, const LaunchContext& ctx, bool int8_x) {
+  return slice_dispatch(outs, x, m, scratch, force_slices, -1, ctx, nullptr, int8_x);
 }
 
 cudaError_t launch_gemv_slice_gelu(const GemvTarget& out, const float* gate, const float* up, int m,
-                                   const GemvScratch& scratch, const LaunchContext& ctx) {
+                                   const GemvScratch& scratch, const LaunchContext& ctx, bool int8_x) {
   if (gate == nullptr || up == nullptr) return cudaErrorInvalidValue;
-  const cudaError_t e = slice_dispatch(std::span<const GemvTarget>(&out, 1), gate, m, scratch, 0, -1, ctx, up);
+  const cudaError_t e =
+      slice_dispatch(std::span<const GemvTarget>(&out, 1), gate, m, scratch, 0, -1, ctx, up, int8_x);
   return e == cudaErrorInvalidValue ? cudaErrorNotSupported : e;  // x of one group unit too large: two ops
 }
-
-void set_gemv_int8_x(int mode) { g_int8_x = mode < 0 ? -1 : (mode != 0 ? 1 : 0); }
 
 int gemv_slice_lab_variants() { return 20; }
 

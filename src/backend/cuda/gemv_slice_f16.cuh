@@ -494,14 +494,16 @@ static __global__ void __launch_bounds__(kW * 32, kMinB) gemv_slice_f16_kernel(c
   };
   auto end_of_chunk = [&] {
     if (++c == c_end) {  // end of the pair's slice
+      if constexpr (!kI8) {  // the int8 sums are in x's units already (no 2^e, rows g + 8 not 16x)
 #pragma unroll
-      for (int tt = 0; tt < kT && !kI8; ++tt) {
+        for (int tt = 0; tt < kT; ++tt) {
 #pragma unroll
-        for (int nt = 0; nt < kNT; ++nt) {
-          acc[tt][nt][0] *= inv_lo;
-          acc[tt][nt][1] *= inv_lo;
-          acc[tt][nt][2] *= inv_hi;
-          acc[tt][nt][3] *= inv_hi;
+          for (int nt = 0; nt < kNT; ++nt) {
+            acc[tt][nt][0] *= inv_lo;
+            acc[tt][nt][1] *= inv_lo;
+            acc[tt][nt][2] *= inv_hi;
+            acc[tt][nt][3] *= inv_hi;
+          }
         }
       }
       slice_unit_finish<kT, kNT>(out, m, gp, slice, acc, lane, g, t);
